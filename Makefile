@@ -1,0 +1,40 @@
+# The README's two commands: `make run` and `make test`. Everything else is their parts.
+SHELL := /bin/bash
+PY := .venv/bin/python
+# Local runs take PostgreSQL/Redis URLs from the file devtools/services.py writes.
+WITH_ENV := set -a; [ -f .local/services.env ] && . ./.local/services.env; set +a;
+
+.PHONY: install services run test test-fast lint stop clean
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	@python3 -m venv --help >/dev/null 2>&1 || { echo "[make] installing python3-venv"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+services: install
+	$(PY) -m devtools.services up
+
+run: services
+	$(WITH_ENV) exec $(PY) -m devtools.run
+
+test: services
+	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Unit and integration tiers only (no cluster, no browser).
+test-fast: services
+	$(WITH_ENV) $(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+
+lint: install
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+stop:
+	-$(PY) -m devtools.services down
+
+clean: stop
+	rm -rf .local .venv

@@ -1,0 +1,250 @@
+"""Start and stop the PostgreSQL and Redis that Slipway needs, on loopback.
+
+`python -m devtools.services up` uses DATABASE_URL / REDIS_URL when they answer.
+Otherwise it installs the Debian packages when missing (as root) and runs private
+instances with their data under `.local/`, on free loopback ports, and writes the
+URLs to `.local/services.env`, where the Makefile and the settings find them.
+Running `up` twice reuses what is already running; `down` stops what `up` started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+ENV_FILE = LOCAL / "services.env"
+PG_DIR = LOCAL / "pg"
+REDIS_DIR = LOCAL / "redis"
+DB_NAME = "slipway"
+
+
+def say(message: str) -> None:
+    print(f"[services] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def read_env_file() -> dict[str, str]:
+    values: dict[str, str] = {}
+    if ENV_FILE.exists():
+        for line in ENV_FILE.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+def write_env_file(values: dict[str, str]) -> None:
+    LOCAL.mkdir(exist_ok=True)
+    lines = ["# Written by devtools/services.py; read by the Makefile and settings."]
+    lines += [f"{key}={value}" for key, value in sorted(values.items())]
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+
+
+def url_answers(url: str) -> bool:
+    parsed = urlparse(url)
+    return bool(parsed.hostname) and port_answers(parsed.hostname, parsed.port or 0)
+
+
+def apt_install(*packages: str) -> None:
+    if os.geteuid() != 0:
+        sys.exit(f"[services] {' '.join(packages)} missing and not root: install them first.")
+    say(f"installing {' '.join(packages)} with apt-get (first run only)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
+
+
+def pg_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    if not candidates:
+        apt_install("postgresql")
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return candidates[0].parent
+
+
+def as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    # PostgreSQL refuses to run as root, so its tools run as the postgres user.
+    if os.geteuid() == 0:
+        args = ["runuser", "-u", "postgres", "--", *args]
+    return subprocess.run(args, **kwargs)
+
+
+def start_postgres(port: int | None) -> str:
+    bindir = pg_bindir()
+    data = PG_DIR / "data"
+    PG_DIR.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(PG_DIR, "postgres", "postgres")
+        PG_DIR.chmod(0o700)
+    if not (data / "PG_VERSION").exists():
+        say("initialising a private PostgreSQL cluster in .local/pg")
+        as_postgres(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "slipway",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    port = port or free_port()
+    status = as_postgres(
+        [str(bindir / "pg_ctl"), "-D", str(data), "status"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if status.returncode != 0:
+        say(f"starting PostgreSQL on 127.0.0.1:{port}")
+        as_postgres(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(PG_DIR / "log"),
+                "-w",
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {PG_DIR} -c fsync=off"
+                " -c max_connections=200",
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    base = f"postgresql://slipway@127.0.0.1:{port}"
+    exists = as_postgres(
+        [
+            "psql",
+            f"{base}/postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if exists.stdout.strip() != "1":
+        as_postgres(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
+    return f"{base}/{DB_NAME}"
+
+
+def start_redis(port: int | None) -> str:
+    binary = shutil.which("redis-server")
+    if not binary:
+        apt_install("redis-server")
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    say(f"starting Redis on 127.0.0.1:{port}")
+    subprocess.run(
+        [
+            binary,
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(REDIS_DIR),
+            "--pidfile",
+            str(REDIS_DIR / "pid"),
+            "--logfile",
+            str(REDIS_DIR / "log"),
+        ],
+        check=True,
+    )
+    for _ in range(50):
+        if port_answers("127.0.0.1", port):
+            break
+        time.sleep(0.1)
+    else:
+        sys.exit(f"[services] Redis did not answer on port {port}; see .local/redis/log")
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def up() -> dict[str, str]:
+    """Make PostgreSQL and Redis answer; return (and record) their URLs."""
+    recorded = read_env_file()
+    values = dict(recorded)
+    for key, start in (("DATABASE_URL", start_postgres), ("REDIS_URL", start_redis)):
+        given = os.environ.get(key)
+        if given and given != recorded.get(key) and url_answers(given):
+            say(f"using {key} from the environment")
+            values[key] = given
+            continue
+        known = recorded.get(key)
+        if known and url_answers(known):
+            say(f"{key.split('_')[0].lower()} already running")
+            values[key] = known
+            continue
+        port = urlparse(known).port if known else None
+        if port and port_answers("127.0.0.1", port):
+            port = None  # someone else took the port meanwhile
+        values[key] = start(port)
+    write_env_file(values)
+    return values
+
+
+def down() -> None:
+    """Stop the private instances that `up` started."""
+    data = PG_DIR / "data"
+    if (data / "postmaster.pid").exists():
+        say("stopping PostgreSQL")
+        as_postgres(
+            [str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            stdout=subprocess.DEVNULL,
+        )
+    pidfile = REDIS_DIR / "pid"
+    if pidfile.exists():
+        say("stopping Redis")
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pidfile.read_text().strip()), 15)
+        pidfile.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> None:
+    command = argv[0] if argv else "up"
+    if command == "up":
+        for key, value in up().items():
+            say(f"{key}={value}")
+    elif command == "down":
+        down()
+    else:
+        sys.exit("usage: python -m devtools.services up|down")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,62 @@
+"""Admin forms that accept a secret but never show it back."""
+
+from django import forms
+
+from clusters.models import Cluster
+from portal.models import JenkinsServer
+
+
+class SecretInput(forms.PasswordInput):
+    def __init__(self, **kwargs):
+        super().__init__(render_value=False, **kwargs)
+
+
+class _KeepSecretForm(forms.ModelForm):
+    """A blank secret on edit keeps the stored one; the stored one is never rendered."""
+
+    secret_field: str = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields[self.secret_field]
+        field.initial = ""
+        if self.instance.pk:
+            field.required = False
+            field.help_text = "Stored encrypted. Leave blank to keep the current value."
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and not cleaned.get(self.secret_field):
+            cleaned[self.secret_field] = getattr(
+                type(self.instance).objects.get(pk=self.instance.pk), self.secret_field
+            )
+        return cleaned
+
+
+class ClusterForm(_KeepSecretForm):
+    secret_field = "kubeconfig"
+    kubeconfig = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=True,
+        help_text="Stored encrypted; never shown again.",
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ["slug", "name", "api_server_url", "context", "kubeconfig"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A textarea that never echoes the stored kubeconfig.
+        self.initial["kubeconfig"] = ""
+
+
+class JenkinsServerForm(_KeepSecretForm):
+    secret_field = "api_token"
+    api_token = forms.CharField(
+        widget=SecretInput(), required=False, help_text="Stored encrypted; never shown again."
+    )
+
+    class Meta:
+        model = JenkinsServer
+        fields = ["name", "url", "username", "api_token", "timeout_seconds"]

@@ -1,0 +1,199 @@
+"""The core domain: teams and roles, services and environments, Jenkins servers,
+API tokens, and the append-only audit log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from portal.choices import ActorType, Role
+from portal.crypto import EncryptedTextField
+
+# Django's URLValidator wants a dotted host, but in-cluster and compose hosts often have
+# none (http://jenkins:8080/), so any http(s) host is accepted.
+http_url = RegexValidator(r"^https?://[^\s/?#]+(/\S*)?$", "Enter an http:// or https:// URL.")
+
+dns_label = RegexValidator(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+    "Use lowercase letters, digits and '-', starting and ending with a letter or digit.",
+)
+
+
+class Team(models.Model):
+    """A group of people who own services."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in one team."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="membership_unique_team_user"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} in {self.team}"
+
+
+class JenkinsServer(models.Model):
+    """A Jenkins controller Slipway triggers builds on. The API token is encrypted."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(
+        max_length=300,
+        validators=[http_url],
+        help_text="Base URL, e.g. https://jenkins.example.com/",
+    )
+    username = models.CharField(max_length=150)
+    api_token = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    timeout_seconds = models.PositiveIntegerField(default=30)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """One deployable application: its Jenkins job, Helm chart, image repository, team."""
+
+    slug = models.SlugField(unique=True, validators=[dns_label])
+    name = models.CharField(max_length=100)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    repository_url = models.CharField(max_length=500, blank=True)
+    jenkins_server = models.ForeignKey(
+        JenkinsServer, on_delete=models.PROTECT, null=True, blank=True, related_name="services"
+    )
+    jenkins_job = models.CharField(
+        max_length=300, blank=True, help_text="Job path; '/' separates folders, e.g. team/app."
+    )
+    chart = models.CharField(
+        max_length=300, help_text="Helm chart reference: a path, repo/chart or oci:// URL."
+    )
+    chart_version = models.CharField(max_length=50, blank=True)
+    image_repository = models.CharField(max_length=300, help_text="e.g. registry/team/app")
+    default_values = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    """A stage on the path to users, ordered: Beta before Prod (more may exist)."""
+
+    slug = models.SlugField(unique=True, validators=[dns_label])
+    name = models.CharField(max_length=100)
+    order = models.PositiveIntegerField(unique=True, help_text="Lower comes first.")
+    requires_approval = models.BooleanField(
+        default=False, help_text="A lead other than the requester must approve deployments."
+    )
+    auto_rollback = models.BooleanField(
+        default=False, help_text="Roll back to the previous revision when a rollout fails."
+    )
+    rollout_timeout_seconds = models.PositiveIntegerField(default=600)
+
+    class Meta:
+        ordering = ["order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeploymentTarget(models.Model):
+    """Where one service runs in one environment: cluster, namespace, Helm release, values."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="targets")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="targets")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.PROTECT, related_name="targets"
+    )
+    namespace = models.CharField(max_length=63, validators=[dns_label])
+    helm_release_name = models.CharField(max_length=53, validators=[dns_label])
+    values = models.JSONField(default=dict, blank=True, help_text="Merged over the defaults.")
+
+    class Meta:
+        ordering = ["service", "environment__order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "environment"], name="target_unique_service_environment"
+            ),
+            models.UniqueConstraint(
+                fields=["cluster", "namespace", "helm_release_name"],
+                name="target_unique_helm_release",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} in {self.environment}"
+
+
+class ApiToken(models.Model):
+    """A token for scripts. Only its SHA-256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise it.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) of {self.user}"
+
+
+class AuditEvent(models.Model):
+    """An append-only, hash-chained record of an action or state change.
+
+    PostgreSQL refuses UPDATE, DELETE and TRUNCATE on this table (a trigger, see the
+    migration). `hash` covers the event's canonical content and the previous event's
+    hash, so `manage.py verify_audit` detects an altered, removed or inserted event.
+    Actors and targets are stored by value, not by foreign key, so deleting a user or
+    a service never needs to touch the log.
+    """
+
+    created_at = models.DateTimeField()
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=200)
+    action = models.CharField(max_length=100, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.actor_name} {self.action} {self.target_repr}"

@@ -1,0 +1,69 @@
+"""Shared fixtures. The services are real: PostgreSQL and Redis started by
+`devtools/services.py` (make test does it), a Celery worker in its own process."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+import redis
+from django.conf import settings
+from django.db.backends.signals import connection_created
+
+from portal.celery import app as celery_app
+from tests.support.worker import WorkerProcess
+
+# Tests get their own Redis database so a `make run` worker never takes their tasks.
+TEST_REDIS_DB = 15
+_redis = urlparse(settings.REDIS_URL)
+TEST_REDIS_URL = urlunparse(_redis._replace(path=f"/{TEST_REDIS_DB}"))
+settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = TEST_REDIS_URL
+celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
+
+
+def _allow_test_flush(sender, connection, **kwargs):
+    # pytest-django empties tables with TRUNCATE between transactional tests; the audit
+    # trigger lets only a session that sets this through (see the 0002 migration).
+    with connection.cursor() as cursor:
+        cursor.execute("SET slipway.test_flush = 'on'")
+
+
+connection_created.connect(_allow_test_flush)
+
+
+def database_url_for(name: str) -> str:
+    db = settings.DATABASES["default"]
+    return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_factory):
+    """A real worker process on the test database; tests using it need `transactional_db`."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        name = connection.settings_dict["NAME"]
+    worker = WorkerProcess(
+        database_url=database_url_for(name),
+        redis_url=TEST_REDIS_URL,
+        log_path=tmp_path_factory.mktemp("worker") / "worker.log",
+    )
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        replies = celery_app.control.ping(timeout=1)
+        if replies:
+            break
+    else:
+        worker.stop()
+        raise RuntimeError("Celery worker did not answer within 60 s:\n" + worker.log_text())
+    yield worker
+    worker.stop()

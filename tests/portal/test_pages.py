@@ -1,0 +1,44 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from portal.models import DeploymentTarget, Service
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_requires_login_and_redirects_to_the_login_page(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.url.startswith("/login/")
+
+
+def test_login_then_logout(client):
+    get_user_model().objects.create_user("dev", password="pw-dev-123456")
+    response = client.post("/login/", {"username": "dev", "password": "pw-dev-123456"})
+    assert response.status_code == 302 and response.url == "/"
+    assert "Services" in client.get("/").content.decode()
+    client.post("/logout/")
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_shows_a_clear_error(client):
+    get_user_model().objects.create_user("dev", password="pw-dev-123456")
+    response = client.post("/login/", {"username": "dev", "password": "nope"})
+    assert response.status_code == 200
+    assert "Wrong username or password" in response.content.decode()
+
+
+def test_load_demo_is_idempotent_and_creates_users_services_and_targets(capsys):
+    call_command("load_demo")
+    call_command("load_demo")
+    out = capsys.readouterr().out
+    assert {"admin", "lead", "lead2", "dev"} <= set(
+        get_user_model().objects.values_list("username", flat=True)
+    )
+    assert Service.objects.count() == 2
+    assert DeploymentTarget.objects.count() == 4
+    assert "lead2" in out
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json() == {"status": "ok"}

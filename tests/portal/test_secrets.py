@@ -1,0 +1,82 @@
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.db import connection
+
+from clusters.models import Cluster
+from portal import crypto
+from portal.models import JenkinsServer
+
+pytestmark = pytest.mark.django_db
+
+KUBECONFIG = "apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user: {token: sekret-123}\n"
+
+
+def _raw(table: str, column: str, pk: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT "{column}" FROM {table} WHERE id = %s', [pk])
+        return cursor.fetchone()[0]
+
+
+def test_kubeconfig_and_jenkins_token_are_encrypted_at_rest_and_read_back_intact():
+    cluster = Cluster.objects.create(slug="c", name="C", kubeconfig=KUBECONFIG)
+    jenkins = JenkinsServer.objects.create(
+        name="j", url="http://j/", username="u", api_token="tok-abc-123"
+    )
+
+    raw_kubeconfig = _raw("clusters_cluster", "kubeconfig", cluster.pk)
+    raw_token = _raw("portal_jenkinsserver", "api_token", jenkins.pk)
+    assert "sekret-123" not in raw_kubeconfig and "apiVersion" not in raw_kubeconfig
+    assert "tok-abc-123" not in raw_token
+
+    assert Cluster.objects.get(pk=cluster.pk).kubeconfig.reveal() == KUBECONFIG
+    assert JenkinsServer.objects.get(pk=jenkins.pk).api_token.reveal() == "tok-abc-123"
+
+
+def test_a_secret_does_not_show_itself_in_str_or_repr():
+    cluster = Cluster.objects.create(slug="c", name="C", kubeconfig=KUBECONFIG)
+    loaded = Cluster.objects.get(pk=cluster.pk).kubeconfig
+    assert "sekret" not in str(loaded) and "sekret" not in repr(loaded)
+
+
+def test_rotation_re_encrypts_with_the_new_key_and_old_key_can_be_dropped(settings):
+    old_key = settings.SLIPWAY_ENCRYPTION_KEYS[0]
+    jenkins = JenkinsServer.objects.create(
+        name="j", url="http://j/", username="u", api_token="tok-abc-123"
+    )
+    new_key = Fernet.generate_key().decode()
+    settings.SLIPWAY_ENCRYPTION_KEYS = [new_key, old_key]
+    call_command("rotate_secrets")
+    settings.SLIPWAY_ENCRYPTION_KEYS = [new_key]
+    assert JenkinsServer.objects.get(pk=jenkins.pk).api_token.reveal() == "tok-abc-123"
+
+
+def test_a_secret_under_an_unknown_key_fails_clearly(settings):
+    jenkins = JenkinsServer.objects.create(name="j", url="http://j/", username="u", api_token="tok")
+    settings.SLIPWAY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(crypto.SecretUnreadable):
+        JenkinsServer.objects.get(pk=jenkins.pk)
+
+
+def test_admin_never_renders_a_stored_secret(admin_client):
+    cluster = Cluster.objects.create(slug="c", name="C", kubeconfig=KUBECONFIG)
+    jenkins = JenkinsServer.objects.create(
+        name="j", url="http://j/", username="u", api_token="tok-abc-123"
+    )
+    page = admin_client.get(f"/admin/clusters/cluster/{cluster.pk}/change/").content.decode()
+    assert "sekret-123" not in page and "apiVersion" not in page
+    page = admin_client.get(f"/admin/portal/jenkinsserver/{jenkins.pk}/change/").content.decode()
+    assert "tok-abc-123" not in page
+
+
+def test_admin_edit_with_blank_secret_keeps_the_stored_one(admin_client):
+    jenkins = JenkinsServer.objects.create(
+        name="j", url="http://j/", username="u", api_token="tok-abc-123"
+    )
+    response = admin_client.post(
+        f"/admin/portal/jenkinsserver/{jenkins.pk}/change/",
+        {"name": "j2", "url": "http://j/", "username": "u", "api_token": "", "timeout_seconds": 30},
+    )
+    assert response.status_code == 302
+    jenkins = JenkinsServer.objects.get(pk=jenkins.pk)
+    assert (jenkins.name, jenkins.api_token.reveal()) == ("j2", "tok-abc-123")
