@@ -3,11 +3,16 @@
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("slipway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("default", "builds", "deploys")]
+# Each queue its own exchange and routing key, so a task lands in exactly one queue.
+app.conf.task_queues = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("default", "builds", "deploys")
+]
+app.conf.task_default_exchange = "default"
+app.conf.task_default_routing_key = "default"
 app.autodiscover_tasks()

@@ -162,7 +162,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_BEAT_SCHEDULE: dict = {}
+# The release engine's rhythm: how often to poll Jenkins/Kubernetes, when a silent run
+# counts as dead and is resumed, and how hard to retry an unavailable Jenkins.
+SLIPWAY_POLL_SECONDS = env.float("SLIPWAY_POLL_SECONDS", default=2.0)
+SLIPWAY_STALE_AFTER_SECONDS = env.float("SLIPWAY_STALE_AFTER_SECONDS", default=120.0)
+SLIPWAY_RESUME_EVERY_SECONDS = env.float("SLIPWAY_RESUME_EVERY_SECONDS", default=30.0)
+SLIPWAY_JENKINS_MAX_RETRIES = env.int("SLIPWAY_JENKINS_MAX_RETRIES", default=8)
+SLIPWAY_JENKINS_RETRY_BASE_SECONDS = env.float("SLIPWAY_JENKINS_RETRY_BASE_SECONDS", default=2.0)
+CELERY_BEAT_SCHEDULE = {
+    "resume-stale-releases": {
+        "task": "releases.resume_stale",
+        "schedule": SLIPWAY_RESUME_EVERY_SECONDS,
+    },
+}
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -32,6 +32,16 @@ def _allow_test_flush(sender, connection, **kwargs):
 connection_created.connect(_allow_test_flush)
 
 
+# The worker runs the release engine at test speed: fast polls, quick resumes.
+WORKER_ENV = {
+    "SLIPWAY_POLL_SECONDS": "0.2",
+    "SLIPWAY_STALE_AFTER_SECONDS": "3",
+    "SLIPWAY_RESUME_EVERY_SECONDS": "1",
+    "SLIPWAY_JENKINS_RETRY_BASE_SECONDS": "0.3",
+    "SLIPWAY_JENKINS_MAX_RETRIES": "5",
+}
+
+
 def database_url_for(name: str) -> str:
     db = settings.DATABASES["default"]
     return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
@@ -55,6 +65,8 @@ def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_fac
         database_url=database_url_for(name),
         redis_url=TEST_REDIS_URL,
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
+        beat=True,
+        extra_env=WORKER_ENV,
     )
     worker.start()
     deadline = time.monotonic() + 60

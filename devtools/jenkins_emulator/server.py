@@ -26,11 +26,14 @@ SESSION_COOKIE = "JSESSIONID.slipway"
 
 @dataclass
 class Fault:
-    """Answer the next `count` requests whose path matches with `status` (after `delay`)."""
+    """For the next `count` requests whose path matches: wait `delay` seconds, then answer
+    `status` instead of handling the request; or handle it and hold the answer back
+    `delay_response` seconds (the request took effect, the client may have given up)."""
 
     path: str
     status: int | None = None
     delay: float = 0.0
+    delay_response: float = 0.0
     count: int = 1
     method: str | None = None
 
@@ -83,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
+        time.sleep(getattr(self, "response_delay", 0.0))
         self.send_response(status)
         self.send_header("X-Jenkins", JENKINS_VERSION)
         self.send_header("X-Hudson", "1.395")
@@ -151,6 +155,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_emulator/"):
             return self.control(method, path, query)
         fault = self.emulator.take_fault(method, path)
+        self.response_delay = fault.delay_response if fault else 0.0
         if fault:
             time.sleep(fault.delay)
             if fault.status:
@@ -451,14 +456,16 @@ class Handler(BaseHTTPRequestHandler):
         job = state.jobs[name]
         now = time.time()
         builds = sorted(state.builds[name].values(), key=lambda b: -b.number)
-        ref = lambda b: (
-            b
-            and {
+
+        def ref(build: Build | None) -> dict[str, Any] | None:
+            if build is None:
+                return None
+            return {
                 "_class": "hudson.model.FreeStyleBuild",
-                "number": b.number,
-                "url": f"{self.job_url(name)}{b.number}/",
+                "number": build.number,
+                "url": f"{self.job_url(name)}{build.number}/",
             }
-        )
+
         done = [b for b in builds if not b.building(now)]
         queued = [i for i in state.queue.values() if i.job == name and i.left_at is None]
         data = {

@@ -79,9 +79,8 @@ class Build:
         span = max(end - self.started, 1e-6)
         for index, line in enumerate(self.lines):
             shows_at = self.started + span * (index + 1) / (len(self.lines) + 1)
-            if self.aborted_by is None or shows_at <= end:
-                if now >= shows_at:
-                    out.append(line)
+            if (self.aborted_by is None or shows_at <= end) and now >= shows_at:
+                out.append(line)
         if not self.building(now):
             if self.aborted_by:
                 out.append(f"Aborted by {self.aborted_by}")

@@ -24,6 +24,7 @@ class WorkerProcess:
         queues: str = "default,builds,deploys",
         concurrency: int = 2,
         extra_env: dict[str, str] | None = None,
+        beat: bool = False,
     ) -> None:
         self.env = {
             **os.environ,
@@ -35,6 +36,7 @@ class WorkerProcess:
         self.queues = queues
         self.concurrency = concurrency
         self.log_path = log_path
+        self.beat = beat
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -57,6 +59,7 @@ class WorkerProcess:
                 "--without-mingle",
                 "-n",
                 f"test-{os.getpid()}-{time.time()}@%h",
+                *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else []),
             ],
             cwd=ROOT,
             env=self.env,

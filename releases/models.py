@@ -1,0 +1,160 @@
+"""Releases (one build of one commit, one image digest), their console log, and
+deployments (one release rolled out to one environment)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from releases.choices import (
+    DEPLOYMENT_ACTIVE,
+    DeploymentStatus,
+    ReleaseStatus,
+)
+
+
+class Release(models.Model):
+    """One Jenkins build of one ref of a service, and the image digest it produced.
+
+    Built once, never rebuilt: `queue_item_id` and `build_number` are recorded before
+    the next step, so a retried or resumed task follows them instead of triggering again.
+    """
+
+    service = models.ForeignKey("portal.Service", on_delete=models.PROTECT, related_name="releases")
+    ref = models.CharField(max_length=200, help_text="Branch, tag or commit asked for.")
+    commit_sha = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="releases",
+    )
+    status = models.CharField(
+        max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.REQUESTED
+    )
+    status_reason = models.TextField(blank=True, help_text="Why it failed or was cancelled.")
+    progress = models.CharField(
+        max_length=300, blank=True, help_text="What Jenkins says while it waits (queue 'why')."
+    )
+
+    jenkins_server = models.ForeignKey(
+        "portal.JenkinsServer", on_delete=models.PROTECT, related_name="releases"
+    )
+    jenkins_job = models.CharField(max_length=300)
+    queue_item_id = models.BigIntegerField(null=True, blank=True)
+    build_number = models.IntegerField(null=True, blank=True)
+    build_url = models.CharField(max_length=500, blank=True)
+    build_result = models.CharField(max_length=16, blank=True)
+    image_repository = models.CharField(max_length=300)
+    image_digest = models.CharField(max_length=71, blank=True)
+    log_offset = models.BigIntegerField(default=0, help_text="Next console byte to fetch.")
+
+    cancel_requested = models.BooleanField(default=False)
+    run_token = models.UUIDField(
+        default=uuid.uuid4, help_text="Only tasks carrying this token may advance it."
+    )
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    build_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ReleaseStatus.values), name="release_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status=ReleaseStatus.BUILT)
+                | models.Q(image_digest__regex=r"^sha256:[0-9a-f]{64}$"),
+                name="release_built_has_digest",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.service.slug} #{self.pk} ({self.ref})"
+
+    @property
+    def image(self) -> str:
+        """The image by digest, the only way Slipway ever deploys it."""
+        return f"{self.image_repository}@{self.image_digest}" if self.image_digest else ""
+
+
+class ReleaseLogChunk(models.Model):
+    """A piece of the Jenkins console, addressed by its byte offset in the whole log."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="log_chunks")
+    offset = models.BigIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "offset"], name="log_chunk_unique_offset")
+        ]
+
+    def __str__(self) -> str:
+        return f"log of {self.release_id} at {self.offset}"
+
+
+class Deployment(models.Model):
+    """One release rolled out to one environment: a Helm upgrade and the rollout after it."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
+    target = models.ForeignKey(
+        "portal.DeploymentTarget", on_delete=models.PROTECT, related_name="deployments"
+    )
+    environment = models.ForeignKey(
+        "portal.Environment", on_delete=models.PROTECT, related_name="deployments"
+    )
+    service = models.ForeignKey(
+        "portal.Service", on_delete=models.PROTECT, related_name="deployments"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deployments",
+    )
+    kind = models.CharField(
+        max_length=16, default="deploy", help_text="deploy, promote or rollback"
+    )
+    status = models.CharField(
+        max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING
+    )
+    status_reason = models.TextField(blank=True)
+    progress = models.JSONField(
+        default=dict, blank=True, help_text="Latest rollout progress for the page."
+    )
+    helm_revision = models.IntegerField(null=True, blank=True)
+    previous_revision = models.IntegerField(null=True, blank=True)
+    rolled_back_to_revision = models.IntegerField(null=True, blank=True)
+    image = models.CharField(max_length=400, help_text="repo@sha256:… deployed")
+    run_token = models.UUIDField(default=uuid.uuid4)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=DeploymentStatus.values),
+                name="deployment_status_valid",
+            ),
+            # At most one deployment in flight per service and environment.
+            models.UniqueConstraint(
+                fields=["service", "environment"],
+                condition=models.Q(status__in=DEPLOYMENT_ACTIVE),
+                name="deployment_one_active_per_service_environment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release} → {self.environment}"

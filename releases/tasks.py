@@ -1,0 +1,78 @@
+"""Celery tasks of the release engine. Thin: load, check the run token, do one workflow
+step, schedule the next. Every task is idempotent, so `acks_late` is safe."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+
+from releases import services
+from releases.jenkins import JenkinsError
+from releases.models import Release
+
+log = logging.getLogger(__name__)
+
+
+def _retry_delay(retries: int) -> float:
+    base = float(getattr(settings, "SLIPWAY_JENKINS_RETRY_BASE_SECONDS", 2.0))
+    return min(base * 2**retries, 60.0)
+
+
+@shared_task(
+    bind=True,
+    name="releases.advance",
+    queue="builds",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def release_advance(self, release_id: int, run_token: str) -> str:
+    """Do the next build step of a release; schedule the one after."""
+    release = (
+        Release.objects.select_related("service", "jenkins_server")
+        .filter(pk=release_id, run_token=run_token)
+        .first()
+    )
+    if release is None:
+        return "stale"  # gone, or resumed by a newer run
+    try:
+        step = services.release_step(release=release, jenkins=services.jenkins_for(release))
+    except JenkinsError as exc:
+        limit = int(getattr(settings, "SLIPWAY_JENKINS_MAX_RETRIES", 8))
+        if exc.retryable and self.request.retries < limit:
+            delay = _retry_delay(self.request.retries)
+            services.release_note_progress(
+                release=release,
+                progress=f"{exc}; retry {self.request.retries + 1} of {limit}",
+                quiet_for=delay,
+            )
+            raise self.retry(countdown=delay, exc=exc) from exc
+        suffix = f" (gave up after {limit} retries)" if exc.retryable else ""
+        services.release_fail(release=release, reason=f"{exc}{suffix}")
+        return "failed"
+    if step is services.Step.WAIT:
+        release_advance.apply_async((release_id, run_token), countdown=services.poll_seconds())
+    elif step is services.Step.NEXT:
+        release_advance.apply_async((release_id, run_token))
+    return step.value
+
+
+@shared_task(
+    name="releases.resume_stale", queue="default", acks_late=True, soft_time_limit=60, time_limit=90
+)
+def release_resume_stale() -> list[int]:
+    """Periodic: resume releases whose worker died (see services.release_resume_stale)."""
+    return services.release_resume_stale(
+        stale_after_seconds=float(getattr(settings, "SLIPWAY_STALE_AFTER_SECONDS", 120))
+    )
+
+
+@worker_ready.connect
+def _resume_on_start(sender=None, **kwargs) -> None:
+    # A restarted worker looks for work its predecessor left behind.
+    release_resume_stale.apply_async(countdown=1)

@@ -1,0 +1,144 @@
+"""A real Celery worker process, the Jenkins emulator over HTTP, PostgreSQL, Redis."""
+
+import pytest
+
+from portal.audit import Actor
+from portal.models import AuditEvent, JenkinsServer
+from releases.services import release_cancel, release_create, release_log_text
+from tests.releases.conftest import builds_for, job_config, wait_for_release
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+def _create(service, dev, ref="main"):
+    return release_create(service=service, ref=ref, actor=Actor.for_user(dev), user=dev)
+
+
+def test_release_is_built_with_the_emulators_digest_and_its_whole_log(emulator, service, dev):
+    release = wait_for_release(_create(service, dev, "feature/x"))
+
+    assert release.status == "built", release.status_reason
+    [build] = builds_for(emulator, release)
+    assert release.image_digest == build["digest"]
+    assert release.image == f"registry.local/demo/app@{build['digest']}"
+    assert (release.build_number, release.queue_item_id) == (build["number"], 1)
+    assert build["parameters"]["GIT_REF"] == "feature/x"
+    log = release_log_text(release)
+    assert log.startswith("Started by user slipway") and "Building image ✓" in log
+    assert log.rstrip().endswith("Finished: SUCCESS")
+    actions = list(
+        AuditEvent.objects.filter(
+            target_id=str(release.pk), target_type="releases.Release"
+        ).values_list("action", flat=True)
+    )
+    assert actions == ["release.create", "release.queued", "release.building", "release.built"]
+
+
+@pytest.mark.parametrize("result", ["FAILURE", "ABORTED", "UNSTABLE"])
+def test_unsuccessful_build_fails_the_release_with_the_last_log_lines(
+    emulator, service, dev, result
+):
+    emulator.control(
+        "POST", "jobs", job_config("demo/app", result=result, log=[f"step {n}" for n in range(30)])
+    )
+    release = wait_for_release(_create(service, dev))
+
+    assert release.status == "failed"
+    assert release.build_result == result
+    assert f"ended {result}" in release.status_reason
+    assert "step 29" in release.status_reason and "step 5\n" not in release.status_reason
+    assert release.image_digest == ""
+
+
+@pytest.mark.parametrize("report", ["artifact-text", "description"])
+def test_digest_is_read_from_a_text_artifact_or_the_description(emulator, service, dev, report):
+    emulator.control("POST", "jobs", job_config("demo/app", report=report))
+    release = wait_for_release(_create(service, dev))
+    assert release.status == "built", release.status_reason
+    assert release.image_digest == builds_for(emulator, release)[0]["digest"]
+
+
+def test_success_without_a_digest_fails_the_release(emulator, service, dev):
+    emulator.control("POST", "jobs", job_config("demo/app", report="none"))
+    release = wait_for_release(_create(service, dev))
+    assert release.status == "failed"
+    assert "no valid sha256 digest" in release.status_reason
+
+
+def test_jenkins_5xx_for_a_while_then_recovering_yields_exactly_one_build(emulator, service, dev):
+    for path, status in (
+        ("buildWithParameters", 503),
+        ("/queue/item/", 500),
+        (r"/\d+/api/json", 503),
+    ):
+        emulator.control("POST", "faults", {"path": path, "status": status, "count": 2})
+    release = wait_for_release(_create(service, dev))
+    assert release.status == "built", release.status_reason
+    assert len(builds_for(emulator, release)) == 1
+    assert emulator.control("GET", "state")["faults"] == []  # every fault was hit
+
+
+def test_a_lost_trigger_response_is_found_again_not_built_twice(emulator, service, dev):
+    # Jenkins takes the request but answers after the client gave up (timeout 1 s).
+    JenkinsServer.objects.update(timeout_seconds=1)
+    emulator.control(
+        "POST", "faults", {"path": "buildWithParameters", "delay_response": 2.5, "count": 1}
+    )
+    release = wait_for_release(_create(service, dev))
+    assert release.status == "built", release.status_reason
+    assert len(builds_for(emulator, release)) == 1
+
+
+def test_jenkins_unavailable_for_good_fails_with_a_clear_reason(emulator, service, dev):
+    emulator.control("POST", "faults", {"path": "buildWithParameters", "status": 503, "count": 100})
+    release = wait_for_release(_create(service, dev), timeout=60)
+    assert release.status == "failed"
+    assert "Jenkins unavailable (503)" in release.status_reason
+    assert "gave up after 5 retries" in release.status_reason
+
+
+def test_bad_credentials_fail_at_once_with_a_clear_reason(emulator, service, dev):
+    JenkinsServer.objects.update(api_token="wrong")
+    release = wait_for_release(_create(service, dev), timeout=15)
+    assert release.status == "failed"
+    assert release.status_reason == "Jenkins rejected Slipway's credentials (401)"
+    assert "retry" not in release.progress
+
+
+def test_unknown_job_fails_naming_the_job(emulator, service, dev):
+    service.jenkins_job = "demo/ghost"
+    service.save()
+    release = wait_for_release(_create(service, dev), timeout=15)
+    assert release.status == "failed"
+    assert "job demo/ghost not found in Jenkins" in release.status_reason
+
+
+def test_cancel_while_building_stops_the_build(emulator, service, dev):
+    emulator.control("POST", "jobs", job_config("demo/app", duration_seconds=30))
+    release = wait_for_release(_create(service, dev), statuses={"building"})
+    release_cancel(release=release, actor=Actor.for_user(dev))
+    release = wait_for_release(release, timeout=20)
+    assert release.status == "cancelled"
+    assert builds_for(emulator, release)[0]["result"] == "ABORTED"
+
+
+def test_cancel_while_queued_cancels_the_queue_item(emulator, service, dev):
+    emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=30))
+    release = wait_for_release(_create(service, dev), statuses={"queued"})
+    release_cancel(release=release, actor=Actor.for_user(dev))
+    release = wait_for_release(release, timeout=20)
+    assert release.status == "cancelled"
+    assert builds_for(emulator, release) == []
+
+
+def test_queue_why_is_shown_while_waiting(emulator, service, dev):
+    emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=5))
+    release = wait_for_release(_create(service, dev), statuses={"queued"})
+    for _ in range(50):
+        release.refresh_from_db()
+        if release.progress.startswith("In the quiet period"):
+            break
+        import time
+
+        time.sleep(0.1)
+    assert release.progress.startswith("In the quiet period")

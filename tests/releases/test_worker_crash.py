@@ -1,0 +1,45 @@
+"""SIGKILL the worker mid-release; after a restart the release completes with one build."""
+
+import pytest
+
+from portal.audit import Actor
+from portal.models import AuditEvent
+from releases.services import release_create
+from tests.releases.conftest import builds_for, job_config, wait_for_release
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _kill_restart_and_finish(celery_worker, emulator, release):
+    celery_worker.kill()
+    celery_worker.start()
+    release = wait_for_release(release, timeout=60)
+    assert release.status == "built", release.status_reason
+    assert len(builds_for(emulator, release)) == 1
+    assert AuditEvent.objects.filter(action="release.resume", target_id=str(release.pk)).exists()
+    return release
+
+
+def test_worker_killed_while_following_the_queue(celery_worker, emulator, service, dev):
+    emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=4))
+    release = release_create(service=service, ref="main", actor=Actor.for_user(dev))
+    wait_for_release(release, statuses={"queued"})
+    release = _kill_restart_and_finish(celery_worker, emulator, release)
+    assert release.queue_item_id is not None
+
+
+def test_worker_killed_while_polling_the_build(celery_worker, emulator, service, dev):
+    emulator.control(
+        "POST",
+        "jobs",
+        job_config("demo/app", duration_seconds=5, log=[f"line {n}" for n in range(20)]),
+    )
+    release = release_create(service=service, ref="main", actor=Actor.for_user(dev))
+    wait_for_release(release, statuses={"building"})
+    release = _kill_restart_and_finish(celery_worker, emulator, release)
+    # The log is whole and in order, with no chunk stored twice.
+    from releases.services import release_log_text
+
+    log = release_log_text(release)
+    assert [f"line {n}" in log for n in range(20)] == [True] * 20
+    assert log.count("line 7\n") == 1
