@@ -1,26 +1,58 @@
-"""`make run`: migrate, load demo data, then run web, worker and beat until Ctrl-C.
+"""`make run`: migrate, load demo data, then run the portal and its companions in the
+foreground until Ctrl-C or SIGTERM stops them all (honcho runs the Procfile).
 
-Honcho runs the Procfile in the foreground; Ctrl-C or SIGTERM stops every process.
+Companions: Celery worker and beat, and the Jenkins emulator with one job per demo
+service, so "Build & deploy to Beta" shows a believable build.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_CONFIG = ROOT / "devtools" / "jenkins_emulator" / "demo.json"
 
 
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
+def manage(*args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port")
 
 
 def main() -> None:
     os.environ.setdefault("DEBUG", "1")
+    jenkins_port = free_port(8080)
+    user, credentials = next(iter(json.loads(EMULATOR_CONFIG.read_text())["users"].items()))
+    os.environ["SLIPWAY_EMULATOR_PORT"] = str(jenkins_port)
     manage("migrate", "--no-input", "-v", "0")
-    manage("load_demo")
+    manage(
+        "load_demo",
+        env={
+            "SLIPWAY_DEMO_JENKINS_URL": f"http://127.0.0.1:{jenkins_port}/",
+            "SLIPWAY_DEMO_JENKINS_USER": user,
+            "SLIPWAY_DEMO_JENKINS_TOKEN": credentials["api_token"],
+        },
+    )
+    print(f"Jenkins emulator on http://127.0.0.1:{jenkins_port}/", flush=True)
     print("Slipway on http://127.0.0.1:8000/ — Ctrl-C stops it.", flush=True)
     honcho = Path(sys.executable).with_name("honcho")
     os.execv(str(honcho), [str(honcho), "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"])

@@ -79,3 +79,6 @@ def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_fac
         raise RuntimeError("Celery worker did not answer within 60 s:\n" + worker.log_text())
     yield worker
     worker.stop()
+
+
+from tests.support.kube import helm_binary, kube_cluster  # noqa: E402, F401 (fixtures)

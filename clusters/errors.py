@@ -1,0 +1,17 @@
+"""Slipway's own errors for the Kubernetes side; the workflow never sees a library's."""
+
+
+class ClusterError(Exception):
+    """Base: something on the cluster side failed; the message is for people."""
+
+
+class ClusterUnreachable(ClusterError):
+    """The Kubernetes API did not answer (or refused our credentials)."""
+
+
+class HelmFailed(ClusterError):
+    """helm ran and failed; the message carries helm's own words."""
+
+
+class HelmReleaseNotFound(HelmFailed):
+    """No such Helm release (never installed, or uninstalled)."""

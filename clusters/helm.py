@@ -1,0 +1,235 @@
+"""The one door to Helm: pyhelm3 (which runs the `helm` binary) behind small
+dataclasses and Slipway's errors.
+
+The portal never uses `helm --wait`: success is judged by the rollout watcher
+(clusters/rollout.py) on the Kubernetes API, which is also what the page shows.
+Each revision Slipway makes carries its deployment's marker in its description, so a
+retried step finds the revision it already made instead of upgrading twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyhelm3
+from pyhelm3 import errors as helm_errors
+
+from clusters.errors import ClusterUnreachable, HelmFailed, HelmReleaseNotFound
+from clusters.kubeconfig import kubeconfig_file
+
+PENDING = {"pending-install", "pending-upgrade", "pending-rollback"}
+
+
+@dataclass(frozen=True)
+class HelmRevision:
+    revision: int
+    status: str
+    updated: datetime
+    description: str
+    chart: str = ""
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `recover_stuck` did to a release left pending."""
+
+    action: str  # "rolled-back" | "uninstalled"
+    from_revision: int
+    from_status: str
+    to_revision: int | None
+
+
+def helm_executable() -> str:
+    """SLIPWAY_HELM, else helm on PATH, else the one devtools/kube built."""
+    configured = os.environ.get("SLIPWAY_HELM")
+    if configured:
+        return configured
+    on_path = shutil.which("helm")
+    if on_path:
+        return on_path
+    from devtools.kube.binaries import HELM, find  # the local-development fallback
+
+    return str(find(HELM, build_missing=False))
+
+
+def image_values(repository: str, digest: str) -> dict[str, Any]:
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest or ""):
+        raise HelmFailed(f"refusing to deploy without a sha256 digest (got {digest!r})")
+    return {"image": {"repository": repository, "digest": digest}}
+
+
+def _message(error: helm_errors.Error) -> str:
+    text = (error.stderr or b"").decode(errors="replace").strip()
+    text = re.sub(r"\s+", " ", text.removeprefix("Error: "))
+    return text[:1000] or f"helm exited with {error.returncode}"
+
+
+class Helm:
+    """Runs helm against one cluster. Every public method raises only ClusterErrors."""
+
+    def __init__(
+        self, kubeconfig: str, context: str = "", executable: str | None = None, timeout: str = "5m"
+    ) -> None:
+        self._kubeconfig = kubeconfig
+        self._context = context or None
+        self._executable = executable or helm_executable()
+        self._timeout = timeout
+
+    def _run(self, work):
+        async def call(path: Path):
+            client = pyhelm3.Client(
+                executable=self._executable,
+                kubeconfig=path,
+                kubecontext=self._context,
+                default_timeout=self._timeout,
+            )
+            return await work(client)
+
+        with kubeconfig_file(self._kubeconfig) as path:
+            try:
+                return asyncio.run(call(path))
+            except helm_errors.ReleaseNotFoundError as exc:
+                raise HelmReleaseNotFound(_message(exc)) from exc
+            except helm_errors.ConnectionError as exc:
+                raise ClusterUnreachable(f"cluster unreachable: {_message(exc)}") from exc
+            except helm_errors.Error as exc:
+                message = _message(exc)
+                if re.search(
+                    r"kubernetes cluster unreachable|connection refused|no such host|"
+                    r"i/o timeout|unauthorized",
+                    message,
+                    re.I,
+                ):
+                    raise ClusterUnreachable(f"cluster unreachable: {message}") from exc
+                raise HelmFailed(message) from exc
+
+    # -- reads ------------------------------------------------------------------------
+
+    def history(self, release: str, namespace: str) -> list[HelmRevision]:
+        async def work(client):
+            revision = await client.get_current_revision(release, namespace=namespace)
+            return [_revision(r) for r in await revision.release.history()]
+
+        return sorted(self._run(work), key=lambda r: r.revision)
+
+    def current(self, release: str, namespace: str) -> HelmRevision | None:
+        try:
+            return self._run(lambda c: _current(c, release, namespace))
+        except HelmReleaseNotFound:
+            return None
+
+    def values(self, release: str, namespace: str, revision: int | None = None) -> dict:
+        async def work(client):
+            current = await client.get_current_revision(release, namespace=namespace)
+            target = (await current.release.revision(revision)) if revision else current
+            return await target.values()
+
+        return self._run(work)
+
+    def render(
+        self, chart: str, release: str, namespace: str, *values: dict, version: str | None = None
+    ) -> list[dict]:
+        """`helm template`: the manifests an upgrade would apply, for previews."""
+
+        async def work(client):
+            loaded = await client.get_chart(chart, version=version or None)
+            return list(
+                await client.template_resources(loaded, release, *values, namespace=namespace)
+            )
+
+        return self._run(work)
+
+    # -- writes -----------------------------------------------------------------------
+
+    def upgrade(
+        self,
+        *,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: list[dict],
+        description: str,
+        version: str | None = None,
+    ) -> HelmRevision:
+        """`helm upgrade --install` (no --wait); returns the revision it made."""
+
+        async def work(client):
+            loaded = await client.get_chart(chart, version=version or None)
+            revision = await client.install_or_upgrade_release(
+                release,
+                loaded,
+                *values,
+                namespace=namespace,
+                create_namespace=True,
+                description=description,
+                wait=False,
+            )
+            return _revision(revision)
+
+        return self._run(work)
+
+    def rollback(self, *, release: str, namespace: str, revision: int | None) -> HelmRevision:
+        """Roll back to `revision` (None: the previous one); Helm makes a new revision."""
+
+        async def work(client):
+            current = await client.get_current_revision(release, namespace=namespace)
+            return _revision(await current.release.rollback(revision, wait=False))
+
+        return self._run(work)
+
+    def find_revision(self, release: str, namespace: str, marker: str) -> HelmRevision | None:
+        """The revision whose description carries `marker`, if Slipway already made it."""
+        try:
+            history = self.history(release, namespace)
+        except HelmReleaseNotFound:
+            return None
+        return next((r for r in reversed(history) if marker in r.description), None)
+
+    def recover_stuck(
+        self, *, release: str, namespace: str, older_than: timedelta
+    ) -> Recovery | None:
+        """A release left pending-* longer than `older_than` (helm was killed) blocks every
+        upgrade: roll it back to the last deployed revision, or uninstall one that was
+        never deployed. Returns what was done, or None if nothing needed doing."""
+        try:
+            history = self.history(release, namespace)
+        except HelmReleaseNotFound:
+            return None
+        latest = history[-1]
+        if latest.status not in PENDING or datetime.now(UTC) - latest.updated < older_than:
+            return None
+        good = [r for r in history[:-1] if r.status in ("deployed", "superseded")]
+        if not good:
+
+            async def uninstall(client):
+                current = await client.get_current_revision(release, namespace=namespace)
+                await current.release.uninstall(wait=False)
+
+            self._run(uninstall)
+            return Recovery("uninstalled", latest.revision, latest.status, None)
+        made = self.rollback(release=release, namespace=namespace, revision=good[-1].revision)
+        return Recovery("rolled-back", latest.revision, latest.status, made.revision)
+
+
+async def _current(client, release: str, namespace: str) -> HelmRevision:
+    return _revision(await client.get_current_revision(release, namespace=namespace))
+
+
+def _revision(revision) -> HelmRevision:
+    updated = revision.updated
+    if updated.tzinfo is None:
+        updated = updated.replace(tzinfo=UTC)
+    status = revision.status.value if hasattr(revision.status, "value") else str(revision.status)
+    return HelmRevision(
+        revision=revision.revision,
+        status=status,
+        updated=updated,
+        description=revision.description or "",
+    )

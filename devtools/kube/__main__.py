@@ -1,0 +1,88 @@
+"""python -m devtools.kube up|down|env|run|build|gomod
+
+build  find or build helm, etcd and kube-apiserver (prints progress; cached)
+up     start etcd + kube-apiserver + the rollout simulator in the background
+env    print `export KUBECONFIG=…` and `export SLIPWAY_HELM=…` for the running one
+down   stop what `up` started
+run    start in the foreground until Ctrl-C (what `make run` uses)
+gomod  regenerate the kube-apiserver wrapper module's replace list
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devtools.kube.binaries import HELM, ensure_all, find, regenerate_gomod, say
+from devtools.kube.controlplane import ControlPlane
+from devtools.kube.simulator import RolloutSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".local" / "kube"
+
+
+def run_foreground() -> None:
+    plane = ControlPlane(STATE).start()
+    simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=6).start()
+    (STATE / "state.json").write_text(
+        json.dumps({"pid": os.getpid(), "kubeconfig": str(plane.kubeconfig_path)})
+    )
+    say(f"cluster up; KUBECONFIG={plane.kubeconfig_path}")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()
+        plane.stop()
+        (STATE / "state.json").unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> None:
+    command = argv[0] if argv else "help"
+    if command == "build":
+        for name, path in ensure_all().items():
+            print(f"{name}: {path}")
+    elif command == "run":
+        run_foreground()
+    elif command == "up":
+        STATE.mkdir(parents=True, exist_ok=True)
+        ensure_all()
+        log = (STATE / "run.log").open("ab")
+        subprocess.Popen(
+            [sys.executable, "-m", "devtools.kube", "run"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for _ in range(300):
+            if (STATE / "state.json").exists():
+                print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
+                return
+            time.sleep(0.3)
+        sys.exit(f"cluster did not come up; see {STATE / 'run.log'}")
+    elif command == "env":
+        print(f"export KUBECONFIG={STATE / 'kubeconfig'}")
+        print(f"export SLIPWAY_HELM={find(HELM)}")
+    elif command == "down":
+        state = STATE / "state.json"
+        if state.exists():
+            os.kill(json.loads(state.read_text())["pid"], signal.SIGTERM)
+            print("stopping the local cluster")
+    elif command == "gomod":
+        regenerate_gomod()
+    else:
+        print(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,205 @@
+"""Find helm, kube-apiserver and etcd, or build them from Go modules into a cache.
+
+Reuse first: KUBEBUILDER_ASSETS (envtest's folder), then PATH, then the cache
+(~/.cache/slipway/bin/<name>-<version>/). Only what is missing is built, through the
+Go module proxy, with each binary's version stamped in so `helm version` and the
+apiserver's /version report real versions (pyhelm3 parses helm's as SemVer).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GOMOD = HERE / "gomod"
+KUBE_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.4"
+HELM_VERSION = "v3.19.5"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SLIPWAY_CACHE", Path.home() / ".cache" / "slipway")) / "bin"
+
+
+def say(message: str) -> None:
+    print(f"[kube] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Binary:
+    name: str
+    version: str
+    version_args: tuple[str, ...]
+    version_pattern: str  # regex with one group capturing "major.minor"
+
+    @property
+    def cached(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}" / self.name
+
+    def reported_version(self, path: Path) -> str | None:
+        try:
+            out = subprocess.run(
+                [str(path), *self.version_args], capture_output=True, text=True, timeout=30
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        match = re.search(self.version_pattern, out)
+        return match.group(1) if match else None
+
+    def acceptable(self, path: Path) -> bool:
+        """Same major.minor as the version we build (patch releases may differ)."""
+        reported = self.reported_version(path)
+        wanted = ".".join(self.version.lstrip("v").split(".")[:2])
+        return reported == wanted
+
+
+HELM = Binary(
+    "helm", HELM_VERSION, ("version", "--template", "{{ .Version }}"), r"v?(\d+\.\d+)\.\d+"
+)
+KUBE_APISERVER = Binary(
+    "kube-apiserver", KUBE_VERSION, ("--version",), r"Kubernetes v(\d+\.\d+)\.\d+"
+)
+ETCD = Binary("etcd", ETCD_VERSION, ("--version",), r"etcd Version: (\d+\.\d+)\.\d+")
+
+
+def _run_go(args: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
+    started = time.monotonic()
+    say(f"building {what} (first time only; several minutes) …")
+    process = subprocess.Popen(
+        ["go", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = 0
+    for line in process.stdout:
+        lines += 1
+        if line.startswith("go: downloading") and lines % 20 != 1:
+            continue  # keep progress visible without a thousand lines
+        say(f"  {line.rstrip()}")
+    if process.wait() != 0:
+        raise RuntimeError(f"building {what} failed: go {' '.join(args)} (see output above)")
+    say(f"built {what} in {time.monotonic() - started:.0f} s")
+
+
+def build(binary: Binary) -> Path:
+    if not shutil.which("go"):
+        raise RuntimeError(f"{binary.name} not found and Go is not installed to build it")
+    target = binary.cached
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    env = {"CGO_ENABLED": "0"}
+    if binary is HELM:
+        env["GOBIN"] = str(partial.parent / "gobin")
+        _run_go(
+            [
+                "install",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X helm.sh/helm/v3/internal/version.version={binary.version}",
+                f"helm.sh/helm/v3/cmd/helm@{binary.version}",
+            ],
+            HERE,
+            env,
+            "helm",
+        )
+        shutil.move(str(Path(env["GOBIN"]) / "helm"), partial)
+        shutil.rmtree(env["GOBIN"], ignore_errors=True)
+    elif binary is KUBE_APISERVER:
+        major, minor = binary.version.lstrip("v").split(".")[:2]
+        ldflags = " ".join(
+            [
+                "-s -w",
+                f"-X k8s.io/component-base/version.gitVersion={binary.version}",
+                f"-X k8s.io/component-base/version.gitMajor={major}",
+                f"-X k8s.io/component-base/version.gitMinor={minor}",
+                "-X k8s.io/component-base/version.gitTreeState=clean",
+            ]
+        )
+        _run_go(
+            [
+                "build",
+                "-trimpath",
+                "-tags",
+                "selinux,notest",
+                "-ldflags",
+                ldflags,
+                "-o",
+                str(partial),
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+            ],
+            GOMOD / "kube-apiserver",
+            env,
+            "kube-apiserver",
+        )
+    elif binary is ETCD:
+        _run_go(
+            [
+                "build",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                "-o",
+                str(partial),
+                "go.etcd.io/etcd/server/v3",
+            ],
+            GOMOD / "etcd",
+            env,
+            "etcd",
+        )
+    partial.rename(target)  # only a complete binary ever sits at the cached path
+    return target
+
+
+def find(binary: Binary, build_missing: bool = True) -> Path:
+    """The path of a usable binary, building it if nothing usable exists."""
+    candidates = []
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        candidates.append(Path(assets) / binary.name)
+    on_path = shutil.which(binary.name)
+    if on_path:
+        candidates.append(Path(on_path))
+    candidates.append(binary.cached)
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK) and binary.acceptable(candidate):
+            return candidate
+    if not build_missing:
+        raise FileNotFoundError(binary.name)
+    return build(binary)
+
+
+def ensure_all() -> dict[str, Path]:
+    return {b.name: find(b) for b in (HELM, ETCD, KUBE_APISERVER)}
+
+
+def regenerate_gomod() -> None:
+    """Rewrite the kube-apiserver wrapper's replace list from k8s.io/kubernetes's go.mod."""
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBE_VERSION}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=HERE,
+    ).stdout
+    gomod_path = re.search(r'"GoMod": "([^"]+)"', out).group(1)
+    staging = re.findall(r"^\s+(k8s\.io/[\w-]+) v0\.0\.0$", Path(gomod_path).read_text(), re.M)
+    published = "v0." + KUBE_VERSION.lstrip("v").split(".", 1)[1]
+    replaces = "\n".join(f"\t{m} => {m} {published}" for m in staging)
+    text = (GOMOD / "kube-apiserver" / "go.mod").read_text()
+    text = re.sub(
+        r"require k8s.io/kubernetes v[\d.]+", f"require k8s.io/kubernetes {KUBE_VERSION}", text
+    )
+    text = re.sub(r"replace \((.|\n)*?\n\)", f"replace (\n{replaces}\n)", text, count=1)
+    (GOMOD / "kube-apiserver" / "go.mod").write_text(text)
+    subprocess.run(["go", "mod", "tidy"], cwd=GOMOD / "kube-apiserver", check=True)

@@ -1,0 +1,211 @@
+"""clusters/helm.py and clusters/rollout.py against real helm and a real kube-apiserver."""
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from kubernetes import client, config
+
+from clusters.errors import ClusterUnreachable, HelmFailed
+from clusters.helm import Helm, image_values
+from clusters.rollout import RolloutWatcher
+
+pytestmark = pytest.mark.e2e
+CHART = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
+
+
+@pytest.fixture
+def helm(kube_cluster, helm_binary):
+    return Helm(kube_cluster.kubeconfig(), executable=helm_binary)
+
+
+@pytest.fixture
+def apps(kube_cluster):
+    return client.AppsV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path)))
+
+
+def _image(apps, namespace, name):
+    deployment = apps.read_namespaced_deployment(name, namespace)
+    return deployment.spec.template.spec.containers[0].image
+
+
+def _ns(request) -> str:
+    return "t-" + request.node.name.replace("_", "-")[5:40].strip("-")
+
+
+def test_upgrade_installs_with_the_image_pinned_by_digest(helm, apps, request):
+    ns = _ns(request)
+    revision = helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        values=[{"env": {"A": "1"}}, image_values("reg/app", DIGEST_A)],
+        description="slipway deployment 1",
+    )
+    assert (revision.revision, revision.status) == (1, "deployed")
+    assert _image(apps, ns, "app") == f"reg/app@{DIGEST_A}"
+    assert helm.find_revision("app", ns, "slipway deployment 1").revision == 1
+    assert helm.find_revision("app", ns, "slipway deployment 2") is None
+
+
+def test_second_upgrade_then_rollback(helm, apps, request):
+    ns = _ns(request)
+    for n, digest in enumerate((DIGEST_A, DIGEST_B), start=1):
+        helm.upgrade(
+            release="app",
+            namespace=ns,
+            chart=CHART,
+            values=[image_values("reg/app", digest)],
+            description=f"d{n}",
+        )
+    assert helm.current("app", ns).revision == 2
+    assert _image(apps, ns, "app") == f"reg/app@{DIGEST_B}"
+    made = helm.rollback(release="app", namespace=ns, revision=1)
+    assert made.revision == 3
+    assert _image(apps, ns, "app") == f"reg/app@{DIGEST_A}"
+    assert [r.status for r in helm.history("app", ns)] == ["superseded", "superseded", "deployed"]
+
+
+def test_render_previews_without_touching_the_cluster(helm, request):
+    ns = _ns(request)
+    manifests = helm.render(CHART, "app", ns, image_values("reg/app", DIGEST_A))
+    kinds = sorted(m["kind"] for m in manifests)
+    assert kinds == ["ConfigMap", "Deployment", "Service"]
+    assert helm.current("app", ns) is None
+
+
+def test_a_tag_is_refused_before_helm_runs():
+    with pytest.raises(HelmFailed, match="without a sha256 digest"):
+        image_values("reg/app", "latest")
+
+
+def test_chart_errors_come_back_with_helms_message(helm, request):
+    with pytest.raises(HelmFailed, match="image.repository is required"):
+        helm.upgrade(
+            release="app",
+            namespace=_ns(request),
+            chart=CHART,
+            values=[{"image": {"digest": DIGEST_A}}],
+            description="x",
+        )
+
+
+def test_release_left_pending_upgrade_is_rolled_back(helm, apps, request, kube_cluster):
+    ns = _ns(request)
+    helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        values=[image_values("reg/app", DIGEST_A)],
+        description="d1",
+    )
+    helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        values=[image_values("reg/app", DIGEST_B)],
+        description="d2",
+    )
+    _mark_latest_pending(kube_cluster, ns, "app", "pending-upgrade")
+    assert helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(hours=1)) is None
+    recovery = helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(0))
+    assert (recovery.action, recovery.from_status, recovery.to_revision) == (
+        "rolled-back",
+        "pending-upgrade",
+        3,
+    )
+    assert _image(apps, ns, "app") == f"reg/app@{DIGEST_A}"
+    assert helm.current("app", ns).status == "deployed"
+
+
+def test_release_left_pending_install_is_uninstalled(helm, request, kube_cluster):
+    ns = _ns(request)
+    helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        values=[image_values("reg/app", DIGEST_A)],
+        description="d1",
+    )
+    _mark_latest_pending(kube_cluster, ns, "app", "pending-install")
+    recovery = helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(0))
+    assert recovery.action == "uninstalled"
+    assert helm.current("app", ns) is None
+
+
+def test_unreachable_cluster_fails_with_a_clear_message(kube_cluster, helm_binary):
+    dead = kube_cluster.kubeconfig().replace(kube_cluster.server, "https://127.0.0.1:1")
+    with pytest.raises(ClusterUnreachable, match="cluster unreachable"):
+        Helm(dead, executable=helm_binary).upgrade(
+            release="app",
+            namespace="x",
+            chart=CHART,
+            values=[image_values("reg/app", DIGEST_A)],
+            description="d",
+        )
+    with pytest.raises(ClusterUnreachable, match="cluster unreachable"):
+        RolloutWatcher(dead, request_timeout=2).status("x", "app")
+
+
+def test_watcher_follows_the_rollout_to_available(helm, kube_cluster, request):
+    ns = _ns(request)
+    helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        values=[{"replicaCount": 2}, image_values("reg/app", DIGEST_A)],
+        description="d",
+    )
+    seen = []
+    progress = RolloutWatcher(kube_cluster.kubeconfig()).watch(ns, "app", 20, seen.append)
+    assert progress.complete and not progress.failed
+    assert progress.deployments[0].available == 2
+    assert any(not p.complete for p in seen)  # progress was reported on the way
+
+
+def test_watcher_reports_progress_deadline_with_events(helm, kube_cluster, request):
+    ns = _ns(request)
+    helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        values=[
+            {"podAnnotations": {"slipway.dev/simulate": "fail"}},
+            image_values("reg/app", DIGEST_A),
+        ],
+        description="d",
+    )
+    progress = RolloutWatcher(kube_cluster.kubeconfig()).watch(ns, "app", 20)
+    assert progress.failed
+    assert "ProgressDeadlineExceeded" in progress.failure_reason()
+    assert "BackOff" in progress.failure_reason()
+
+
+def _mark_latest_pending(kube_cluster, namespace, release, status):
+    """Make the latest Helm revision look like helm was killed mid-operation: the release
+    secret's status label (and its encoded record) say pending."""
+    import base64
+    import gzip
+    import json
+
+    core = client.CoreV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path)))
+    secrets = core.list_namespaced_secret(namespace, label_selector=f"owner=helm,name={release}")
+    latest = max(secrets.items, key=lambda s: int(s.metadata.labels["version"]))
+    record = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(latest.data["release"]))))
+    record["info"]["status"] = status
+    encoded = base64.b64encode(
+        base64.b64encode(gzip.compress(json.dumps(record).encode()))
+    ).decode()
+    core.patch_namespaced_secret(
+        latest.metadata.name,
+        namespace,
+        {
+            "metadata": {"labels": {"status": status}},
+            "data": {"release": encoded},
+        },
+    )
+    time.sleep(0.1)
