@@ -12,12 +12,23 @@ from enum import Enum
 from typing import Protocol
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from clusters.errors import HelmFailed
+from clusters.helm import Helm, HelmRevision, Recovery, image_values
+from clusters.rollout import RolloutProgress, RolloutWatcher
 from portal.audit import Actor, RequestContext, audit_record
-from portal.models import Service
-from releases.choices import RELEASE_ACTIVE, RELEASE_TRANSITIONS, ReleaseStatus, allowed_sources
+from portal.models import DeploymentTarget, Environment, Service
+from releases.choices import (
+    DEPLOYMENT_ACTIVE,
+    DEPLOYMENT_TRANSITIONS,
+    RELEASE_ACTIVE,
+    RELEASE_TRANSITIONS,
+    DeploymentStatus,
+    ReleaseStatus,
+    allowed_sources,
+)
 from releases.jenkins import (
     CORRELATION_PARAMETER,
     BuildStatus,
@@ -28,7 +39,7 @@ from releases.jenkins import (
     QueueStatus,
     TriggerResult,
 )
-from releases.models import Release, ReleaseLogChunk
+from releases.models import Deployment, Release, ReleaseLogChunk
 
 REF_RE = re.compile(r"^[A-Za-z0-9._/\-+@]{1,200}$")
 TERMINAL = {ReleaseStatus.BUILT, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
@@ -38,6 +49,10 @@ WORKER = Actor.system("worker")
 
 class ReleaseRefused(Exception):
     """The request cannot be honoured; the message says why, for the user."""
+
+
+class DeploymentBusy(ReleaseRefused):
+    """Another deployment of this service is in flight in this environment."""
 
 
 class Step(Enum):
@@ -435,3 +450,369 @@ def _step_poll_build(release: Release, jenkins: Jenkins) -> Step:
 
 def poll_seconds() -> float:
     return float(getattr(settings, "SLIPWAY_POLL_SECONDS", 2.0))
+
+
+# == deployments ======================================================================
+
+DEPLOYMENT_TERMINAL = {
+    DeploymentStatus.SUCCEEDED,
+    DeploymentStatus.FAILED,
+    DeploymentStatus.ROLLED_BACK,
+    DeploymentStatus.CANCELLED,
+}
+
+
+class HelmPort(Protocol):
+    """What the deploy steps need of Helm (clusters.helm.Helm has it)."""
+
+    def current(self, release: str, namespace: str) -> HelmRevision | None: ...
+    def find_revision(self, release: str, namespace: str, marker: str) -> HelmRevision | None: ...
+    def upgrade(
+        self,
+        *,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: list[dict],
+        description: str,
+        version: str | None = None,
+    ) -> HelmRevision: ...
+    def rollback(self, *, release: str, namespace: str, revision: int | None) -> HelmRevision: ...
+    def recover_stuck(
+        self, *, release: str, namespace: str, older_than: timezone.timedelta
+    ) -> Recovery | None: ...
+
+
+class RolloutPort(Protocol):
+    def watch(
+        self, namespace: str, release: str, budget_seconds: float, on_progress=None
+    ) -> RolloutProgress: ...
+
+
+def helm_for(deployment: Deployment) -> Helm:
+    cluster = deployment.target.cluster
+    return Helm(cluster.kubeconfig.reveal(), cluster.context)
+
+
+def rollout_watcher_for(deployment: Deployment) -> RolloutWatcher:
+    cluster = deployment.target.cluster
+    return RolloutWatcher(cluster.kubeconfig.reveal(), cluster.context)
+
+
+def _previous_environment(service: Service, environment: Environment) -> Environment | None:
+    return (
+        Environment.objects.filter(targets__service=service, order__lt=environment.order)
+        .order_by("-order")
+        .first()
+    )
+
+
+def deployment_start(
+    *,
+    release: Release,
+    environment: Environment,
+    actor: Actor,
+    user=None,
+    kind: str = "deploy",
+    context: RequestContext | None = None,
+) -> Deployment:
+    """Deploy a built release to an environment: the same image digest, never a rebuild.
+
+    Promotion rule: a release reaches an environment only after it succeeded in the one
+    before it (by order). A rollback redeploys a release that once succeeded there.
+    """
+    if release.status != ReleaseStatus.BUILT:
+        raise ReleaseRefused(
+            f"Release #{release.pk} is {release.get_status_display().lower()}, "
+            "not built: only a built release can be deployed."
+        )
+    target = (
+        DeploymentTarget.objects.select_related("cluster")
+        .filter(service=release.service_id, environment=environment)
+        .first()
+    )
+    if target is None:
+        raise ReleaseRefused(f"{release.service.name} has no target in {environment.name}.")
+    succeeded = Deployment.objects.filter(release=release, status=DeploymentStatus.SUCCEEDED)
+    if kind == "rollback":
+        if not succeeded.filter(environment=environment).exists():
+            raise ReleaseRefused(
+                f"Release #{release.pk} never succeeded in {environment.name}; "
+                "a rollback goes back to a release that did."
+            )
+    else:
+        before = _previous_environment(release.service, environment)
+        if before is not None and not succeeded.filter(environment=before).exists():
+            raise ReleaseRefused(
+                f"Release #{release.pk} has not succeeded in {before.name} yet; "
+                f"promote it to {environment.name} once it has."
+            )
+    try:
+        with transaction.atomic():
+            deployment = Deployment.objects.create(
+                release=release,
+                target=target,
+                environment=environment,
+                service=release.service,
+                requested_by=user,
+                kind=kind,
+                image=release.image,
+            )
+            audit_record(
+                actor=actor,
+                action=f"deployment.{kind}",
+                target=deployment,
+                context=context,
+                after={
+                    "release": release.pk,
+                    "environment": environment.slug,
+                    "image": release.image,
+                    "status": deployment.status,
+                },
+            )
+            _deploy_on_commit(deployment)
+    except IntegrityError as exc:
+        active = Deployment.objects.filter(
+            service=release.service, environment=environment, status__in=DEPLOYMENT_ACTIVE
+        ).first()
+        raise DeploymentBusy(
+            f"Busy: deployment #{active.pk if active else '?'} of {release.service.name} to "
+            f"{environment.name} is still in flight."
+        ) from exc
+    return deployment
+
+
+def deployment_transition(
+    *,
+    deployment: Deployment,
+    to: str,
+    actor: Actor = WORKER,
+    reason: str = "",
+    context: RequestContext | None = None,
+    **fields,
+) -> bool:
+    """Move a deployment along the transition table; False if it moved on meanwhile."""
+    sources = allowed_sources(DEPLOYMENT_TRANSITIONS, to)
+    now = timezone.now()
+    values = {"status": to, "heartbeat_at": now, **fields}
+    if reason:
+        values["status_reason"] = reason
+    if to in DEPLOYMENT_TERMINAL:
+        values["finished_at"] = now
+    with transaction.atomic():
+        before = (
+            Deployment.objects.select_for_update()
+            .filter(pk=deployment.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if before not in sources:
+            return False
+        Deployment.objects.filter(pk=deployment.pk, status__in=sources).update(**values)
+        after = {
+            "status": to,
+            **{k: v for k, v in fields.items() if k not in ("progress", "started_at")},
+        }
+        if reason:
+            after["reason"] = reason
+        audit_record(
+            actor=actor,
+            action=f"deployment.{to}",
+            target=deployment,
+            context=context,
+            before={"status": before},
+            after=after,
+        )
+    for key, value in values.items():
+        setattr(deployment, key, value)
+    return True
+
+
+def deployment_note_progress(
+    *, deployment: Deployment, progress: dict, quiet_for: float = 0
+) -> None:
+    beat = timezone.now() + timezone.timedelta(seconds=quiet_for)
+    Deployment.objects.filter(pk=deployment.pk).update(progress=progress, heartbeat_at=beat)
+
+
+def deployment_fail(*, deployment: Deployment, reason: str) -> bool:
+    return deployment_transition(deployment=deployment, to=DeploymentStatus.FAILED, reason=reason)
+
+
+def _deploy_on_commit(deployment: Deployment) -> None:
+    from releases.tasks import deployment_advance
+
+    token = str(deployment.run_token)
+    transaction.on_commit(lambda: deployment_advance.apply_async((deployment.pk, token)))
+
+
+def _marker(deployment: Deployment) -> str:
+    return f"slipway deployment {deployment.pk}"
+
+
+def deployment_values(deployment: Deployment) -> list[dict]:
+    """Helm values, later ones winning: chart defaults of the service, the environment's
+    target values, then the image pinned by digest."""
+    release = deployment.release
+    return [
+        deployment.service.default_values or {},
+        deployment.target.values or {},
+        image_values(release.image_repository, release.image_digest),
+    ]
+
+
+def deployment_step(*, deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+    """Do the one step the deployment's status calls for."""
+    step = {
+        DeploymentStatus.PENDING: _step_prepare,
+        DeploymentStatus.DEPLOYING: _step_upgrade,
+        DeploymentStatus.ROLLING_OUT: _step_watch,
+    }.get(deployment.status)
+    return step(deployment, helm, watcher) if step else Step.DONE
+
+
+def _stuck_after() -> timezone.timedelta:
+    return timezone.timedelta(seconds=float(getattr(settings, "SLIPWAY_HELM_STUCK_SECONDS", 600)))
+
+
+def _recover(deployment: Deployment, helm: HelmPort, older_than) -> None:
+    target = deployment.target
+    recovery = helm.recover_stuck(
+        release=target.helm_release_name, namespace=target.namespace, older_than=older_than
+    )
+    if recovery:
+        audit_record(
+            actor=WORKER,
+            action="helm.recovered",
+            target=deployment,
+            after={
+                "action": recovery.action,
+                "from_revision": recovery.from_revision,
+                "from_status": recovery.from_status,
+                "to_revision": recovery.to_revision,
+            },
+        )
+
+
+def _step_prepare(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+    target = deployment.target
+    _recover(deployment, helm, _stuck_after())
+    current = helm.current(target.helm_release_name, target.namespace)
+    previous = current.revision if current and current.status == "deployed" else None
+    deployment_transition(
+        deployment=deployment,
+        to=DeploymentStatus.DEPLOYING,
+        previous_revision=previous,
+        started_at=timezone.now(),
+    )
+    return Step.NEXT
+
+
+def _step_upgrade(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+    target, release = deployment.target, deployment.release
+    made = helm.find_revision(target.helm_release_name, target.namespace, _marker(deployment))
+    if made is not None and made.status.startswith("pending-"):
+        # Our own earlier helm run was killed mid-way: clear it, then upgrade again.
+        _recover(deployment, helm, timezone.timedelta(0))
+        made = None
+    if made is None:
+        made = helm.upgrade(
+            release=target.helm_release_name,
+            namespace=target.namespace,
+            chart=deployment.service.chart,
+            values=deployment_values(deployment),
+            description=f"{_marker(deployment)}: release #{release.pk} {release.image}",
+            version=deployment.service.chart_version or None,
+        )
+    deployment_transition(
+        deployment=deployment, to=DeploymentStatus.ROLLING_OUT, helm_revision=made.revision
+    )
+    return Step.NEXT
+
+
+def _step_watch(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+    target = deployment.target
+    deadline = deployment.started_at + timezone.timedelta(
+        seconds=deployment.environment.rollout_timeout_seconds
+    )
+    budget = max(0.0, min(watch_budget_seconds(), (deadline - timezone.now()).total_seconds()))
+    # Silent on purpose while watching: keep the resumer away for the budget.
+    deployment_note_progress(deployment=deployment, progress=deployment.progress, quiet_for=budget)
+    progress = watcher.watch(
+        target.namespace,
+        target.helm_release_name,
+        budget,
+        on_progress=lambda p: deployment_note_progress(deployment=deployment, progress=p.as_dict()),
+    )
+    deployment_note_progress(deployment=deployment, progress=progress.as_dict())
+    if progress.complete:
+        deployment_transition(deployment=deployment, to=DeploymentStatus.SUCCEEDED)
+        return Step.DONE
+    if progress.failed:
+        reason = f"Rollout failed.\n{progress.failure_reason()}"
+    elif timezone.now() >= deadline:
+        reason = (
+            f"Rollout not finished after {deployment.environment.rollout_timeout_seconds}"
+            f" s: {progress.summary()}"
+        )
+    else:
+        return Step.NEXT  # budget spent, deadline not reached: watch again
+    return _rollout_failed(deployment, helm, reason)
+
+
+def _rollout_failed(deployment: Deployment, helm: HelmPort, reason: str) -> Step:
+    target = deployment.target
+    if deployment.environment.auto_rollback and deployment.previous_revision:
+        try:
+            made = helm.rollback(
+                release=target.helm_release_name,
+                namespace=target.namespace,
+                revision=deployment.previous_revision,
+            )
+        except HelmFailed as exc:
+            deployment_fail(
+                deployment=deployment, reason=f"{reason}\nAutomatic rollback failed too: {exc}"
+            )
+            return Step.DONE
+        deployment_transition(
+            deployment=deployment,
+            to=DeploymentStatus.ROLLED_BACK,
+            rolled_back_to_revision=made.revision,
+            reason=f"{reason}\nRolled back to revision {deployment.previous_revision} "
+            f"(now revision {made.revision}).",
+        )
+        return Step.DONE
+    deployment_fail(deployment=deployment, reason=reason)
+    return Step.DONE
+
+
+def watch_budget_seconds() -> float:
+    return float(getattr(settings, "SLIPWAY_WATCH_BUDGET_SECONDS", 20.0))
+
+
+def deployment_resume_stale(*, stale_after_seconds: float) -> list[int]:
+    """As release_resume_stale, for deployments."""
+    import uuid
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
+    resumed = []
+    for deployment in Deployment.objects.filter(status__in=DEPLOYMENT_ACTIVE):
+        last = deployment.heartbeat_at or deployment.created_at
+        if last >= cutoff:
+            continue
+        token = uuid.uuid4()
+        with transaction.atomic():
+            if not Deployment.objects.filter(
+                pk=deployment.pk, run_token=deployment.run_token, status__in=DEPLOYMENT_ACTIVE
+            ).update(run_token=token, heartbeat_at=timezone.now()):
+                continue
+            deployment.run_token = token
+            audit_record(
+                actor=WORKER,
+                action="deployment.resume",
+                target=deployment,
+                after={"status": deployment.status, "silent_since": last},
+            )
+            _deploy_on_commit(deployment)
+        resumed.append(deployment.pk)
+    return resumed

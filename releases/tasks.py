@@ -3,17 +3,14 @@ step, schedule the next. Every task is idempotent, so `acks_late` is safe."""
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
+from clusters.errors import ClusterError, ClusterUnreachable
 from releases import services
 from releases.jenkins import JenkinsError
-from releases.models import Release
-
-log = logging.getLogger(__name__)
+from releases.models import Deployment, Release
 
 
 def _retry_delay(retries: int) -> float:
@@ -48,8 +45,8 @@ def release_advance(self, release_id: int, run_token: str) -> str:
             delay = _retry_delay(self.request.retries)
             services.release_note_progress(
                 release=release,
-                progress=f"{exc}; retry {self.request.retries + 1} of {limit}",
                 quiet_for=delay,
+                progress=f"{exc}; retry {self.request.retries + 1} of {limit}",
             )
             raise self.retry(countdown=delay, exc=exc) from exc
         suffix = f" (gave up after {limit} retries)" if exc.retryable else ""
@@ -63,13 +60,59 @@ def release_advance(self, release_id: int, run_token: str) -> str:
 
 
 @shared_task(
+    bind=True,
+    name="releases.deploy",
+    queue="deploys",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def deployment_advance(self, deployment_id: int, run_token: str) -> str:
+    """Do the next step of a deployment (helm upgrade, then watch); schedule the next."""
+    deployment = (
+        Deployment.objects.select_related("release", "target__cluster", "environment", "service")
+        .filter(pk=deployment_id, run_token=run_token)
+        .first()
+    )
+    if deployment is None:
+        return "stale"
+    try:
+        step = services.deployment_step(
+            deployment=deployment,
+            helm=services.helm_for(deployment),
+            watcher=services.rollout_watcher_for(deployment),
+        )
+    except ClusterError as exc:
+        limit = int(getattr(settings, "SLIPWAY_CLUSTER_MAX_RETRIES", 5))
+        retryable = isinstance(exc, ClusterUnreachable)
+        if retryable and self.request.retries < limit:
+            delay = _retry_delay(self.request.retries)
+            services.deployment_note_progress(
+                deployment=deployment,
+                quiet_for=delay,
+                progress={"summary": f"{exc}; retry {self.request.retries + 1} of {limit}"},
+            )
+            raise self.retry(countdown=delay, exc=exc) from exc
+        suffix = f" (gave up after {limit} retries)" if retryable else ""
+        services.deployment_fail(deployment=deployment, reason=f"{exc}{suffix}")
+        return "failed"
+    if step is not services.Step.DONE:
+        deployment_advance.apply_async((deployment_id, run_token))
+    return step.value
+
+
+@shared_task(
     name="releases.resume_stale", queue="default", acks_late=True, soft_time_limit=60, time_limit=90
 )
-def release_resume_stale() -> list[int]:
-    """Periodic: resume releases whose worker died (see services.release_resume_stale)."""
-    return services.release_resume_stale(
-        stale_after_seconds=float(getattr(settings, "SLIPWAY_STALE_AFTER_SECONDS", 120))
-    )
+def release_resume_stale() -> dict[str, list[int]]:
+    """Periodic: resume releases and deployments whose worker died."""
+    stale = float(getattr(settings, "SLIPWAY_STALE_AFTER_SECONDS", 120))
+    return {
+        "releases": services.release_resume_stale(stale_after_seconds=stale),
+        "deployments": services.deployment_resume_stale(stale_after_seconds=stale),
+    }
 
 
 @worker_ready.connect

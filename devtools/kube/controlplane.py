@@ -153,11 +153,13 @@ current-context: slipway-local
                 if process.poll() is not None:
                     self.stop()
                     raise RuntimeError(f"{process.args[0]} exited; see {self.root / 'logs'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(request, context=context, timeout=2) as response:
-                    if response.status == 200:
-                        say(f"kube-apiserver ready at {self.server}")
-                        return
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(request, context=context, timeout=2) as response,
+            ):
+                if response.status == 200:
+                    say(f"kube-apiserver ready at {self.server}")
+                    return
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(

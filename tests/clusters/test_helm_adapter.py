@@ -84,7 +84,7 @@ def test_a_tag_is_refused_before_helm_runs():
 
 
 def test_chart_errors_come_back_with_helms_message(helm, request):
-    with pytest.raises(HelmFailed, match="image.repository is required"):
+    with pytest.raises(HelmFailed, match=r"image\.repository is required"):
         helm.upgrade(
             release="app",
             namespace=_ns(request),

@@ -1,0 +1,251 @@
+"""Deployments end to end: a real Celery worker runs real helm against a real
+kube-apiserver + etcd, the simulator plays the deployment controller."""
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+from celery.signals import before_task_publish
+from django.conf import settings
+from kubernetes import client, config
+
+from clusters.models import Cluster
+from portal.audit import Actor
+from portal.models import AuditEvent, DeploymentTarget, Environment, Service, Team
+from releases.choices import DEPLOYMENT_ACTIVE
+from releases.models import Deployment, Release
+from releases.services import DeploymentBusy, ReleaseRefused, deployment_start
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker"),
+]
+CHART = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
+
+
+@pytest.fixture
+def world(kube_cluster, request, django_user_model):
+    """A service with Beta and Prod targets on the test cluster, in fresh namespaces."""
+    suffix = hashlib.sha1(request.node.name.encode()).hexdigest()[:8]
+    team = Team.objects.create(slug="t", name="T")
+    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig=kube_cluster.kubeconfig())
+    service = Service.objects.create(
+        slug="app",
+        name="App",
+        team=team,
+        chart=CHART,
+        image_repository="registry.local/demo/app",
+        default_values={"env": {"FROM": "service"}},
+    )
+    beta = Environment.objects.create(
+        slug="beta", name="Beta", order=10, auto_rollback=True, rollout_timeout_seconds=60
+    )
+    prod = Environment.objects.create(
+        slug="prod", name="Prod", order=20, rollout_timeout_seconds=60
+    )
+    for env in (beta, prod):
+        DeploymentTarget.objects.create(
+            service=service,
+            environment=env,
+            cluster=cluster,
+            namespace=f"{env.slug}-{suffix}",
+            helm_release_name="app",
+            values={"replicaCount": 2 if env == prod else 1},
+        )
+    user = django_user_model.objects.create_user("lead", password="pw-lead-12345")
+    from portal.models import JenkinsServer
+
+    jenkins = JenkinsServer.objects.create(name="j", url="http://127.0.0.1:9/", username="u")
+    return {
+        "service": service,
+        "beta": beta,
+        "prod": prod,
+        "user": user,
+        "jenkins": jenkins,
+        "apps": client.AppsV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path))),
+        "suffix": suffix,
+    }
+
+
+def built_release(world, n: int) -> Release:
+    digest = "sha256:" + hashlib.sha256(f"release-{n}".encode()).hexdigest()
+    return Release.objects.create(
+        service=world["service"],
+        ref=f"v{n}",
+        jenkins_server=world["jenkins"],
+        jenkins_job="demo/app",
+        image_repository="registry.local/demo/app",
+        status="built",
+        image_digest=digest,
+        build_number=n,
+    )
+
+
+def deploy(world, release, env, kind="deploy", timeout=60) -> Deployment:
+    deployment = deployment_start(
+        release=release,
+        environment=world[env],
+        actor=Actor.for_user(world["user"]),
+        user=world["user"],
+        kind=kind,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deployment.refresh_from_db()
+        if deployment.status not in DEPLOYMENT_ACTIVE:
+            return deployment
+        time.sleep(0.2)
+    raise AssertionError(f"deployment still {deployment.status}: {deployment.progress}")
+
+
+def image_in(world, env) -> str:
+    deployment = world["apps"].read_namespaced_deployment("app", f"{env}-{world['suffix']}")
+    return deployment.spec.template.spec.containers[0].image
+
+
+def test_deploy_to_beta_then_promote_the_same_digest_to_prod(world):
+    release = built_release(world, 1)
+    beta = deploy(world, release, "beta")
+    assert beta.status == "succeeded", beta.status_reason
+    assert image_in(world, "beta") == release.image
+    assert release.image.startswith("registry.local/demo/app@sha256:")
+    assert beta.helm_revision == 1
+    assert beta.progress["complete"] is True
+
+    prod = deploy(world, release, "prod", kind="promote")
+    assert prod.status == "succeeded", prod.status_reason
+    assert image_in(world, "prod") == image_in(world, "beta") == release.image
+    assert (
+        world["apps"].read_namespaced_deployment("app", f"prod-{world['suffix']}").spec.replicas
+        == 2
+    )
+    actions = list(
+        AuditEvent.objects.filter(
+            target_type="releases.Deployment", target_id=str(prod.pk)
+        ).values_list("action", flat=True)
+    )
+    assert actions == [
+        "deployment.promote",
+        "deployment.deploying",
+        "deployment.rolling_out",
+        "deployment.succeeded",
+    ]
+
+
+def test_promotion_to_prod_is_refused_before_beta_succeeded(world):
+    release = built_release(world, 1)
+    with pytest.raises(ReleaseRefused, match="has not succeeded in Beta"):
+        deployment_start(
+            release=release, environment=world["prod"], actor=Actor.for_user(world["user"])
+        )
+
+
+def test_upgrade_then_rollback_to_the_first_release(world):
+    first, second = built_release(world, 1), built_release(world, 2)
+    assert deploy(world, first, "beta").helm_revision == 1
+    upgraded = deploy(world, second, "beta")
+    assert (upgraded.status, upgraded.helm_revision, upgraded.previous_revision) == (
+        "succeeded",
+        2,
+        1,
+    )
+    assert image_in(world, "beta") == second.image
+    rolled = deploy(world, first, "beta", kind="rollback")
+    assert (rolled.status, rolled.helm_revision) == ("succeeded", 3)
+    assert image_in(world, "beta") == first.image
+
+
+def test_failing_rollout_fails_with_the_reason_and_auto_rollback_restores(world):
+    first, second = built_release(world, 1), built_release(world, 2)
+    assert deploy(world, first, "beta").status == "succeeded"
+    DeploymentTarget.objects.filter(environment=world["beta"]).update(
+        values={"podAnnotations": {"slipway.dev/simulate": "fail"}}
+    )
+    failed = deploy(world, second, "beta")
+    assert failed.status == "rolled_back"
+    assert "ProgressDeadlineExceeded" in failed.status_reason
+    assert "Rolled back to revision 1" in failed.status_reason
+    assert failed.rolled_back_to_revision == 3
+    assert image_in(world, "beta") == first.image
+
+
+def test_failing_rollout_without_auto_rollback_is_failed(world):
+    world["beta"].auto_rollback = False
+    world["beta"].save()
+    DeploymentTarget.objects.filter(environment=world["beta"]).update(
+        values={"podAnnotations": {"slipway.dev/simulate": "fail"}}
+    )
+    failed = deploy(world, built_release(world, 1), "beta")
+    assert failed.status == "failed"
+    assert "ProgressDeadlineExceeded" in failed.status_reason
+
+
+def test_a_release_left_pending_upgrade_is_recovered_before_deploying(world, kube_cluster):
+    from tests.clusters.test_helm_adapter import _mark_latest_pending
+
+    first, second, third = (built_release(world, n) for n in (1, 2, 3))
+    deploy(world, first, "beta")
+    deploy(world, second, "beta")
+    # helm was killed while upgrading to revision 2: it is left pending-upgrade.
+    _mark_latest_pending(kube_cluster, f"beta-{world['suffix']}", "app", "pending-upgrade")
+    time.sleep(1.1)  # older than SLIPWAY_HELM_STUCK_SECONDS in the test worker
+    deployment = deploy(world, third, "beta")
+    assert deployment.status == "succeeded", deployment.status_reason
+    recovered = AuditEvent.objects.get(action="helm.recovered", target_id=str(deployment.pk))
+    assert recovered.after == {
+        "action": "rolled-back",
+        "from_revision": 2,
+        "from_status": "pending-upgrade",
+        "to_revision": 3,
+    }
+    assert deployment.helm_revision == 4
+    assert image_in(world, "beta") == third.image
+
+
+def test_second_deployment_while_one_is_in_flight_is_busy(world):
+    release = built_release(world, 1)
+    deployment_start(
+        release=release, environment=world["beta"], actor=Actor.for_user(world["user"])
+    )
+    with pytest.raises(DeploymentBusy, match="still in flight"):
+        deployment_start(
+            release=release, environment=world["beta"], actor=Actor.for_user(world["user"])
+        )
+
+
+def test_unreachable_cluster_fails_the_deployment_with_a_clear_message(world, kube_cluster):
+    Cluster.objects.update(
+        kubeconfig=kube_cluster.kubeconfig().replace(kube_cluster.server, "https://127.0.0.1:1")
+    )
+    failed = deploy(world, built_release(world, 1), "beta")
+    assert failed.status == "failed"
+    assert "cluster unreachable" in failed.status_reason
+    assert "gave up after 2 retries" in failed.status_reason
+
+
+def test_the_kubeconfig_never_reaches_logs_task_arguments_or_audit(
+    world, kube_cluster, celery_worker
+):
+    published = []
+
+    def capture(body=None, **kwargs):
+        published.append(repr(body))
+
+    before_task_publish.connect(capture)
+    try:
+        first, second = built_release(world, 1), built_release(world, 2)
+        deploy(world, first, "beta")
+        DeploymentTarget.objects.filter(environment=world["beta"]).update(
+            values={"podAnnotations": {"slipway.dev/simulate": "fail"}}
+        )
+        deploy(world, second, "beta")
+    finally:
+        before_task_publish.disconnect(capture)
+    secret = kube_cluster.token
+    assert published and not any(secret in body for body in published)
+    assert secret not in celery_worker.log_text()
+    assert "kubeconfig" in celery_worker.log_text()  # helm ran with a file path, not content
+    for event in AuditEvent.objects.all():
+        assert secret not in f"{event.before} {event.after} {event.target_repr}"
