@@ -1,8 +1,9 @@
 """`make run`: migrate, load demo data, then run the portal and its companions in the
 foreground until Ctrl-C or SIGTERM stops them all (honcho runs the Procfile).
 
-Companions: Celery worker and beat, and the Jenkins emulator with one job per demo
-service, so "Build & deploy to Beta" shows a believable build.
+Companions: Celery worker and beat, the Jenkins emulator with one job per demo service
+(so a build shows a believable log), and a local kube-apiserver + etcd with the rollout
+simulator (so a deployment runs real helm against a real API).
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def free_port(preferred: int) -> int:
 
 def main() -> None:
     os.environ.setdefault("DEBUG", "1")
+    from devtools.kube.__main__ import local_plane
+    from devtools.kube.binaries import ensure_all
+
+    ensure_all()  # builds helm, etcd, kube-apiserver on the first run (minutes, with progress)
+    kube_port = free_port(6443)
+    os.environ["SLIPWAY_KUBE_PORT"] = str(kube_port)
+    plane = local_plane()
+    kubeconfig = plane.root / "kubeconfig"
+    kubeconfig.write_text(plane.kubeconfig())
+    kubeconfig.chmod(0o600)
     jenkins_port = free_port(8080)
     user, credentials = next(iter(json.loads(EMULATOR_CONFIG.read_text())["users"].items()))
     os.environ["SLIPWAY_EMULATOR_PORT"] = str(jenkins_port)
@@ -50,8 +61,10 @@ def main() -> None:
             "SLIPWAY_DEMO_JENKINS_URL": f"http://127.0.0.1:{jenkins_port}/",
             "SLIPWAY_DEMO_JENKINS_USER": user,
             "SLIPWAY_DEMO_JENKINS_TOKEN": credentials["api_token"],
+            "SLIPWAY_DEMO_KUBECONFIG": str(kubeconfig),
         },
     )
+    print(f"Local Kubernetes API on https://127.0.0.1:{kube_port} (KUBECONFIG={kubeconfig})")
     print(f"Jenkins emulator on http://127.0.0.1:{jenkins_port}/", flush=True)
     print("Slipway on http://127.0.0.1:8000/ — Ctrl-C stops it.", flush=True)
     honcho = Path(sys.executable).with_name("honcho")

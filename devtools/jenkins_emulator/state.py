@@ -80,7 +80,7 @@ class Build:
         for index, line in enumerate(self.lines):
             shows_at = self.started + span * (index + 1) / (len(self.lines) + 1)
             if (self.aborted_by is None or shows_at <= end) and now >= shows_at:
-                out.append(line)
+                out.append(self.expand(line))
         if not self.building(now):
             if self.aborted_by:
                 out.append(f"Aborted by {self.aborted_by}")
@@ -88,6 +88,12 @@ class Build:
                 out.append(self.report_line())
             out.append(f"Finished: {self.final_result}")
         return "\n".join(out) + "\n"
+
+    def expand(self, line: str) -> str:
+        """Print parameters the way a shell step would ($GIT_REF → main)."""
+        for key, value in sorted(self.parameters.items(), key=lambda kv: -len(kv[0])):
+            line = line.replace(f"${key}", value)
+        return line
 
     def report_line(self) -> str:
         return {

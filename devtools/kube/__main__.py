@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,15 +20,27 @@ import time
 from pathlib import Path
 
 from devtools.kube.binaries import HELM, ensure_all, find, regenerate_gomod, say
-from devtools.kube.controlplane import ControlPlane
+from devtools.kube.controlplane import ControlPlane, free_port
 from devtools.kube.simulator import RolloutSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".local" / "kube"
 
 
+def local_plane() -> ControlPlane:
+    """The control plane `make run` uses: state under .local/kube, a stable admin token,
+    the apiserver port from SLIPWAY_KUBE_PORT (so the portal's kubeconfig stays valid)."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    token_file = STATE / "token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_hex(16))
+        token_file.chmod(0o600)
+    port = int(os.environ.get("SLIPWAY_KUBE_PORT", "0")) or free_port()
+    return ControlPlane(STATE, apiserver_port=port, token=token_file.read_text().strip())
+
+
 def run_foreground() -> None:
-    plane = ControlPlane(STATE).start()
+    plane = local_plane().start()
     simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=6).start()
     (STATE / "state.json").write_text(
         json.dumps({"pid": os.getpid(), "kubeconfig": str(plane.kubeconfig_path)})

@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -39,6 +40,8 @@ class RolloutSimulator:
     def __init__(
         self, kubeconfig_path: str, delay_seconds: float = 1.0, interval: float = 0.2
     ) -> None:
+        # The local apiserver's certificate is self-signed; its kubeconfig says so.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.api = client.AppsV1Api(config.new_client_from_config(kubeconfig_path))
         self.core = client.CoreV1Api(self.api.api_client)
         self.delay = delay_seconds
