@@ -1,0 +1,150 @@
+"""The deploy steps with in-memory Helm and rollout ports: the rules, not the wire
+(the wire is covered by test_deploy_step.py against real helm and kube-apiserver)."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from clusters.helm import HelmRevision, Recovery
+from clusters.models import Cluster
+from clusters.rollout import DeploymentProgress, RolloutProgress
+from portal.audit import Actor
+from portal.models import DeploymentTarget, Environment, JenkinsServer, Service, Team
+from releases.models import Release
+from releases.services import Step, deployment_start, deployment_step
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeHelm:
+    def __init__(self, history=None):
+        self.history = list(history or [])
+        self.calls = []
+
+    def _rev(self, n, status="deployed", description=""):
+        return HelmRevision(n, status, datetime.now(UTC), description)
+
+    def current(self, release, namespace):
+        return self.history[-1] if self.history else None
+
+    def find_revision(self, release, namespace, marker):
+        return next((r for r in reversed(self.history) if marker in r.description), None)
+
+    def upgrade(self, *, release, namespace, chart, values, description, version=None):
+        self.calls.append(("upgrade", values[-1]["image"]))
+        made = self._rev(len(self.history) + 1, description=description)
+        self.history.append(made)
+        return made
+
+    def rollback(self, *, release, namespace, revision):
+        self.calls.append(("rollback", revision))
+        made = self._rev(len(self.history) + 1)
+        self.history.append(made)
+        return made
+
+    def recover_stuck(self, *, release, namespace, older_than):
+        latest = self.current(release, namespace)
+        if latest and latest.status.startswith("pending-"):
+            self.calls.append(("recover", latest.revision))
+            return Recovery("rolled-back", latest.revision, latest.status, None)
+        return None
+
+
+class FakeWatcher:
+    def __init__(self, failed=False):
+        self.failed = failed
+
+    def watch(self, namespace, release, budget_seconds, on_progress=None):
+        deployment = DeploymentProgress(
+            "app",
+            1,
+            1,
+            0 if self.failed else 1,
+            0 if self.failed else 1,
+            True,
+            complete=not self.failed,
+            failed=self.failed,
+            reason="ProgressDeadlineExceeded" if self.failed else "",
+            message="timed out",
+        )
+        return RolloutProgress([deployment], ["Warning BackOff: crash"] if self.failed else [])
+
+
+@pytest.fixture
+def deployment(django_user_model):
+    team = Team.objects.create(slug="t", name="T")
+    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig="x")
+    service = Service.objects.create(
+        slug="app", name="App", team=team, chart="charts/x", image_repository="reg/app"
+    )
+    beta = Environment.objects.create(slug="beta", name="Beta", order=1, auto_rollback=True)
+    DeploymentTarget.objects.create(
+        service=service,
+        environment=beta,
+        cluster=cluster,
+        namespace="beta",
+        helm_release_name="app",
+    )
+    jenkins = JenkinsServer.objects.create(name="j", url="http://j/", username="u")
+    release = Release.objects.create(
+        service=service,
+        ref="main",
+        jenkins_server=jenkins,
+        jenkins_job="app",
+        image_repository="reg/app",
+        status="built",
+        image_digest="sha256:" + "c" * 64,
+    )
+    user = django_user_model.objects.create_user("u")
+    return deployment_start(release=release, environment=beta, actor=Actor.for_user(user))
+
+
+def run_to_end(deployment, helm, watcher):
+    for _ in range(10):
+        if deployment_step(deployment=deployment, helm=helm, watcher=watcher) is Step.DONE:
+            break
+        deployment.refresh_from_db()
+    deployment.refresh_from_db()
+    return deployment
+
+
+def test_a_retried_upgrade_step_finds_its_revision_instead_of_upgrading_twice(deployment):
+    helm = FakeHelm([FakeHelm()._rev(1)])
+    deployment_step(deployment=deployment, helm=helm, watcher=FakeWatcher())  # → deploying
+    deployment.refresh_from_db()
+    # The worker ran helm, then died before recording the revision:
+    helm.history.append(helm._rev(2, description=f"slipway deployment {deployment.pk}: x"))
+    done = run_to_end(deployment, helm, FakeWatcher())
+    assert [c for c in helm.calls if c[0] == "upgrade"] == []
+    assert (done.status, done.helm_revision) == ("succeeded", 2)
+
+
+def test_our_own_half_done_upgrade_is_recovered_then_redone(deployment):
+    helm = FakeHelm([FakeHelm()._rev(1)])
+    deployment_step(deployment=deployment, helm=helm, watcher=FakeWatcher())
+    deployment.refresh_from_db()
+    helm.history.append(helm._rev(2, "pending-upgrade", f"slipway deployment {deployment.pk}"))
+    done = run_to_end(deployment, helm, FakeWatcher())
+    assert [c[0] for c in helm.calls] == ["recover", "upgrade"]
+    assert done.status == "succeeded"
+
+
+def test_the_image_is_pinned_by_digest(deployment):
+    helm = FakeHelm()
+    run_to_end(deployment, helm, FakeWatcher())
+    assert helm.calls == [("upgrade", {"repository": "reg/app", "digest": "sha256:" + "c" * 64})]
+
+
+def test_failed_rollout_rolls_back_to_the_previous_revision(deployment):
+    helm = FakeHelm([FakeHelm()._rev(1)])
+    done = run_to_end(deployment, helm, FakeWatcher(failed=True))
+    assert done.status == "rolled_back"
+    assert ("rollback", 1) in helm.calls
+    assert "Warning BackOff: crash" in done.status_reason
+
+
+def test_failed_first_install_has_nothing_to_roll_back_to(deployment):
+    helm = FakeHelm()
+    done = run_to_end(deployment, helm, FakeWatcher(failed=True))
+    assert done.status == "failed"
+    assert not [c for c in helm.calls if c[0] == "rollback"]
