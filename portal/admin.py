@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from portal.admin_audit import AuditedAdmin
 from portal.forms import JenkinsServerForm
 from portal.models import (
     ApiToken,
@@ -19,7 +20,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin):
     list_display = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
@@ -31,7 +32,7 @@ class DeploymentTargetInline(admin.TabularInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(AuditedAdmin):
     list_display = ["name", "slug", "team", "jenkins_job", "image_repository"]
     list_filter = ["team"]
     search_fields = ["name", "slug"]
@@ -39,18 +40,18 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(AuditedAdmin):
     list_display = ["name", "slug", "order", "requires_approval", "auto_rollback"]
 
 
 @admin.register(JenkinsServer)
-class JenkinsServerAdmin(admin.ModelAdmin):
+class JenkinsServerAdmin(AuditedAdmin):
     form = JenkinsServerForm
     list_display = ["name", "url", "username"]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
     list_display = ["name", "prefix", "user", "created_at", "expires_at", "revoked_at"]
     readonly_fields = ["prefix", "token_hash", "created_at", "last_used_at"]
     exclude = []

@@ -80,3 +80,26 @@ def test_admin_edit_with_blank_secret_keeps_the_stored_one(admin_client):
     assert response.status_code == 302
     jenkins = JenkinsServer.objects.get(pk=jenkins.pk)
     assert (jenkins.name, jenkins.api_token.reveal()) == ("j2", "tok-abc-123")
+
+
+def test_admin_changes_are_audited_with_the_secret_masked(admin_client):
+    from portal.models import AuditEvent
+
+    jenkins = JenkinsServer.objects.create(
+        name="j", url="http://j/", username="u", api_token="tok-abc-123"
+    )
+    admin_client.post(
+        f"/admin/portal/jenkinsserver/{jenkins.pk}/change/",
+        {
+            "name": "j",
+            "url": "http://j/",
+            "username": "u2",
+            "api_token": "tok-new-456",
+            "timeout_seconds": 30,
+        },
+    )
+    event = AuditEvent.objects.get(action="jenkinsserver.change")
+    assert event.actor_name == "admin"
+    assert event.before == {"api_token": "********", "username": "u"}
+    assert event.after == {"api_token": "********", "username": "u2"}
+    assert "tok-" not in f"{event.before}{event.after}{event.target_repr}"
