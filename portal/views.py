@@ -8,12 +8,18 @@ from portal.models import Environment, Service
 
 @login_required
 def home(request):
-    services = Service.objects.select_related("team").prefetch_related("targets__environment")
-    return render(
-        request,
-        "portal/home.html",
-        {"services": services, "environments": Environment.objects.all()},
-    )
+    """The dashboard: which release runs in which environment of every service."""
+    from releases.selectors import service_overview
+
+    environments = list(Environment.objects.all())
+    rows = []
+    for service in Service.objects.select_related("team"):
+        overview = {row["environment"].pk: row for row in service_overview(service=service)}
+        cells = [
+            {"targeted": env.pk in overview, **overview.get(env.pk, {})} for env in environments
+        ]
+        rows.append({"service": service, "cells": cells})
+    return render(request, "portal/home.html", {"rows": rows, "environments": environments})
 
 
 def healthz(request):

@@ -52,6 +52,14 @@ class Release(models.Model):
     image_digest = models.CharField(max_length=71, blank=True)
     log_offset = models.BigIntegerField(default=0, help_text="Next console byte to fetch.")
 
+    deploy_after_build = models.ForeignKey(
+        "portal.Environment",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Deploy here as soon as the build succeeds.",
+    )
     cancel_requested = models.BooleanField(default=False)
     run_token = models.UUIDField(
         default=uuid.uuid4, help_text="Only tasks carrying this token may advance it."

@@ -88,9 +88,16 @@ def jenkins_for(release: Release) -> JenkinsClient:
 
 
 def release_create(
-    *, service: Service, ref: str, actor: Actor, user=None, context: RequestContext | None = None
+    *,
+    service: Service,
+    ref: str,
+    actor: Actor,
+    user=None,
+    context: RequestContext | None = None,
+    deploy_to: Environment | None = None,
 ) -> Release:
-    """Ask for a build of `ref`; the worker takes it from there."""
+    """Ask for a build of `ref`; the worker takes it from there. With `deploy_to` (the
+    "Build & deploy to Beta" button), the release deploys there once built."""
     ref = (ref or "").strip()
     if not REF_RE.match(ref):
         raise ReleaseRefused(
@@ -98,8 +105,17 @@ def release_create(
         )
     if service.jenkins_server_id is None or not service.jenkins_job:
         raise ReleaseRefused(f"{service.name} has no Jenkins job configured.")
+    if deploy_to is not None:
+        if not DeploymentTarget.objects.filter(service=service, environment=deploy_to).exists():
+            raise ReleaseRefused(f"{service.name} has no target in {deploy_to.name}.")
+        if _previous_environment(service, deploy_to) is not None:
+            raise ReleaseRefused(
+                f"A new build deploys to the first environment only; "
+                f"{deploy_to.name} is reached by promotion."
+            )
     with transaction.atomic():
         release = Release.objects.create(
+            deploy_after_build=deploy_to,
             service=service,
             ref=ref,
             requested_by=user,
@@ -419,14 +435,15 @@ def _step_poll_build(release: Release, jenkins: Jenkins) -> Step:
                 ),
             )
             return Step.DONE
-        release_transition(
+        if release_transition(
             release=release,
             to=ReleaseStatus.BUILT,
             actor=WORKER,
             build_result=build.result,
             image_digest=image.digest,
             image_repository=image.repository or release.image_repository,
-        )
+        ):
+            _deploy_after_build(release)
         return Step.DONE
     if build.result == "ABORTED" and release.cancel_requested:
         release_transition(
@@ -446,6 +463,31 @@ def _step_poll_build(release: Release, jenkins: Jenkins) -> Step:
         reason=f"Jenkins build #{number} ended {build.result}. Last lines:\n{tail}",
     )
     return Step.DONE
+
+
+def _deploy_after_build(release: Release) -> None:
+    if release.deploy_after_build_id is None:
+        return
+    requester = release.requested_by
+    actor = (
+        Actor(WORKER.type, str(requester.pk), f"{requester.get_username()} (after build)")
+        if requester
+        else WORKER
+    )
+    try:
+        deployment_start(
+            release=_reload(release),
+            environment=release.deploy_after_build,
+            actor=actor,
+            user=requester,
+        )
+    except ReleaseRefused as exc:
+        audit_record(
+            actor=WORKER,
+            action="release.deploy_skipped",
+            target=release,
+            after={"reason": str(exc)},
+        )
 
 
 def poll_seconds() -> float:

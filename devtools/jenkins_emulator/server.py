@@ -9,6 +9,7 @@ import hmac
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -577,12 +578,20 @@ class Handler(BaseHTTPRequestHandler):
             }
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up (timeout) is part of the game, not a server error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def make_server(
     config: dict[str, Any], host: str = "127.0.0.1", port: int = 0
 ) -> ThreadingHTTPServer:
     emulator = Emulator(config)
     handler = type("BoundHandler", (Handler,), {"emulator": emulator})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = QuietServer((host, port), handler)
     server.emulator = emulator  # type: ignore[attr-defined]
     return server

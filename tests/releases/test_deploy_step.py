@@ -249,3 +249,36 @@ def test_the_kubeconfig_never_reaches_logs_task_arguments_or_audit(
     assert "kubeconfig" in celery_worker.log_text()  # helm ran with a file path, not content
     for event in AuditEvent.objects.all():
         assert secret not in f"{event.before} {event.after} {event.target_repr}"
+
+
+def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
+    """One click: Jenkins builds once (the emulator), the digest it reports runs in Beta."""
+    from releases.services import release_create
+    from tests.releases.conftest import TOKEN, builds_for, wait_for_release
+
+    world["jenkins"].url, world["jenkins"].api_token = emulator.url, TOKEN
+    world["jenkins"].username = "slipway"
+    world["jenkins"].save()
+    service = world["service"]
+    service.jenkins_server, service.jenkins_job = world["jenkins"], "demo/app"
+    service.save()
+    release = release_create(
+        service=service,
+        ref="main",
+        actor=Actor.for_user(world["user"]),
+        user=world["user"],
+        deploy_to=world["beta"],
+    )
+    release = wait_for_release(release)
+    assert release.status == "built", release.status_reason
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        deployment = release.deployments.first()
+        if deployment and deployment.status not in DEPLOYMENT_ACTIVE:
+            break
+        time.sleep(0.2)
+    assert deployment is not None, list(AuditEvent.objects.values_list("action", "after"))
+    assert deployment.status == "succeeded", deployment.status_reason
+    [build] = builds_for(emulator, release)
+    assert image_in(world, "beta") == f"registry.local/demo/app@{build['digest']}"
+    assert AuditEvent.objects.get(action="deployment.deploy").actor_name == "lead (after build)"

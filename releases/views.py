@@ -1,0 +1,156 @@
+"""Pages for services and releases. Thin: check the role, call one service, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.audit import Actor, RequestContext
+from portal.choices import Role
+from portal.models import Environment, Service
+from portal.permissions import has_role
+from releases import selectors
+from releases.choices import DEPLOYMENT_ACTIVE, RELEASE_ACTIVE
+from releases.models import Release
+from releases.services import ReleaseRefused, deployment_start, release_cancel, release_create
+
+
+def _require(user, service: Service, role: str) -> None:
+    if not has_role(user, service, role):
+        raise PermissionDenied(f"You need the {role} role in {service.team} for this.")
+
+
+@login_required
+def service_detail(request, slug: str):
+    service = get_object_or_404(Service.objects.select_related("team"), slug=slug)
+    _require(request.user, service, Role.VIEWER)
+    environments = selectors.service_environments(service=service)
+    return render(
+        request,
+        "releases/service_detail.html",
+        {
+            "service": service,
+            "overview": selectors.service_overview(service=service),
+            "releases": selectors.release_history(service=service),
+            "first_environment": environments[0] if environments else None,
+            "can_build": has_role(request.user, service, Role.DEVELOPER),
+        },
+    )
+
+
+@login_required
+@require_POST
+def release_new(request, slug: str):
+    service = get_object_or_404(Service, slug=slug)
+    _require(request.user, service, Role.DEVELOPER)
+    environments = selectors.service_environments(service=service)
+    try:
+        release = release_create(
+            service=service,
+            ref=request.POST.get("ref", ""),
+            user=request.user,
+            actor=Actor.from_request(request),
+            context=RequestContext.from_request(request),
+            deploy_to=environments[0] if environments else None,
+        )
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("service-detail", slug=slug)
+    return redirect("release-detail", pk=release.pk)
+
+
+def _release_context(request, release: Release) -> dict:
+    return {
+        "release": release,
+        "active": release.status in RELEASE_ACTIVE,
+        "deployments": release.deployments.select_related("environment").order_by("id"),
+        "deployments_active": release.deployments.filter(status__in=DEPLOYMENT_ACTIVE).exists(),
+        "next_environment": selectors.release_next_environment(release=release),
+        "can_act": has_role(request.user, release.service, Role.DEVELOPER),
+    }
+
+
+@login_required
+def release_detail(request, pk: int):
+    release = get_object_or_404(
+        Release.objects.select_related("service__team", "requested_by"), pk=pk
+    )
+    _require(request.user, release.service, Role.VIEWER)
+    return render(request, "releases/release_detail.html", _release_context(request, release))
+
+
+@login_required
+def release_status(request, pk: int):
+    """HTMX fragment: status, progress and deployments; polled while anything moves."""
+    release = get_object_or_404(Release.objects.select_related("service__team"), pk=pk)
+    _require(request.user, release.service, Role.VIEWER)
+    return render(request, "releases/_status.html", _release_context(request, release))
+
+
+@login_required
+def release_log(request, pk: int):
+    """HTMX fragment: console text from `offset`; the next poll asks from the new offset."""
+    release = get_object_or_404(Release.objects.select_related("service__team"), pk=pk)
+    _require(request.user, release.service, Role.VIEWER)
+    try:
+        offset = max(0, int(request.GET.get("offset", "0")))
+    except ValueError:
+        return HttpResponse("offset must be a whole number", status=400)
+    text, next_offset = selectors.release_log_since(release=release, offset=offset)
+    return render(
+        request,
+        "releases/_log.html",
+        {
+            "release": release,
+            "text": text,
+            "next_offset": next_offset,
+            "more": release.status in RELEASE_ACTIVE,
+        },
+    )
+
+
+@login_required
+@require_POST
+def release_deploy(request, pk: int):
+    release = get_object_or_404(Release.objects.select_related("service"), pk=pk)
+    _require(request.user, release.service, Role.DEVELOPER)
+    environment = get_object_or_404(Environment, slug=request.POST.get("environment", ""))
+    kind = request.POST.get("kind", "promote")
+    if kind not in ("deploy", "promote", "rollback"):
+        return HttpResponse("kind must be deploy, promote or rollback", status=400)
+    if kind == "rollback":
+        _require(request.user, release.service, Role.LEAD)
+    try:
+        deployment_start(
+            release=release,
+            environment=environment,
+            kind=kind,
+            user=request.user,
+            actor=Actor.from_request(request),
+            context=RequestContext.from_request(request),
+        )
+        messages.success(request, f"Deploying release #{release.pk} to {environment.name}.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=release.pk)
+
+
+@login_required
+@require_POST
+def release_cancel_view(request, pk: int):
+    release = get_object_or_404(Release.objects.select_related("service"), pk=pk)
+    _require(request.user, release.service, Role.DEVELOPER)
+    try:
+        release_cancel(
+            release=release,
+            actor=Actor.from_request(request),
+            context=RequestContext.from_request(request),
+        )
+        messages.success(request, "Cancelling the build.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=release.pk)

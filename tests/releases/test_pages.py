@@ -1,0 +1,174 @@
+"""The service and release pages, through Django's test client on real PostgreSQL."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from clusters.models import Cluster
+from portal.choices import Role
+from portal.models import (
+    AuditEvent,
+    DeploymentTarget,
+    Environment,
+    JenkinsServer,
+    Membership,
+    Service,
+    Team,
+)
+from releases.models import Deployment, Release, ReleaseLogChunk
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    team = Team.objects.create(slug="t", name="Team T")
+    jenkins = JenkinsServer.objects.create(
+        name="j", url="http://127.0.0.1:9/", username="u", api_token="tok"
+    )
+    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig="secret-kubeconfig")
+    service = Service.objects.create(
+        slug="app",
+        name="App",
+        team=team,
+        jenkins_server=jenkins,
+        jenkins_job="demo/app",
+        chart="c",
+        image_repository="reg/app",
+    )
+    beta = Environment.objects.create(slug="beta", name="Beta", order=1)
+    prod = Environment.objects.create(slug="prod", name="Prod", order=2, requires_approval=True)
+    for env in (beta, prod):
+        DeploymentTarget.objects.create(
+            service=service,
+            environment=env,
+            cluster=cluster,
+            namespace=env.slug,
+            helm_release_name="app",
+        )
+    users = {}
+    for name, role in (("viewer", Role.VIEWER), ("dev", Role.DEVELOPER)):
+        users[name] = get_user_model().objects.create_user(name, password="pw-123456789")
+        Membership.objects.create(team=team, user=users[name], role=role)
+    users["stranger"] = get_user_model().objects.create_user("stranger", password="pw-123456789")
+    return {"service": service, "beta": beta, "prod": prod, "jenkins": jenkins, **users}
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_build_and_deploy_to_beta_creates_a_release_set_to_deploy_to_beta(client, world):
+    response = login(client, world["dev"]).post("/services/app/releases/", {"ref": "feature/x"})
+    release = Release.objects.get()
+    assert response.status_code == 302 and response.url == f"/releases/{release.pk}/"
+    assert (release.ref, release.deploy_after_build, release.requested_by) == (
+        "feature/x",
+        world["beta"],
+        world["dev"],
+    )
+    event = AuditEvent.objects.get(action="release.create")
+    assert event.actor_name == "dev" and event.ip == "127.0.0.1"
+
+
+def test_a_bad_ref_is_refused_with_a_message_and_nothing_created(client, world):
+    response = login(client, world["dev"]).post(
+        "/services/app/releases/", {"ref": "a b;rm"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Give a branch, tag or commit" in response.content.decode()
+    assert Release.objects.count() == 0
+
+
+def test_a_viewer_sees_the_service_but_cannot_build(client, world):
+    page = login(client, world["viewer"]).get("/services/app/").content.decode()
+    assert "Releases" in page and "Build &amp; deploy" not in page
+    assert client.post("/services/app/releases/", {"ref": "main"}).status_code == 403
+    assert Release.objects.count() == 0
+
+
+def test_a_stranger_gets_403_and_anonymous_goes_to_login(client, world):
+    assert login(client, world["stranger"]).get("/services/app/").status_code == 403
+    client.logout()
+    assert client.get("/services/app/").status_code == 302
+
+
+def _built(world, **extra) -> Release:
+    return Release.objects.create(
+        service=world["service"],
+        ref="main",
+        status="built",
+        jenkins_server=world["jenkins"],
+        jenkins_job="demo/app",
+        image_repository="reg/app",
+        image_digest="sha256:" + "d" * 64,
+        **extra,
+    )
+
+
+def test_release_page_shows_the_image_and_offers_promotion_only_after_beta(client, world):
+    release = _built(world)
+    page = login(client, world["dev"]).get(f"/releases/{release.pk}/").content.decode()
+    assert release.image in page
+    assert "Promote to Beta" in page and "Promote to Prod" not in page
+    Deployment.objects.create(
+        release=release,
+        target=world["service"].targets.get(environment=world["beta"]),
+        environment=world["beta"],
+        service=world["service"],
+        status="succeeded",
+        image=release.image,
+    )
+    page = client.get(f"/releases/{release.pk}/").content.decode()
+    assert "Promote to Prod" in page
+    assert "secret-kubeconfig" not in page and "tok" not in page.replace("token", "")
+
+
+def test_promoting_before_beta_succeeded_is_refused_with_a_message(client, world):
+    release = _built(world)
+    response = login(client, world["dev"]).post(
+        f"/releases/{release.pk}/deploy", {"environment": "prod"}, follow=True
+    )
+    assert "has not succeeded in Beta yet" in response.content.decode()
+    assert Deployment.objects.count() == 0
+
+
+def test_unknown_environment_is_404_and_bad_kind_400(client, world):
+    release = _built(world)
+    login(client, world["dev"])
+    assert client.post(f"/releases/{release.pk}/deploy", {"environment": "nope"}).status_code == 404
+    assert (
+        client.post(
+            f"/releases/{release.pk}/deploy", {"environment": "beta", "kind": "x"}
+        ).status_code
+        == 400
+    )
+
+
+def test_log_fragment_returns_text_from_an_offset_and_the_next_offset(client, world):
+    release = _built(world, status_reason="")
+    Release.objects.filter(pk=release.pk).update(status="building")
+    ReleaseLogChunk.objects.create(release=release, offset=0, text="Started ✓\n")
+    ReleaseLogChunk.objects.create(release=release, offset=11, text="step 2\n")
+    login(client, world["viewer"])
+    body = client.get(f"/releases/{release.pk}/log?offset=0").content.decode()
+    assert body.startswith("Started ✓\nstep 2\n")
+    assert "offset=18" in body  # polls on from the end of what it has
+    body = client.get(f"/releases/{release.pk}/log?offset=11").content.decode()
+    assert body.startswith("step 2\n")
+    assert client.get(f"/releases/{release.pk}/log?offset=x").status_code == 400
+
+
+def test_dashboard_shows_what_runs_where(client, world):
+    release = _built(world)
+    Deployment.objects.create(
+        release=release,
+        target=world["service"].targets.get(environment=world["beta"]),
+        environment=world["beta"],
+        service=world["service"],
+        status="succeeded",
+        image=release.image,
+    )
+    page = login(client, world["viewer"]).get("/").content.decode()
+    assert f'href="/releases/{release.pk}/"' in page
+    assert "nothing yet" in page  # prod
