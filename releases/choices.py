@@ -29,6 +29,7 @@ RELEASE_ACTIVE = (ReleaseStatus.REQUESTED, ReleaseStatus.QUEUED, ReleaseStatus.B
 
 
 class DeploymentStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     PENDING = "pending", "Pending"
     DEPLOYING = "deploying", "Running helm upgrade"
     ROLLING_OUT = "rolling_out", "Rolling out"
@@ -39,6 +40,7 @@ class DeploymentStatus(models.TextChoices):
 
 
 DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
+    DeploymentStatus.AWAITING_APPROVAL: {DeploymentStatus.PENDING, DeploymentStatus.CANCELLED},
     DeploymentStatus.PENDING: {
         DeploymentStatus.DEPLOYING,
         DeploymentStatus.FAILED,
@@ -55,7 +57,15 @@ DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
     DeploymentStatus.ROLLED_BACK: set(),
     DeploymentStatus.CANCELLED: set(),
 }
+# In flight: holds the service+environment slot (one at a time).
 DEPLOYMENT_ACTIVE = (
+    DeploymentStatus.AWAITING_APPROVAL,
+    DeploymentStatus.PENDING,
+    DeploymentStatus.DEPLOYING,
+    DeploymentStatus.ROLLING_OUT,
+)
+# Running: a worker owns it, so a silent one is resumed.
+DEPLOYMENT_RUNNING = (
     DeploymentStatus.PENDING,
     DeploymentStatus.DEPLOYING,
     DeploymentStatus.ROLLING_OUT,

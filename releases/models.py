@@ -109,6 +109,24 @@ class ReleaseLogChunk(models.Model):
         return f"log of {self.release_id} at {self.offset}"
 
 
+class Approval(models.Model):
+    """A lead's decision on a deployment to a protected environment."""
+
+    deployment = models.OneToOneField(
+        "Deployment", on_delete=models.PROTECT, related_name="approval"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals"
+    )
+    approved = models.BooleanField()
+    comment = models.CharField(max_length=500, blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        verdict = "approved" if self.approved else "rejected"
+        return f"{verdict} by {self.decided_by} ({self.deployment})"
+
+
 class Deployment(models.Model):
     """One release rolled out to one environment: a Helm upgrade and the rollout after it."""
 
@@ -133,7 +151,7 @@ class Deployment(models.Model):
         max_length=16, default="deploy", help_text="deploy, promote or rollback"
     )
     status = models.CharField(
-        max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING
+        max_length=24, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING
     )
     status_reason = models.TextField(blank=True)
     progress = models.JSONField(

@@ -22,6 +22,7 @@ from portal.audit import Actor, RequestContext, audit_record
 from portal.models import DeploymentTarget, Environment, Service
 from releases.choices import (
     DEPLOYMENT_ACTIVE,
+    DEPLOYMENT_RUNNING,
     DEPLOYMENT_TRANSITIONS,
     RELEASE_ACTIVE,
     RELEASE_TRANSITIONS,
@@ -39,7 +40,7 @@ from releases.jenkins import (
     QueueStatus,
     TriggerResult,
 )
-from releases.models import Deployment, Release, ReleaseLogChunk
+from releases.models import Approval, Deployment, Release, ReleaseLogChunk
 
 REF_RE = re.compile(r"^[A-Za-z0-9._/\-+@]{1,200}$")
 TERMINAL = {ReleaseStatus.BUILT, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
@@ -599,6 +600,10 @@ def deployment_start(
                 requested_by=user,
                 kind=kind,
                 image=release.image,
+                # Protected environments wait for a lead; a lead's rollback does not.
+                status=DeploymentStatus.AWAITING_APPROVAL
+                if environment.requires_approval and kind != "rollback"
+                else DeploymentStatus.PENDING,
             )
             audit_record(
                 actor=actor,
@@ -612,7 +617,8 @@ def deployment_start(
                     "status": deployment.status,
                 },
             )
-            _deploy_on_commit(deployment)
+            if deployment.status == DeploymentStatus.PENDING:
+                _deploy_on_commit(deployment)
     except IntegrityError as exc:
         active = Deployment.objects.filter(
             service=release.service, environment=environment, status__in=DEPLOYMENT_ACTIVE
@@ -621,6 +627,48 @@ def deployment_start(
             f"Busy: deployment #{active.pk if active else '?'} of {release.service.name} to "
             f"{environment.name} is still in flight."
         ) from exc
+    return deployment
+
+
+def deployment_may_decide(*, deployment: Deployment, user) -> str | None:
+    """Why `user` may not approve or reject this deployment, or None if they may."""
+    from portal.choices import Role
+    from portal.permissions import has_role
+
+    if deployment.status != DeploymentStatus.AWAITING_APPROVAL:
+        return f"Deployment #{deployment.pk} is not awaiting approval."
+    if not has_role(user, deployment.service, Role.LEAD):
+        return f"Only a lead of {deployment.service.team} may approve."
+    if deployment.requested_by_id == user.pk:
+        return "A lead other than the requester must approve."
+    return None
+
+
+def deployment_decide(
+    *,
+    deployment: Deployment,
+    user,
+    approve: bool,
+    actor: Actor,
+    comment: str = "",
+    context: RequestContext | None = None,
+) -> Deployment:
+    """A lead approves (the deployment starts) or rejects (it is cancelled)."""
+    refusal = deployment_may_decide(deployment=deployment, user=user)
+    if refusal:
+        raise ReleaseRefused(refusal)
+    with transaction.atomic():
+        to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
+        reason = "" if approve else f"rejected by {user.get_username()}: {comment}".strip(": ")
+        if not deployment_transition(
+            deployment=deployment, to=to, actor=actor, reason=reason, context=context
+        ):
+            raise ReleaseRefused(f"Deployment #{deployment.pk} was decided meanwhile.")
+        Approval.objects.create(
+            deployment=deployment, decided_by=user, approved=approve, comment=comment[:500]
+        )
+        if approve:
+            _deploy_on_commit(deployment)
     return deployment
 
 
@@ -838,14 +886,14 @@ def deployment_resume_stale(*, stale_after_seconds: float) -> list[int]:
 
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
     resumed = []
-    for deployment in Deployment.objects.filter(status__in=DEPLOYMENT_ACTIVE):
+    for deployment in Deployment.objects.filter(status__in=DEPLOYMENT_RUNNING):
         last = deployment.heartbeat_at or deployment.created_at
         if last >= cutoff:
             continue
         token = uuid.uuid4()
         with transaction.atomic():
             if not Deployment.objects.filter(
-                pk=deployment.pk, run_token=deployment.run_token, status__in=DEPLOYMENT_ACTIVE
+                pk=deployment.pk, run_token=deployment.run_token, status__in=DEPLOYMENT_RUNNING
             ).update(run_token=token, heartbeat_at=timezone.now()):
                 continue
             deployment.run_token = token

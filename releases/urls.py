@@ -10,4 +10,5 @@ urlpatterns = [
     path("releases/<int:pk>/log", views.release_log, name="release-log"),
     path("releases/<int:pk>/deploy", views.release_deploy, name="release-deploy"),
     path("releases/<int:pk>/cancel", views.release_cancel_view, name="release-cancel"),
+    path("deployments/<int:pk>/decide", views.deployment_decide_view, name="deployment-decide"),
 ]

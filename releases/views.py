@@ -15,8 +15,15 @@ from portal.models import Environment, Service
 from portal.permissions import has_role
 from releases import selectors
 from releases.choices import DEPLOYMENT_ACTIVE, RELEASE_ACTIVE
-from releases.models import Release
-from releases.services import ReleaseRefused, deployment_start, release_cancel, release_create
+from releases.models import Deployment, Release
+from releases.services import (
+    ReleaseRefused,
+    deployment_decide,
+    deployment_may_decide,
+    deployment_start,
+    release_cancel,
+    release_create,
+)
 
 
 def _require(user, service: Service, role: str) -> None:
@@ -64,10 +71,17 @@ def release_new(request, slug: str):
 
 
 def _release_context(request, release: Release) -> dict:
+    deployments = list(
+        release.deployments.select_related("environment", "service", "requested_by").order_by("id")
+    )
+    for deployment in deployments:
+        deployment.may_decide = (
+            deployment_may_decide(deployment=deployment, user=request.user) is None
+        )
     return {
         "release": release,
         "active": release.status in RELEASE_ACTIVE,
-        "deployments": release.deployments.select_related("environment").order_by("id"),
+        "deployments": deployments,
         "deployments_active": release.deployments.filter(status__in=DEPLOYMENT_ACTIVE).exists(),
         "next_environment": selectors.release_next_environment(release=release),
         "can_act": has_role(request.user, release.service, Role.DEVELOPER),
@@ -154,3 +168,26 @@ def release_cancel_view(request, pk: int):
     except ReleaseRefused as exc:
         messages.error(request, str(exc))
     return redirect("release-detail", pk=release.pk)
+
+
+@login_required
+@require_POST
+def deployment_decide_view(request, pk: int):
+    deployment = get_object_or_404(Deployment.objects.select_related("service__team"), pk=pk)
+    _require(request.user, deployment.service, Role.VIEWER)
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):
+        return HttpResponse("decision must be approve or reject", status=400)
+    try:
+        deployment_decide(
+            deployment=deployment,
+            user=request.user,
+            approve=decision == "approve",
+            comment=request.POST.get("comment", ""),
+            actor=Actor.from_request(request),
+            context=RequestContext.from_request(request),
+        )
+        messages.success(request, f"Deployment #{deployment.pk} {decision}d.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=deployment.release_id)

@@ -172,3 +172,67 @@ def test_dashboard_shows_what_runs_where(client, world):
     page = login(client, world["viewer"]).get("/").content.decode()
     assert f'href="/releases/{release.pk}/"' in page
     assert "nothing yet" in page  # prod
+
+
+def _promote_to_prod(client, world, user):
+    release = _built(world)
+    Deployment.objects.create(
+        release=release,
+        target=world["service"].targets.get(environment=world["beta"]),
+        environment=world["beta"],
+        service=world["service"],
+        status="succeeded",
+        image=release.image,
+    )
+    login(client, user).post(f"/releases/{release.pk}/deploy", {"environment": "prod"})
+    return release, Deployment.objects.get(environment=world["prod"])
+
+
+@pytest.fixture
+def leads(world):
+    made = {}
+    for name in ("lead", "lead2"):
+        made[name] = get_user_model().objects.create_user(name, password="pw-123456789")
+        Membership.objects.create(team=world["service"].team, user=made[name], role=Role.LEAD)
+    return made
+
+
+def test_promotion_to_a_protected_environment_waits_for_another_lead(client, world, leads):
+    release, deployment = _promote_to_prod(client, world, leads["lead"])
+    assert deployment.status == "awaiting_approval"
+    # The requester may not approve their own promotion, a developer may not either.
+    page = client.get(f"/releases/{release.pk}/").content.decode()
+    assert "Approve" not in page
+    response = client.post(
+        f"/deployments/{deployment.pk}/decide", {"decision": "approve"}, follow=True
+    )
+    assert "A lead other than the requester must approve" in response.content.decode()
+    login(client, world["dev"]).post(
+        f"/deployments/{deployment.pk}/decide", {"decision": "approve"}
+    )
+    deployment.refresh_from_db()
+    assert deployment.status == "awaiting_approval"
+    # Another lead approves: the deployment starts.
+    login(client, leads["lead2"])
+    assert "Approve" in client.get(f"/releases/{release.pk}/").content.decode()
+    client.post(f"/deployments/{deployment.pk}/decide", {"decision": "approve"})
+    deployment.refresh_from_db()
+    assert deployment.status == "pending"
+    assert deployment.approval.decided_by == leads["lead2"]
+    assert AuditEvent.objects.filter(action="deployment.pending", actor_name="lead2").exists()
+
+
+def test_a_rejected_promotion_is_cancelled_with_the_reason(client, world, leads):
+    _, deployment = _promote_to_prod(client, world, leads["lead"])
+    login(client, leads["lead2"]).post(
+        f"/deployments/{deployment.pk}/decide", {"decision": "reject", "comment": "freeze week"}
+    )
+    deployment.refresh_from_db()
+    assert deployment.status == "cancelled"
+    assert deployment.status_reason == "rejected by lead2: freeze week"
+
+
+def test_a_waiting_promotion_holds_the_slot(client, world, leads):
+    release, _ = _promote_to_prod(client, world, leads["lead"])
+    response = client.post(f"/releases/{release.pk}/deploy", {"environment": "prod"}, follow=True)
+    assert "still in flight" in response.content.decode()
