@@ -182,40 +182,59 @@ def release_transition(
 
     Returns False, changing nothing, when the release has moved on meanwhile.
     """
-    sources = only_from or allowed_sources(RELEASE_TRANSITIONS, to)
-    now = timezone.now()
-    values = {"status": to, "heartbeat_at": now, **fields}
+    terminal = {"finished_at": timezone.now(), "progress": ""} if to in TERMINAL else {}
+    return _guarded_transition(
+        release,
+        to=to,
+        actor=actor,
+        reason=reason,
+        context=context,
+        sources=only_from or allowed_sources(RELEASE_TRANSITIONS, to),
+        fields={**fields, **terminal},
+        unaudited=("build_started_at", "finished_at", "progress"),
+    )
+
+
+def _guarded_transition(
+    row,
+    *,
+    to: str,
+    actor: Actor,
+    reason: str,
+    context: RequestContext | None,
+    sources: list[str],
+    fields: dict,
+    unaudited: tuple[str, ...],
+) -> bool:
+    """One conditional UPDATE (status IN sources) and its audit event, in one transaction.
+    Shared by releases and deployments; the row's label names the audit action."""
+    model = type(row)
+    values = {"status": to, "heartbeat_at": timezone.now(), **fields}
     if reason:
         values["status_reason"] = reason
-    if to in TERMINAL:
-        values["finished_at"] = now
-        values["progress"] = ""
     with transaction.atomic():
         before = (
-            Release.objects.select_for_update()
-            .filter(pk=release.pk)
+            model.objects.select_for_update()
+            .filter(pk=row.pk)
             .values_list("status", flat=True)
             .first()
         )
         if before not in sources:
             return False
-        Release.objects.filter(pk=release.pk, status__in=sources).update(**values)
-        after = {
-            "status": to,
-            **{k: v for k, v in fields.items() if k not in ("heartbeat_at", "build_started_at")},
-        }
+        model.objects.filter(pk=row.pk, status__in=sources).update(**values)
+        after = {"status": to, **{k: v for k, v in fields.items() if k not in unaudited}}
         if reason:
             after["reason"] = reason
         audit_record(
             actor=actor,
-            action=f"release.{to}",
-            target=release,
+            action=f"{model._meta.model_name}.{to}",
+            target=row,
             context=context,
             before={"status": before},
             after=after,
         )
     for key, value in values.items():
-        setattr(release, key, value)
+        setattr(row, key, value)
     return True
 
 
@@ -256,29 +275,33 @@ def release_resume_stale(*, stale_after_seconds: float) -> list[int]:
     A crashed worker leaves its task unacknowledged; this (run by beat, and at worker
     start) picks such releases up. The new token retires any old task still around.
     """
+    return _resume_stale(Release, RELEASE_ACTIVE, stale_after_seconds, _advance_on_commit)
+
+
+def _resume_stale(model, statuses, stale_after_seconds: float, schedule) -> list[int]:
     import uuid
 
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
     resumed = []
-    for release in Release.objects.filter(status__in=RELEASE_ACTIVE):
-        last = release.heartbeat_at or release.created_at
+    for row in model.objects.filter(status__in=statuses):
+        last = row.heartbeat_at or row.created_at
         if last >= cutoff:
             continue
         token = uuid.uuid4()
         with transaction.atomic():
-            if not Release.objects.filter(
-                pk=release.pk, run_token=release.run_token, status__in=RELEASE_ACTIVE
+            if not model.objects.filter(
+                pk=row.pk, run_token=row.run_token, status__in=statuses
             ).update(run_token=token, heartbeat_at=timezone.now()):
-                continue
-            release.run_token = token
+                continue  # another resumer got there first
+            row.run_token = token
             audit_record(
                 actor=WORKER,
-                action="release.resume",
-                target=release,
-                after={"status": release.status, "silent_since": last},
+                action=f"{model._meta.model_name}.resume",
+                target=row,
+                after={"status": row.status, "silent_since": last},
             )
-            _advance_on_commit(release)
-        resumed.append(release.pk)
+            schedule(row)
+        resumed.append(row.pk)
     return resumed
 
 
@@ -682,40 +705,17 @@ def deployment_transition(
     **fields,
 ) -> bool:
     """Move a deployment along the transition table; False if it moved on meanwhile."""
-    sources = allowed_sources(DEPLOYMENT_TRANSITIONS, to)
-    now = timezone.now()
-    values = {"status": to, "heartbeat_at": now, **fields}
-    if reason:
-        values["status_reason"] = reason
-    if to in DEPLOYMENT_TERMINAL:
-        values["finished_at"] = now
-    with transaction.atomic():
-        before = (
-            Deployment.objects.select_for_update()
-            .filter(pk=deployment.pk)
-            .values_list("status", flat=True)
-            .first()
-        )
-        if before not in sources:
-            return False
-        Deployment.objects.filter(pk=deployment.pk, status__in=sources).update(**values)
-        after = {
-            "status": to,
-            **{k: v for k, v in fields.items() if k not in ("progress", "started_at")},
-        }
-        if reason:
-            after["reason"] = reason
-        audit_record(
-            actor=actor,
-            action=f"deployment.{to}",
-            target=deployment,
-            context=context,
-            before={"status": before},
-            after=after,
-        )
-    for key, value in values.items():
-        setattr(deployment, key, value)
-    return True
+    terminal = {"finished_at": timezone.now()} if to in DEPLOYMENT_TERMINAL else {}
+    return _guarded_transition(
+        deployment,
+        to=to,
+        actor=actor,
+        reason=reason,
+        context=context,
+        sources=allowed_sources(DEPLOYMENT_TRANSITIONS, to),
+        fields={**fields, **terminal},
+        unaudited=("progress", "started_at", "finished_at"),
+    )
 
 
 def deployment_note_progress(
@@ -881,28 +881,5 @@ def watch_budget_seconds() -> float:
 
 
 def deployment_resume_stale(*, stale_after_seconds: float) -> list[int]:
-    """As release_resume_stale, for deployments."""
-    import uuid
-
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
-    resumed = []
-    for deployment in Deployment.objects.filter(status__in=DEPLOYMENT_RUNNING):
-        last = deployment.heartbeat_at or deployment.created_at
-        if last >= cutoff:
-            continue
-        token = uuid.uuid4()
-        with transaction.atomic():
-            if not Deployment.objects.filter(
-                pk=deployment.pk, run_token=deployment.run_token, status__in=DEPLOYMENT_RUNNING
-            ).update(run_token=token, heartbeat_at=timezone.now()):
-                continue
-            deployment.run_token = token
-            audit_record(
-                actor=WORKER,
-                action="deployment.resume",
-                target=deployment,
-                after={"status": deployment.status, "silent_since": last},
-            )
-            _deploy_on_commit(deployment)
-        resumed.append(deployment.pk)
-    return resumed
+    """As release_resume_stale, for deployments a worker was running."""
+    return _resume_stale(Deployment, DEPLOYMENT_RUNNING, stale_after_seconds, _deploy_on_commit)
