@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Local runs take PostgreSQL/Redis URLs from the file devtools/services.py writes.
 WITH_ENV := set -a; [ -f .local/services.env ] && . ./.local/services.env; set +a;
 
-.PHONY: install services run test test-fast lint stop clean
+.PHONY: install services browser-deps run test test-fast lint stop clean
 
 install: .venv/.installed
 
@@ -23,8 +23,14 @@ services: install
 run: services
 	$(WITH_ENV) exec $(PY) -m devtools.run
 
-test: services
+test: services browser-deps
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tier drives Debian's Chromium (Playwright's own download cannot work here).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { echo "[make] installing chromium (browser tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Unit and integration tiers only (no cluster, no browser).
 test-fast: services

@@ -1,0 +1,1 @@
+from tests.releases.conftest import emulator, jenkins_emulator  # noqa: F401 (fixtures)

@@ -1,0 +1,150 @@
+"""A person's path through the real pages in Chromium: log in, Build & deploy to Beta,
+watch the log stream and the rollout finish, promote to Prod, a second lead approves.
+
+Everything behind the pages is real: the live Django server, a Celery worker process,
+the Jenkins emulator over HTTP, helm and a kube-apiserver with the rollout simulator.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from clusters.models import Cluster
+from portal.choices import Role
+from portal.models import (
+    DeploymentTarget,
+    Environment,
+    JenkinsServer,
+    Membership,
+    Service,
+    Team,
+)
+from tests.releases.conftest import TOKEN, builds_for, job_config
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker"),
+]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "pw-browser-12345"
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM reads
+    # are still plain synchronous code (Django's documented escape hatch for this case).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def demo(emulator, kube_cluster, request):
+    emulator.control(
+        "POST",
+        "jobs",
+        job_config(
+            "demo/app", duration_seconds=3, log=[f"compiling module {n}" for n in range(12)]
+        ),
+    )
+    team = Team.objects.create(slug="demo", name="Demo")
+    jenkins = JenkinsServer.objects.create(
+        name="emulator", url=emulator.url, username="slipway", api_token=TOKEN
+    )
+    cluster = Cluster.objects.create(
+        slug="local", name="Local", kubeconfig=kube_cluster.kubeconfig()
+    )
+    service = Service.objects.create(
+        slug="shop",
+        name="Shop",
+        team=team,
+        jenkins_server=jenkins,
+        jenkins_job="demo/app",
+        chart=str(Path(settings.BASE_DIR) / "charts" / "demo-service"),
+        image_repository="registry.local/demo/app",
+    )
+    beta = Environment.objects.create(slug="beta", name="Beta", order=1)
+    prod = Environment.objects.create(slug="prod", name="Prod", order=2, requires_approval=True)
+    for env in (beta, prod):
+        DeploymentTarget.objects.create(
+            service=service,
+            environment=env,
+            cluster=cluster,
+            namespace=f"browser-{env.slug}",
+            helm_release_name="shop",
+        )
+    for name, role in (("dev", Role.DEVELOPER), ("lead", Role.LEAD)):
+        user = get_user_model().objects.create_user(name, password=PASSWORD)
+        Membership.objects.create(team=team, user=user, role=role)
+    return service
+
+
+def log_in(browser, live_server, name):
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(live_server.url + "/")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    return page
+
+
+def test_build_deploy_promote_and_approve_through_the_pages(
+    browser, live_server, demo, emulator, tmp_path
+):
+    # Given a developer on the service page
+    page = log_in(browser, live_server, "dev")
+    page.get_by_role("link", name="Shop").click()
+
+    # When they click "Build & deploy to Beta"
+    page.get_by_label("Branch, tag or commit").fill("feature/checkout")
+    page.get_by_role("button", name="Build & deploy to Beta").click()
+
+    # Then the log streams in while Jenkins builds, and Beta ends up running the build
+    page.get_by_text("compiling module 3").wait_for()
+    page.get_by_text("Finished: SUCCESS").wait_for()
+    page.locator("#status .badge.succeeded").wait_for()
+    page.screenshot(path=tmp_path / "beta.png", full_page=True)
+    release_url = page.url
+    [build] = builds_for(emulator, demo.releases.get())
+    assert build["digest"] in page.locator("#status").inner_text()
+
+    # When they promote to Prod, it waits for a lead other than them
+    page.get_by_role("button", name="Promote to Prod").click()
+    page.get_by_text("Awaiting approval").first.wait_for()
+    assert page.get_by_role("button", name="Approve").count() == 0
+
+    # Then the lead approves, and Prod rolls out the same image
+    lead = log_in(browser, live_server, "lead")
+    lead.goto(release_url)
+    lead.get_by_role("button", name="Approve").click()
+    lead.locator("#status tr:has-text('Prod') .badge.succeeded").wait_for()
+    images = demo.deployments.values_list("image", flat=True)
+    assert len(set(images)) == 1 and build["digest"] in images[0]
+
+    # And the dashboard shows the release in both environments
+    lead.goto(live_server.url + "/")
+    release_id = demo.releases.get().pk
+    assert lead.locator(f"a[href='/releases/{release_id}/']").count() == 2
