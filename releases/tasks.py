@@ -18,6 +18,16 @@ def _retry_delay(retries: int) -> float:
     return min(base * 2**retries, 60.0)
 
 
+def _retry_or_fail(task, exc: Exception, *, retryable: bool, limit: int, note, fail) -> str:
+    """Retry a passing outage with backoff (telling the page), or end the run with a reason."""
+    if retryable and task.request.retries < limit:
+        delay = _retry_delay(task.request.retries)
+        note(f"{exc}; retry {task.request.retries + 1} of {limit}", delay)
+        raise task.retry(countdown=delay, exc=exc) from exc
+    fail(f"{exc} (gave up after {limit} retries)" if retryable else str(exc))
+    return "failed"
+
+
 @shared_task(
     bind=True,
     name="releases.advance",
@@ -40,18 +50,16 @@ def release_advance(self, release_id: int, run_token: str) -> str:
     try:
         step = services.release_step(release=release, jenkins=services.jenkins_for(release))
     except JenkinsError as exc:
-        limit = int(getattr(settings, "SLIPWAY_JENKINS_MAX_RETRIES", 8))
-        if exc.retryable and self.request.retries < limit:
-            delay = _retry_delay(self.request.retries)
-            services.release_note_progress(
-                release=release,
-                quiet_for=delay,
-                progress=f"{exc}; retry {self.request.retries + 1} of {limit}",
-            )
-            raise self.retry(countdown=delay, exc=exc) from exc
-        suffix = f" (gave up after {limit} retries)" if exc.retryable else ""
-        services.release_fail(release=release, reason=f"{exc}{suffix}")
-        return "failed"
+        return _retry_or_fail(
+            self,
+            exc,
+            retryable=exc.retryable,
+            limit=int(getattr(settings, "SLIPWAY_JENKINS_MAX_RETRIES", 8)),
+            note=lambda text, delay: services.release_note_progress(
+                release=release, progress=text, quiet_for=delay
+            ),
+            fail=lambda reason: services.release_fail(release=release, reason=reason),
+        )
     if step is services.Step.WAIT:
         release_advance.apply_async((release_id, run_token), countdown=services.poll_seconds())
     elif step is services.Step.NEXT:
@@ -85,19 +93,16 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
             watcher=services.rollout_watcher_for(deployment),
         )
     except ClusterError as exc:
-        limit = int(getattr(settings, "SLIPWAY_CLUSTER_MAX_RETRIES", 5))
-        retryable = isinstance(exc, ClusterUnreachable)
-        if retryable and self.request.retries < limit:
-            delay = _retry_delay(self.request.retries)
-            services.deployment_note_progress(
-                deployment=deployment,
-                quiet_for=delay,
-                progress={"summary": f"{exc}; retry {self.request.retries + 1} of {limit}"},
-            )
-            raise self.retry(countdown=delay, exc=exc) from exc
-        suffix = f" (gave up after {limit} retries)" if retryable else ""
-        services.deployment_fail(deployment=deployment, reason=f"{exc}{suffix}")
-        return "failed"
+        return _retry_or_fail(
+            self,
+            exc,
+            retryable=isinstance(exc, ClusterUnreachable),
+            limit=int(getattr(settings, "SLIPWAY_CLUSTER_MAX_RETRIES", 5)),
+            note=lambda text, delay: services.deployment_note_progress(
+                deployment=deployment, progress={"summary": text}, quiet_for=delay
+            ),
+            fail=lambda reason: services.deployment_fail(deployment=deployment, reason=reason),
+        )
     if step is not services.Step.DONE:
         deployment_advance.apply_async((deployment_id, run_token))
     return step.value

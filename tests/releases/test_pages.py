@@ -106,12 +106,8 @@ def _built(world, **extra) -> Release:
     )
 
 
-def test_release_page_shows_the_image_and_offers_promotion_only_after_beta(client, world):
-    release = _built(world)
-    page = login(client, world["dev"]).get(f"/releases/{release.pk}/").content.decode()
-    assert release.image in page
-    assert "Promote to Beta" in page and "Promote to Prod" not in page
-    Deployment.objects.create(
+def _succeeded_in_beta(world, release) -> Deployment:
+    return Deployment.objects.create(
         release=release,
         target=world["service"].targets.get(environment=world["beta"]),
         environment=world["beta"],
@@ -119,6 +115,14 @@ def test_release_page_shows_the_image_and_offers_promotion_only_after_beta(clien
         status="succeeded",
         image=release.image,
     )
+
+
+def test_release_page_shows_the_image_and_offers_promotion_only_after_beta(client, world):
+    release = _built(world)
+    page = login(client, world["dev"]).get(f"/releases/{release.pk}/").content.decode()
+    assert release.image in page
+    assert "Promote to Beta" in page and "Promote to Prod" not in page
+    _succeeded_in_beta(world, release)
     page = client.get(f"/releases/{release.pk}/").content.decode()
     assert "Promote to Prod" in page
     assert "secret-kubeconfig" not in page and "tok" not in page.replace("token", "")
@@ -161,14 +165,7 @@ def test_log_fragment_returns_text_from_an_offset_and_the_next_offset(client, wo
 
 def test_dashboard_shows_what_runs_where(client, world):
     release = _built(world)
-    Deployment.objects.create(
-        release=release,
-        target=world["service"].targets.get(environment=world["beta"]),
-        environment=world["beta"],
-        service=world["service"],
-        status="succeeded",
-        image=release.image,
-    )
+    _succeeded_in_beta(world, release)
     page = login(client, world["viewer"]).get("/").content.decode()
     assert f'href="/releases/{release.pk}/"' in page
     assert "nothing yet" in page  # prod
@@ -176,14 +173,7 @@ def test_dashboard_shows_what_runs_where(client, world):
 
 def _promote_to_prod(client, world, user):
     release = _built(world)
-    Deployment.objects.create(
-        release=release,
-        target=world["service"].targets.get(environment=world["beta"]),
-        environment=world["beta"],
-        service=world["service"],
-        status="succeeded",
-        image=release.image,
-    )
+    _succeeded_in_beta(world, release)
     login(client, user).post(f"/releases/{release.pk}/deploy", {"environment": "prod"})
     return release, Deployment.objects.get(environment=world["prod"])
 
