@@ -1,0 +1,31 @@
+from django.urls import path
+
+from releases.api import views
+
+urlpatterns = [
+    path("releases/", views.ReleaseListApi.as_view(), name="api-releases"),
+    path("releases/<int:pk>/", views.ReleaseDetailApi.as_view(), name="api-release"),
+    path("releases/<int:pk>/log", views.ReleaseLogApi.as_view(), name="api-release-log"),
+    path("releases/<int:pk>/cancel", views.ReleaseCancelApi.as_view(), name="api-release-cancel"),
+    path(
+        "releases/<int:pk>/deployments/",
+        views.DeploymentCreateApi.as_view(),
+        name="api-release-deploy",
+    ),
+    path(
+        "services/<slug:slug>/releases/",
+        views.ReleaseCreateApi.as_view(),
+        name="api-service-releases",
+    ),
+    path("deployments/<int:pk>/", views.DeploymentDetailApi.as_view(), name="api-deployment"),
+    path(
+        "deployments/<int:pk>/approve",
+        views.DeploymentDecisionApi.as_view(),
+        name="api-deployment-approve",
+    ),
+    path(
+        "deployments/<int:pk>/reject",
+        views.DeploymentRejectApi.as_view(),
+        name="api-deployment-reject",
+    ),
+]
