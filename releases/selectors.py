@@ -33,6 +33,9 @@ def service_overview(*, service: Service) -> list[dict]:
             {
                 "environment": environment,
                 "current": environment_current_deployment(service=service, environment=environment),
+                "rollback_to": environment_rollback_candidate(
+                    service=service, environment=environment
+                ),
                 "active": Deployment.objects.filter(
                     service=service,
                     environment=environment,
@@ -47,6 +50,23 @@ def service_overview(*, service: Service) -> list[dict]:
             }
         )
     return rows
+
+
+def environment_rollback_candidate(*, service: Service, environment: Environment) -> Release | None:
+    """The release that last succeeded there before the one running now: one-click rollback."""
+    current = environment_current_deployment(service=service, environment=environment)
+    if current is None:
+        return None
+    earlier = (
+        Deployment.objects.filter(
+            service=service, environment=environment, status=DeploymentStatus.SUCCEEDED
+        )
+        .exclude(release_id=current.release_id)
+        .select_related("release")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    return earlier.release if earlier else None
 
 
 def release_history(*, service: Service, limit: int = 25) -> QuerySet[Release]:

@@ -45,6 +45,7 @@ def service_detail(request, slug: str):
             "releases": selectors.release_history(service=service),
             "first_environment": environments[0] if environments else None,
             "can_build": has_role(request.user, service, Role.DEVELOPER),
+            "can_roll_back": has_role(request.user, service, Role.LEAD),
         },
     )
 

@@ -226,3 +226,20 @@ def test_a_waiting_promotion_holds_the_slot(client, world, leads):
     release, _ = _promote_to_prod(client, world, leads["lead"])
     response = client.post(f"/releases/{release.pk}/deploy", {"environment": "prod"}, follow=True)
     assert "still in flight" in response.content.decode()
+
+
+def test_a_lead_rolls_back_an_environment_in_one_click(client, world, leads):
+    first, second = _built(world), _built(world)
+    for release in (first, second):
+        _succeeded_in_beta(world, release)
+    page = login(client, world["dev"]).get("/services/app/").content.decode()
+    assert "Roll back to" not in page  # developers do not roll back
+    page = login(client, leads["lead"]).get("/services/app/").content.decode()
+    assert f"Roll back to #{first.pk}" in page
+    client.post(f"/releases/{first.pk}/deploy", {"environment": "beta", "kind": "rollback"})
+    rollback = Deployment.objects.get(kind="rollback")
+    assert (rollback.release, rollback.environment, rollback.status) == (
+        first,
+        world["beta"],
+        "pending",
+    )
