@@ -11,7 +11,10 @@ COPY --from=helm /go/bin/helm /usr/local/bin/helm
 COPY pyproject.toml ./
 RUN pip install --no-cache-dir -e .
 COPY . .
-RUN SLIPWAY_PRODUCTION=0 DATABASE_URL=postgresql://build@localhost/none \
+# Collected with the production storage (hashed names + manifest); throwaway build keys.
+RUN SLIPWAY_PRODUCTION=1 DATABASE_URL=postgresql://build@localhost/none \
+    SECRET_KEY=build-only-$(python -c "import secrets; print(secrets.token_hex(32))") \
+    SLIPWAY_ENCRYPTION_KEYS=$(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())") \
     python manage.py collectstatic --no-input
 EXPOSE 8000
 CMD ["gunicorn", "portal.wsgi", "-b", "0.0.0.0:8000", "-w", "3"]
