@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -73,6 +74,7 @@ class WorkerProcess:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+            self._wait_group_gone(self.process.pid)
         self.process = None
 
     def stop(self) -> None:
@@ -83,7 +85,22 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+            self._wait_group_gone(self.process.pid)
         self.process = None
+
+    @staticmethod
+    def _wait_group_gone(pgid: int, timeout: float = 10) -> None:
+        # Pool children outlive the main process by a moment, holding database sessions;
+        # wait them out so the test database can be dropped.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
     def restart(self) -> None:
         self.stop()
