@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.contrib.auth import get_user_model
 
 from clusters.models import Cluster
@@ -58,6 +59,9 @@ def browser(monkeypatch):
         )
         yield chromium
         chromium.close()
+        # ORM reads made while Playwright's loop ran opened their own connection; close it
+        # so the test database can be dropped at the end.
+        connections.close_all()
 
 
 @pytest.fixture
