@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from clusters.models import Cluster
 from portal.choices import Role
