@@ -42,7 +42,9 @@ from releases.jenkins import (
 )
 from releases.models import Approval, Deployment, Release, ReleaseLogChunk
 
-REF_RE = re.compile(r"^[A-Za-z0-9._/\-+@]{1,200}$")
+# A git branch, tag or commit. It must start with a letter or digit, so it can never
+# read as an option to the git or shell step that receives it as GIT_REF.
+REF_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/\-+@]{0,199}$")
 TERMINAL = {ReleaseStatus.BUILT, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
 LAST_LINES = 20
 WORKER = Actor.system("worker")
@@ -102,7 +104,8 @@ def release_create(
     ref = (ref or "").strip()
     if not REF_RE.match(ref):
         raise ReleaseRefused(
-            "Give a branch, tag or commit: letters, digits and ._/-+@ only, at most 200 characters."
+            "Give a branch, tag or commit: letters, digits and ._/-+@ only, starting with a "
+            "letter or digit, no '..', at most 200 characters."
         )
     if service.jenkins_server_id is None or not service.jenkins_job:
         raise ReleaseRefused(f"{service.name} has no Jenkins job configured.")

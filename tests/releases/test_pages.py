@@ -243,3 +243,18 @@ def test_a_lead_rolls_back_an_environment_in_one_click(client, world, leads):
         world["beta"],
         "pending",
     )
+
+
+@pytest.mark.parametrize("ref", ["--upload-pack=touch /tmp/x", "-f", "a..b", "x" * 201, " "])
+def test_refs_that_could_read_as_options_or_ranges_are_refused(client, world, ref):
+    response = login(client, world["dev"]).post(
+        "/services/app/releases/", {"ref": ref}, follow=True
+    )
+    assert "Give a branch, tag or commit" in response.content.decode()
+    assert Release.objects.count() == 0
+
+
+@pytest.mark.parametrize("ref", ["main", "feature/x-1", "v1.2.3", "release@2026", "a" * 40])
+def test_ordinary_refs_are_accepted(client, world, ref):
+    login(client, world["dev"]).post("/services/app/releases/", {"ref": ref})
+    assert Release.objects.get().ref == ref
