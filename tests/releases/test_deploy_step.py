@@ -282,3 +282,31 @@ def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
     [build] = builds_for(emulator, release)
     assert image_in(world, "beta") == f"registry.local/demo/app@{build['digest']}"
     assert AuditEvent.objects.get(action="deployment.deploy").actor_name == "lead (after build)"
+
+
+def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, celery_worker):
+    """SIGKILL mid-rollout: the resumer picks the deployment up, no second helm upgrade."""
+    DeploymentTarget.objects.filter(environment=world["beta"]).update(
+        values={"podAnnotations": {"slipway.dev/simulate-seconds": "8"}}
+    )
+    release = built_release(world, 1)
+    deployment = deployment_start(
+        release=release, environment=world["beta"], actor=Actor.for_user(world["user"])
+    )
+    deadline = time.monotonic() + 30
+    while deployment.status != "rolling_out" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        deployment.refresh_from_db()
+    assert deployment.status == "rolling_out"
+    celery_worker.kill()
+    celery_worker.start()
+    deadline = time.monotonic() + 60
+    while deployment.status in DEPLOYMENT_ACTIVE and time.monotonic() < deadline:
+        time.sleep(0.2)
+        deployment.refresh_from_db()
+    assert deployment.status == "succeeded", deployment.status_reason
+    assert deployment.helm_revision == 1  # found again, not upgraded twice
+    assert AuditEvent.objects.filter(
+        action="deployment.resume", target_id=str(deployment.pk)
+    ).exists()
+    assert image_in(world, "beta") == release.image
