@@ -63,33 +63,20 @@ def main() -> None:
 
 
 def run(args, redis: str, env: dict[str, str]) -> None:
-    from django.contrib.auth import get_user_model
-
-    from clusters.models import Cluster
     from devtools.jenkins_emulator import JenkinsEmulator
     from portal.audit import Actor
-    from portal.models import DeploymentTarget, Environment, JenkinsServer, Service, Team
     from releases.services import release_create
+    from tests.factories import JenkinsServerFactory, UserFactory, service_path
+    from tests.support.jenkins import TOKEN, USERS, job_config
     from tests.support.worker import WorkerProcess
 
-    emulator = JenkinsEmulator(
-        {
-            "users": {"bench": {"api_token": "bench-token"}},
-            "jobs": [
-                {
-                    "name": "bench/app",
-                    "quiet_period_seconds": args.quiet_seconds,
-                    "duration_seconds": args.build_seconds,
-                    "log": [f"line {n}" for n in range(50)],
-                    "parameters": [
-                        {"name": "GIT_REF"},
-                        {"name": "IMAGE_REPOSITORY"},
-                        {"name": "SLIPWAY_RELEASE_ID"},
-                    ],
-                }
-            ],
-        }
-    ).start()
+    job = job_config(
+        "demo/app",
+        quiet_period_seconds=args.quiet_seconds,
+        duration_seconds=args.build_seconds,
+        log=[f"line {n}" for n in range(50)],
+    )
+    emulator = JenkinsEmulator({"users": USERS, "jobs": [job]}).start()
     plane = simulator = None
     kubeconfig = "unused"
     if args.deploy:
@@ -107,29 +94,11 @@ def run(args, redis: str, env: dict[str, str]) -> None:
     )
     worker.start()
     try:
-        team = Team.objects.create(slug="bench", name="Bench")
-        jenkins = JenkinsServer.objects.create(
-            name="emu", url=emulator.url, username="bench", api_token="bench-token"
+        path = service_path(
+            jenkins_server=JenkinsServerFactory(url=emulator.url, api_token=TOKEN),
+            cluster={"kubeconfig": kubeconfig},
         )
-        cluster = Cluster.objects.create(slug="local", name="Local", kubeconfig=kubeconfig)
-        service = Service.objects.create(
-            slug="app",
-            name="App",
-            team=team,
-            jenkins_server=jenkins,
-            jenkins_job="bench/app",
-            chart=str(ROOT / "charts" / "demo-service"),
-            image_repository="registry.local/app",
-        )
-        beta = Environment.objects.create(slug="beta", name="Beta", order=1)
-        DeploymentTarget.objects.create(
-            service=service,
-            environment=beta,
-            cluster=cluster,
-            namespace="bench",
-            helm_release_name="app",
-        )
-        user = get_user_model().objects.create_user("bench")
+        service, beta, user = path.service, path.beta, UserFactory(username="bench")
         figures: dict[str, list[float]] = {
             "request → build started": [],
             "build finished → release built": [],
@@ -155,7 +124,7 @@ def run(args, redis: str, env: dict[str, str]) -> None:
                 time.sleep(0.05)
             if release.status != "built":
                 sys.exit(f"release {n} ended {release.status}: {release.status_reason}")
-            build = emulator.control("GET", "state")["jobs"]["bench/app"]["builds"][-1]
+            build = emulator.control("GET", "state")["jobs"]["demo/app"]["builds"][-1]
             build_end = release.build_started_at.timestamp() + args.build_seconds
             figures["request → build started"].append(
                 release.build_started_at.timestamp() - started - args.quiet_seconds

@@ -31,6 +31,9 @@ def _allow_test_flush(sender, connection, **kwargs):
 
 connection_created.connect(_allow_test_flush)
 
+# Hashing test passwords with PBKDF2 would cost ~0.25 s per user for nothing.
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 # The worker runs the release engine at test speed: fast polls, quick resumes.
 WORKER_ENV = {
@@ -84,4 +87,5 @@ def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_fac
     worker.stop()
 
 
+from tests.support.jenkins import emulator, jenkins_emulator  # noqa: E402, F401 (fixtures)
 from tests.support.kube import helm_binary, kube_cluster  # noqa: E402, F401 (fixtures)

@@ -9,21 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connections
 
-from clusters.models import Cluster
 from portal.choices import Role
-from portal.models import (
-    DeploymentTarget,
-    Environment,
-    JenkinsServer,
-    Membership,
-    Service,
-    Team,
-)
-from tests.releases.conftest import TOKEN, builds_for, job_config
+from tests.factories import PASSWORD, JenkinsServerFactory, member, service_path
+from tests.support.jenkins import TOKEN, builds_for, job_config
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,7 +22,6 @@ pytestmark = [
     pytest.mark.usefixtures("celery_worker"),
 ]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORD = "pw-browser-12345"
 
 
 @pytest.fixture
@@ -65,7 +54,7 @@ def browser(monkeypatch):
 
 
 @pytest.fixture
-def demo(emulator, kube_cluster, request):
+def demo(emulator, kube_cluster):
     emulator.control(
         "POST",
         "jobs",
@@ -73,36 +62,16 @@ def demo(emulator, kube_cluster, request):
             "demo/app", duration_seconds=3, log=[f"compiling module {n}" for n in range(12)]
         ),
     )
-    team = Team.objects.create(slug="demo", name="Demo")
-    jenkins = JenkinsServer.objects.create(
-        name="emulator", url=emulator.url, username="slipway", api_token=TOKEN
-    )
-    cluster = Cluster.objects.create(
-        slug="local", name="Local", kubeconfig=kube_cluster.kubeconfig()
-    )
-    service = Service.objects.create(
+    path = service_path(
         slug="shop",
         name="Shop",
-        team=team,
-        jenkins_server=jenkins,
-        jenkins_job="demo/app",
-        chart=str(Path(settings.BASE_DIR) / "charts" / "demo-service"),
-        image_repository="registry.local/demo/app",
+        namespace_suffix="-browser",
+        jenkins_server=JenkinsServerFactory(url=emulator.url, api_token=TOKEN),
+        cluster={"kubeconfig": kube_cluster.kubeconfig()},
     )
-    beta = Environment.objects.create(slug="beta", name="Beta", order=1)
-    prod = Environment.objects.create(slug="prod", name="Prod", order=2, requires_approval=True)
-    for env in (beta, prod):
-        DeploymentTarget.objects.create(
-            service=service,
-            environment=env,
-            cluster=cluster,
-            namespace=f"browser-{env.slug}",
-            helm_release_name="shop",
-        )
     for name, role in (("dev", Role.DEVELOPER), ("lead", Role.LEAD)):
-        user = get_user_model().objects.create_user(name, password=PASSWORD)
-        Membership.objects.create(team=team, user=user, role=role)
-    return service
+        member(path.team, name, role)
+    return path.service
 
 
 def log_in(browser, live_server, name):

@@ -6,7 +6,7 @@ import jenkins
 import pytest
 import requests
 
-from tests.jenkins.conftest import USERS
+from tests.support.jenkins import USERS
 
 
 def client(emulator, secret: str = USERS["slipway"]["password"]) -> jenkins.Jenkins:
@@ -63,7 +63,7 @@ def test_build_moves_through_queue_to_success_with_json_artifact(emulator):
     params = {p["name"]: p["value"] for p in item["actions"][0]["parameters"]}
     assert params == {
         "GIT_REF": "abc123",
-        "IMAGE_REPOSITORY": "registry.local/app",
+        "IMAGE_REPOSITORY": "registry.local/demo/app",
         "SLIPWAY_RELEASE_ID": "7",
     }
     number = wait_for_build(server, queue_id)
@@ -73,7 +73,7 @@ def test_build_moves_through_queue_to_success_with_json_artifact(emulator):
     done = wait_done(server, "app", number)
     assert done["result"] == "SUCCESS" and done["duration"] > 0 and done["queueId"] == queue_id
     artifact = server.get_build_artifact("app", number, "image.json")
-    assert artifact["image"] == "registry.local/app"
+    assert artifact["image"] == "registry.local/demo/app"
     assert artifact["digest"].startswith("sha256:") and len(artifact["digest"]) == 71
     console = server.get_build_console_output("app", number)
     assert console.startswith("Started by user slipway")
@@ -95,7 +95,7 @@ def test_folders_and_text_artifact(emulator):
     number = wait_for_build(server, server.build_job("team/api", {"GIT_REF": "x"}))
     wait_done(server, "team/api", number)
     text = server.get_build_artifact_as_bytes("team/api", number, "image-digest.txt").decode()
-    assert text.startswith("registry.local/app@sha256:")
+    assert text.startswith("registry.local/demo/app@sha256:")
     assert server.get_build_artifact("team/api", number, "image.json") is None  # 404 → None
 
 

@@ -4,19 +4,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from clusters.models import Cluster
 from portal.choices import Role
-from portal.models import (
-    AuditEvent,
-    DeploymentTarget,
-    Environment,
-    JenkinsServer,
-    Membership,
-    Service,
-    Team,
-)
+from portal.models import AuditEvent
 from portal.tokens import token_issue
-from releases.models import Deployment, Release, ReleaseLogChunk
+from releases.models import Release, ReleaseLogChunk
+from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 
 pytestmark = pytest.mark.django_db
 DIGEST = "sha256:" + "e" * 64
@@ -24,30 +16,7 @@ DIGEST = "sha256:" + "e" * 64
 
 @pytest.fixture
 def world():
-    team = Team.objects.create(slug="t", name="T")
-    jenkins = JenkinsServer.objects.create(
-        name="j", url="http://127.0.0.1:9/", username="u", api_token="jenkins-secret-token"
-    )
-    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig="kube-secret-config")
-    service = Service.objects.create(
-        slug="app",
-        name="App",
-        team=team,
-        jenkins_server=jenkins,
-        jenkins_job="demo/app",
-        chart="c",
-        image_repository="reg/app",
-    )
-    beta = Environment.objects.create(slug="beta", name="Beta", order=1)
-    prod = Environment.objects.create(slug="prod", name="Prod", order=2, requires_approval=True)
-    for env in (beta, prod):
-        DeploymentTarget.objects.create(
-            service=service,
-            environment=env,
-            cluster=cluster,
-            namespace=env.slug,
-            helm_release_name="app",
-        )
+    path = service_path(image_repository="reg/app")
     clients = {}
     for name, role in (
         ("ci", Role.DEVELOPER),
@@ -55,27 +24,23 @@ def world():
         ("lead2", Role.LEAD),
         ("viewer", Role.VIEWER),
     ):
-        user = get_user_model().objects.create_user(name)
-        Membership.objects.create(team=team, user=user, role=role)
-        _, raw = token_issue(user=user, name="script")
+        _, raw = token_issue(user=member(path.team, name, role), name="script")
         clients[name] = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
     outsider = get_user_model().objects.create_user("outsider")
     clients["outsider"] = APIClient(
         HTTP_AUTHORIZATION=f"Bearer {token_issue(user=outsider, name='x')[1]}"
     )
-    return {"service": service, "beta": beta, "prod": prod, "jenkins": jenkins, **clients}
+    return {
+        "service": path.service,
+        "beta": path.beta,
+        "prod": path.prod,
+        "jenkins": path.jenkins,
+        **clients,
+    }
 
 
 def _built(world) -> Release:
-    return Release.objects.create(
-        service=world["service"],
-        ref="main",
-        status="built",
-        jenkins_server=world["jenkins"],
-        jenkins_job="demo/app",
-        image_repository="reg/app",
-        image_digest=DIGEST,
-    )
+    return BuiltReleaseFactory(service=world["service"], ref="main", image_digest=DIGEST)
 
 
 def test_a_script_requests_a_build_that_deploys_to_beta(world):
@@ -152,14 +117,7 @@ def test_promotion_flow_with_approval_and_busy(world):
     url = f"/api/v1/releases/{release.pk}/deployments/"
     refused = world["ci"].post(url, {"environment": "prod"}, format="json")
     assert refused.status_code == 400 and "has not succeeded in Beta" in refused.json()["detail"]
-    Deployment.objects.create(
-        release=release,
-        target=world["service"].targets.get(environment=world["beta"]),
-        environment=world["beta"],
-        service=world["service"],
-        status="succeeded",
-        image=release.image,
-    )
+    succeeded_in(release, world["beta"])
     created = world["lead"].post(url, {"environment": "prod"}, format="json")
     assert created.status_code == 201 and created.json()["status"] == "awaiting_approval"
     busy = world["ci"].post(url, {"environment": "prod"}, format="json")

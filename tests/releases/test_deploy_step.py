@@ -3,84 +3,51 @@ kube-apiserver + etcd, the simulator plays the deployment controller."""
 
 import hashlib
 import time
-from pathlib import Path
 
 import pytest
 from celery.signals import before_task_publish
-from django.conf import settings
 from kubernetes import client, config
 
 from clusters.models import Cluster
 from portal.audit import Actor
-from portal.models import AuditEvent, DeploymentTarget, Environment, Service, Team
+from portal.models import AuditEvent, DeploymentTarget
 from releases.choices import DEPLOYMENT_ACTIVE
 from releases.models import Deployment, Release
 from releases.services import DeploymentBusy, ReleaseRefused, deployment_start
+from tests.factories import BuiltReleaseFactory, UserFactory, service_path
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("celery_worker"),
 ]
-CHART = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
 
 
 @pytest.fixture
-def world(kube_cluster, request, django_user_model):
+def world(kube_cluster, request):
     """A service with Beta and Prod targets on the test cluster, in fresh namespaces."""
     suffix = hashlib.sha1(request.node.name.encode()).hexdigest()[:8]
-    team = Team.objects.create(slug="t", name="T")
-    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig=kube_cluster.kubeconfig())
-    service = Service.objects.create(
-        slug="app",
-        name="App",
-        team=team,
-        chart=CHART,
-        image_repository="registry.local/demo/app",
+    path = service_path(
+        namespace_suffix=f"-{suffix}",
         default_values={"env": {"FROM": "service"}},
+        cluster={"kubeconfig": kube_cluster.kubeconfig()},
+        beta={"auto_rollback": True, "rollout_timeout_seconds": 60},
+        prod={"requires_approval": False, "rollout_timeout_seconds": 60},
     )
-    beta = Environment.objects.create(
-        slug="beta", name="Beta", order=10, auto_rollback=True, rollout_timeout_seconds=60
-    )
-    prod = Environment.objects.create(
-        slug="prod", name="Prod", order=20, rollout_timeout_seconds=60
-    )
-    for env in (beta, prod):
-        DeploymentTarget.objects.create(
-            service=service,
-            environment=env,
-            cluster=cluster,
-            namespace=f"{env.slug}-{suffix}",
-            helm_release_name="app",
-            values={"replicaCount": 2 if env == prod else 1},
-        )
-    user = django_user_model.objects.create_user("lead", password="pw-lead-12345")
-    from portal.models import JenkinsServer
-
-    jenkins = JenkinsServer.objects.create(name="j", url="http://127.0.0.1:9/", username="u")
+    DeploymentTarget.objects.filter(environment=path.prod).update(values={"replicaCount": 2})
     return {
-        "service": service,
-        "beta": beta,
-        "prod": prod,
-        "user": user,
-        "jenkins": jenkins,
+        "service": path.service,
+        "beta": path.beta,
+        "prod": path.prod,
+        "jenkins": path.jenkins,
+        "user": UserFactory(username="lead"),
         "apps": client.AppsV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path))),
         "suffix": suffix,
     }
 
 
 def built_release(world, n: int) -> Release:
-    digest = "sha256:" + hashlib.sha256(f"release-{n}".encode()).hexdigest()
-    return Release.objects.create(
-        service=world["service"],
-        ref=f"v{n}",
-        jenkins_server=world["jenkins"],
-        jenkins_job="demo/app",
-        image_repository="registry.local/demo/app",
-        status="built",
-        image_digest=digest,
-        build_number=n,
-    )
+    return BuiltReleaseFactory(service=world["service"], ref=f"v{n}", build_number=n)
 
 
 def deploy(world, release, env, kind="deploy", timeout=60) -> Deployment:
@@ -254,7 +221,8 @@ def test_the_kubeconfig_never_reaches_logs_task_arguments_or_audit(
 def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
     """One click: Jenkins builds once (the emulator), the digest it reports runs in Beta."""
     from releases.services import release_create
-    from tests.releases.conftest import TOKEN, builds_for, wait_for_release
+    from tests.support.jenkins import TOKEN, builds_for
+    from tests.support.releases import wait_for_release
 
     world["jenkins"].url, world["jenkins"].api_token = emulator.url, TOKEN
     world["jenkins"].username = "slipway"

@@ -6,12 +6,10 @@ from datetime import UTC, datetime
 import pytest
 
 from clusters.helm import HelmRevision, Recovery
-from clusters.models import Cluster
 from clusters.rollout import DeploymentProgress, RolloutProgress
 from portal.audit import Actor
-from portal.models import DeploymentTarget, Environment, JenkinsServer, Service, Team
-from releases.models import Release
 from releases.services import Step, deployment_start, deployment_step
+from tests.factories import BuiltReleaseFactory, UserFactory, service_path
 
 pytestmark = pytest.mark.django_db
 
@@ -71,32 +69,12 @@ class FakeWatcher:
 
 
 @pytest.fixture
-def deployment(django_user_model):
-    team = Team.objects.create(slug="t", name="T")
-    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig="x")
-    service = Service.objects.create(
-        slug="app", name="App", team=team, chart="charts/x", image_repository="reg/app"
+def deployment():
+    path = service_path(image_repository="reg/app", beta={"auto_rollback": True})
+    release = BuiltReleaseFactory(service=path.service, image_digest="sha256:" + "c" * 64)
+    return deployment_start(
+        release=release, environment=path.beta, actor=Actor.for_user(UserFactory())
     )
-    beta = Environment.objects.create(slug="beta", name="Beta", order=1, auto_rollback=True)
-    DeploymentTarget.objects.create(
-        service=service,
-        environment=beta,
-        cluster=cluster,
-        namespace="beta",
-        helm_release_name="app",
-    )
-    jenkins = JenkinsServer.objects.create(name="j", url="http://j/", username="u")
-    release = Release.objects.create(
-        service=service,
-        ref="main",
-        jenkins_server=jenkins,
-        jenkins_job="app",
-        image_repository="reg/app",
-        status="built",
-        image_digest="sha256:" + "c" * 64,
-    )
-    user = django_user_model.objects.create_user("u")
-    return deployment_start(release=release, environment=beta, actor=Actor.for_user(user))
 
 
 def run_to_end(deployment, helm, watcher):

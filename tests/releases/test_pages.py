@@ -3,54 +3,29 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from clusters.models import Cluster
 from portal.choices import Role
-from portal.models import (
-    AuditEvent,
-    DeploymentTarget,
-    Environment,
-    JenkinsServer,
-    Membership,
-    Service,
-    Team,
-)
+from portal.models import AuditEvent
 from releases.models import Deployment, Release, ReleaseLogChunk
+from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def world():
-    team = Team.objects.create(slug="t", name="Team T")
-    jenkins = JenkinsServer.objects.create(
-        name="j", url="http://127.0.0.1:9/", username="u", api_token="tok"
-    )
-    cluster = Cluster.objects.create(slug="k", name="K", kubeconfig="secret-kubeconfig")
-    service = Service.objects.create(
-        slug="app",
-        name="App",
-        team=team,
-        jenkins_server=jenkins,
-        jenkins_job="demo/app",
-        chart="c",
-        image_repository="reg/app",
-    )
-    beta = Environment.objects.create(slug="beta", name="Beta", order=1)
-    prod = Environment.objects.create(slug="prod", name="Prod", order=2, requires_approval=True)
-    for env in (beta, prod):
-        DeploymentTarget.objects.create(
-            service=service,
-            environment=env,
-            cluster=cluster,
-            namespace=env.slug,
-            helm_release_name="app",
-        )
-    users = {}
-    for name, role in (("viewer", Role.VIEWER), ("dev", Role.DEVELOPER)):
-        users[name] = get_user_model().objects.create_user(name, password="pw-123456789")
-        Membership.objects.create(team=team, user=users[name], role=role)
-    users["stranger"] = get_user_model().objects.create_user("stranger", password="pw-123456789")
-    return {"service": service, "beta": beta, "prod": prod, "jenkins": jenkins, **users}
+    path = service_path(image_repository="reg/app")
+    users = {
+        name: member(path.team, name, role)
+        for name, role in (("viewer", Role.VIEWER), ("dev", Role.DEVELOPER))
+    }
+    users["stranger"] = get_user_model().objects.create_user("stranger")
+    return {
+        "service": path.service,
+        "beta": path.beta,
+        "prod": path.prod,
+        "jenkins": path.jenkins,
+        **users,
+    }
 
 
 def login(client, user):
@@ -94,27 +69,11 @@ def test_a_stranger_gets_403_and_anonymous_goes_to_login(client, world):
 
 
 def _built(world, **extra) -> Release:
-    return Release.objects.create(
-        service=world["service"],
-        ref="main",
-        status="built",
-        jenkins_server=world["jenkins"],
-        jenkins_job="demo/app",
-        image_repository="reg/app",
-        image_digest="sha256:" + "d" * 64,
-        **extra,
-    )
+    return BuiltReleaseFactory(service=world["service"], **extra)
 
 
 def _succeeded_in_beta(world, release) -> Deployment:
-    return Deployment.objects.create(
-        release=release,
-        target=world["service"].targets.get(environment=world["beta"]),
-        environment=world["beta"],
-        service=world["service"],
-        status="succeeded",
-        image=release.image,
-    )
+    return succeeded_in(release, world["beta"])
 
 
 def test_release_page_shows_the_image_and_offers_promotion_only_after_beta(client, world):
@@ -125,7 +84,7 @@ def test_release_page_shows_the_image_and_offers_promotion_only_after_beta(clien
     _succeeded_in_beta(world, release)
     page = client.get(f"/releases/{release.pk}/").content.decode()
     assert "Promote to Prod" in page
-    assert "secret-kubeconfig" not in page and "tok" not in page.replace("token", "")
+    assert "kube-secret-config" not in page and "jenkins-secret-token" not in page
 
 
 def test_promoting_before_beta_succeeded_is_refused_with_a_message(client, world):
@@ -180,11 +139,7 @@ def _promote_to_prod(client, world, user):
 
 @pytest.fixture
 def leads(world):
-    made = {}
-    for name in ("lead", "lead2"):
-        made[name] = get_user_model().objects.create_user(name, password="pw-123456789")
-        Membership.objects.create(team=world["service"].team, user=made[name], role=Role.LEAD)
-    return made
+    return {name: member(world["service"].team, name, Role.LEAD) for name in ("lead", "lead2")}
 
 
 def test_promotion_to_a_protected_environment_waits_for_another_lead(client, world, leads):

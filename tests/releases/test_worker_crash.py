@@ -5,7 +5,8 @@ import pytest
 from portal.audit import Actor
 from portal.models import AuditEvent
 from releases.services import release_create
-from tests.releases.conftest import builds_for, job_config, wait_for_release
+from tests.support.jenkins import builds_for, job_config
+from tests.support.releases import wait_for_release
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

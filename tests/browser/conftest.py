@@ -1,1 +1,0 @@
-from tests.releases.conftest import emulator, jenkins_emulator  # noqa: F401 (fixtures)
