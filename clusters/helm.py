@@ -125,14 +125,6 @@ class Helm:
         except HelmReleaseNotFound:
             return None
 
-    def values(self, release: str, namespace: str, revision: int | None = None) -> dict:
-        async def work(client):
-            current = await client.get_current_revision(release, namespace=namespace)
-            target = (await current.release.revision(revision)) if revision else current
-            return await target.values()
-
-        return self._run(work)
-
     def render(
         self, chart: str, release: str, namespace: str, *values: dict, version: str | None = None
     ) -> list[dict]:

@@ -93,10 +93,6 @@ class ImageReport:
     digest: str
     source: str  # artifact-json | artifact-text | description
 
-    @property
-    def reference(self) -> str:
-        return f"{self.repository}@{self.digest}" if self.repository else self.digest
-
 
 def job_path(job: str) -> str:
     """'team/app' → 'job/team/job/app/' (folders), each segment URL-quoted."""
@@ -174,9 +170,6 @@ class JenkinsClient:
             raise JenkinsUnavailable(f"Jenkins sent something other than JSON for {path}") from exc
 
     # -- the build step ---------------------------------------------------------------
-
-    def whoami(self) -> str:
-        return self._json("me/api/json").get("id", "")
 
     def trigger(self, job: str, parameters: dict[str, str]) -> TriggerResult:
         """POST buildWithParameters; return the queue item (ours, or the identical one)."""

@@ -1,23 +1,22 @@
 """The release workflow: every rule about releases, and every state change.
 
 A state change is one guarded UPDATE (`status IN allowed sources`) plus its audit
-event, in one transaction. The build steps take a Jenkins adapter as an argument, so
-they run the same against the real client or an in-memory one.
+event, in one transaction. The steps take their adapters (JenkinsClient, Helm,
+RolloutWatcher) as arguments, so a test can hand them an in-memory stand-in.
 """
 
 from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clusters.errors import HelmFailed
-from clusters.helm import Helm, HelmRevision, Recovery, image_values
-from clusters.rollout import RolloutProgress, RolloutWatcher
+from clusters.helm import Helm, image_values
+from clusters.rollout import RolloutWatcher
 from portal.audit import Actor, RequestContext, audit_record
 from portal.models import DeploymentTarget, Environment, Service
 from releases.choices import (
@@ -32,13 +31,9 @@ from releases.choices import (
 )
 from releases.jenkins import (
     CORRELATION_PARAMETER,
-    BuildStatus,
     ConsoleChunk,
-    ImageReport,
     JenkinsClient,
     JenkinsNotFound,
-    QueueStatus,
-    TriggerResult,
 )
 from releases.models import Approval, Deployment, Release, ReleaseLogChunk
 
@@ -62,22 +57,6 @@ class Step(Enum):
     WAIT = "wait"  # ask again after a pause
     NEXT = "next"  # go on at once
     DONE = "done"  # nothing more to do
-
-
-class Jenkins(Protocol):
-    """What the build steps need of Jenkins (releases.jenkins.JenkinsClient has it)."""
-
-    def trigger(self, job: str, parameters: dict[str, str]) -> TriggerResult: ...
-    def queue_item(self, queue_id: int) -> QueueStatus: ...
-    def find_queued(self, job: str, name: str, value: str) -> int | None: ...
-    def find_build(self, job: str, name: str, value: str) -> BuildStatus | None: ...
-    def build(self, job: str, number: int) -> BuildStatus: ...
-    def console(self, job: str, number: int, start: int = 0) -> ConsoleChunk: ...
-    def image(
-        self, job: str, build: BuildStatus, default_repository: str = ""
-    ) -> ImageReport | None: ...
-    def stop(self, job: str, number: int) -> None: ...
-    def cancel_queue_item(self, queue_id: int) -> None: ...
 
 
 def jenkins_for(release: Release) -> JenkinsClient:
@@ -241,6 +220,12 @@ def _guarded_transition(
     return True
 
 
+def _cancelled(release: Release, reason: str, **fields) -> bool:
+    return release_transition(
+        release=release, to=ReleaseStatus.CANCELLED, actor=WORKER, reason=reason, **fields
+    )
+
+
 def release_fail(*, release: Release, reason: str, actor: Actor = WORKER) -> bool:
     return release_transition(release=release, to=ReleaseStatus.FAILED, actor=actor, reason=reason)
 
@@ -324,7 +309,7 @@ def _advance_on_commit(release: Release, countdown: float = 0) -> None:
 # -- the build steps (run by releases.tasks.release_advance) --------------------------
 
 
-def release_step(*, release: Release, jenkins: Jenkins) -> Step:
+def release_step(*, release: Release, jenkins: JenkinsClient) -> Step:
     """Do the one step the release's status calls for."""
     step = {
         ReleaseStatus.REQUESTED: _step_trigger,
@@ -338,14 +323,9 @@ def _correlation(release: Release) -> str:
     return str(release.pk)
 
 
-def _step_trigger(release: Release, jenkins: Jenkins) -> Step:
+def _step_trigger(release: Release, jenkins: JenkinsClient) -> Step:
     if release.cancel_requested:
-        release_transition(
-            release=release,
-            to=ReleaseStatus.CANCELLED,
-            actor=WORKER,
-            reason="cancelled before Jenkins was called",
-        )
+        _cancelled(release, "cancelled before Jenkins was called")
         return Step.DONE
     job, marker = release.jenkins_job, _correlation(release)
     queue_id = None
@@ -402,7 +382,7 @@ def _record_build(release: Release, number: int, url: str) -> Step:
     return Step.NEXT
 
 
-def _step_follow_queue(release: Release, jenkins: Jenkins) -> Step:
+def _step_follow_queue(release: Release, jenkins: JenkinsClient) -> Step:
     try:
         item = jenkins.queue_item(release.queue_item_id)
     except JenkinsNotFound:
@@ -417,12 +397,7 @@ def _step_follow_queue(release: Release, jenkins: Jenkins) -> Step:
         )
         return Step.DONE
     if item.state == "cancelled":
-        release_transition(
-            release=release,
-            to=ReleaseStatus.CANCELLED,
-            actor=WORKER,
-            reason="the queue item was cancelled in Jenkins",
-        )
+        _cancelled(release, "the queue item was cancelled in Jenkins")
         return Step.DONE
     if item.state == "left" and item.build_number:
         return _record_build(release, item.build_number, item.build_url)
@@ -432,7 +407,7 @@ def _step_follow_queue(release: Release, jenkins: Jenkins) -> Step:
     return Step.WAIT
 
 
-def _fetch_log(release: Release, jenkins: Jenkins, until_complete: bool) -> None:
+def _fetch_log(release: Release, jenkins: JenkinsClient, until_complete: bool) -> None:
     for _ in range(100):  # bounded: a finished build's log has an end
         chunk = jenkins.console(release.jenkins_job, release.build_number, release.log_offset)
         release_log_append(release=release, chunk=chunk)
@@ -440,7 +415,7 @@ def _fetch_log(release: Release, jenkins: Jenkins, until_complete: bool) -> None
             return
 
 
-def _step_poll_build(release: Release, jenkins: Jenkins) -> Step:
+def _step_poll_build(release: Release, jenkins: JenkinsClient) -> Step:
     job, number = release.jenkins_job, release.build_number
     _fetch_log(release, jenkins, until_complete=False)
     build = jenkins.build(job, number)
@@ -473,13 +448,7 @@ def _step_poll_build(release: Release, jenkins: Jenkins) -> Step:
             _deploy_after_build(release)
         return Step.DONE
     if build.result == "ABORTED" and release.cancel_requested:
-        release_transition(
-            release=release,
-            to=ReleaseStatus.CANCELLED,
-            actor=WORKER,
-            build_result=build.result,
-            reason="build stopped on request",
-        )
+        _cancelled(release, "build stopped on request", build_result=build.result)
         return Step.DONE
     tail = "\n".join(release_log_text(release).rstrip("\n").splitlines()[-LAST_LINES:])
     release_transition(
@@ -529,33 +498,6 @@ DEPLOYMENT_TERMINAL = {
     DeploymentStatus.ROLLED_BACK,
     DeploymentStatus.CANCELLED,
 }
-
-
-class HelmPort(Protocol):
-    """What the deploy steps need of Helm (clusters.helm.Helm has it)."""
-
-    def current(self, release: str, namespace: str) -> HelmRevision | None: ...
-    def find_revision(self, release: str, namespace: str, marker: str) -> HelmRevision | None: ...
-    def upgrade(
-        self,
-        *,
-        release: str,
-        namespace: str,
-        chart: str,
-        values: list[dict],
-        description: str,
-        version: str | None = None,
-    ) -> HelmRevision: ...
-    def rollback(self, *, release: str, namespace: str, revision: int | None) -> HelmRevision: ...
-    def recover_stuck(
-        self, *, release: str, namespace: str, older_than: timezone.timedelta
-    ) -> Recovery | None: ...
-
-
-class RolloutPort(Protocol):
-    def watch(
-        self, namespace: str, release: str, budget_seconds: float, on_progress=None
-    ) -> RolloutProgress: ...
 
 
 def helm_for(deployment: Deployment) -> Helm:
@@ -656,6 +598,13 @@ def deployment_start(
     return deployment
 
 
+def deployment_role_needed(kind: str) -> str:
+    """Developers deploy and promote; rolling an environment back is a lead's call."""
+    from portal.choices import Role
+
+    return Role.LEAD if kind == "rollback" else Role.DEVELOPER
+
+
 def deployment_may_decide(*, deployment: Deployment, user) -> str | None:
     """Why `user` may not approve or reject this deployment, or None if they may."""
     from portal.choices import Role
@@ -754,7 +703,7 @@ def deployment_values(deployment: Deployment) -> list[dict]:
     ]
 
 
-def deployment_step(*, deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+def deployment_step(*, deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     """Do the one step the deployment's status calls for."""
     step = {
         DeploymentStatus.PENDING: _step_prepare,
@@ -768,7 +717,7 @@ def _stuck_after() -> timezone.timedelta:
     return timezone.timedelta(seconds=float(getattr(settings, "SLIPWAY_HELM_STUCK_SECONDS", 600)))
 
 
-def _recover(deployment: Deployment, helm: HelmPort, older_than) -> None:
+def _recover(deployment: Deployment, helm: Helm, older_than) -> None:
     target = deployment.target
     recovery = helm.recover_stuck(
         release=target.helm_release_name, namespace=target.namespace, older_than=older_than
@@ -787,7 +736,7 @@ def _recover(deployment: Deployment, helm: HelmPort, older_than) -> None:
         )
 
 
-def _step_prepare(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     target = deployment.target
     _recover(deployment, helm, _stuck_after())
     current = helm.current(target.helm_release_name, target.namespace)
@@ -801,7 +750,7 @@ def _step_prepare(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) 
     return Step.NEXT
 
 
-def _step_upgrade(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     target, release = deployment.target, deployment.release
     made = helm.find_revision(target.helm_release_name, target.namespace, _marker(deployment))
     if made is not None and made.status.startswith("pending-"):
@@ -823,7 +772,7 @@ def _step_upgrade(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) 
     return Step.NEXT
 
 
-def _step_watch(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) -> Step:
+def _step_watch(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     target = deployment.target
     deadline = deployment.started_at + timezone.timedelta(
         seconds=deployment.environment.rollout_timeout_seconds
@@ -853,7 +802,7 @@ def _step_watch(deployment: Deployment, helm: HelmPort, watcher: RolloutPort) ->
     return _rollout_failed(deployment, helm, reason)
 
 
-def _rollout_failed(deployment: Deployment, helm: HelmPort, reason: str) -> Step:
+def _rollout_failed(deployment: Deployment, helm: Helm, reason: str) -> Step:
     target = deployment.target
     if deployment.environment.auto_rollback and deployment.previous_revision:
         try:

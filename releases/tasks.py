@@ -14,7 +14,7 @@ from releases.models import Deployment, Release
 
 
 def _retry_delay(retries: int) -> float:
-    base = float(getattr(settings, "SLIPWAY_JENKINS_RETRY_BASE_SECONDS", 2.0))
+    base = float(getattr(settings, "SLIPWAY_RETRY_BASE_SECONDS", 2.0))
     return min(base * 2**retries, 60.0)
 
 

@@ -20,6 +20,7 @@ from releases.services import (
     ReleaseRefused,
     deployment_decide,
     deployment_may_decide,
+    deployment_role_needed,
     deployment_start,
     release_cancel,
     release_create,
@@ -132,13 +133,11 @@ def release_log(request, pk: int):
 @require_POST
 def release_deploy(request, pk: int):
     release = get_object_or_404(Release.objects.select_related("service"), pk=pk)
-    _require(request.user, release.service, Role.DEVELOPER)
-    environment = get_object_or_404(Environment, slug=request.POST.get("environment", ""))
     kind = request.POST.get("kind", "promote")
     if kind not in ("deploy", "promote", "rollback"):
         return HttpResponse("kind must be deploy, promote or rollback", status=400)
-    if kind == "rollback":
-        _require(request.user, release.service, Role.LEAD)
+    _require(request.user, release.service, deployment_role_needed(kind))
+    environment = get_object_or_404(Environment, slug=request.POST.get("environment", ""))
     try:
         deployment_start(
             release=release,

@@ -33,6 +33,7 @@ from releases.services import (
     DeploymentBusy,
     ReleaseRefused,
     deployment_decide,
+    deployment_role_needed,
     deployment_start,
     release_cancel,
     release_create,
@@ -163,7 +164,7 @@ class DeploymentCreateApi(APIView):
         data = DeploymentInput(data=request.data)
         data.is_valid(raise_exception=True)
         kind = data.validated_data["kind"]
-        _require(request, release.service, Role.LEAD if kind == "rollback" else Role.DEVELOPER)
+        _require(request, release.service, deployment_role_needed(kind))
         environment = Environment.objects.filter(slug=data.validated_data["environment"]).first()
         if environment is None:
             raise NotFound("No such environment.")
