@@ -33,19 +33,24 @@ def _image(apps, namespace, name):
     return deployment.spec.template.spec.containers[0].image
 
 
+def _install(helm, ns: str, digest: str, description: str, *values: dict):
+    """helm upgrade --install of the demo chart as release `app`, image reg/app@digest."""
+    return helm.upgrade(
+        release="app",
+        namespace=ns,
+        chart=CHART,
+        description=description,
+        values=[*values, image_values("reg/app", digest)],
+    )
+
+
 def _ns(request) -> str:
     return "t-" + request.node.name.replace("_", "-")[5:40].strip("-")
 
 
 def test_upgrade_installs_with_the_image_pinned_by_digest(helm, apps, request):
     ns = _ns(request)
-    revision = helm.upgrade(
-        release="app",
-        namespace=ns,
-        chart=CHART,
-        values=[{"env": {"A": "1"}}, image_values("reg/app", DIGEST_A)],
-        description="slipway deployment 1",
-    )
+    revision = _install(helm, ns, DIGEST_A, "slipway deployment 1", {"env": {"A": "1"}})
     assert (revision.revision, revision.status) == (1, "deployed")
     assert _image(apps, ns, "app") == f"reg/app@{DIGEST_A}"
     assert helm.find_revision("app", ns, "slipway deployment 1").revision == 1
@@ -55,13 +60,7 @@ def test_upgrade_installs_with_the_image_pinned_by_digest(helm, apps, request):
 def test_second_upgrade_then_rollback(helm, apps, request):
     ns = _ns(request)
     for n, digest in enumerate((DIGEST_A, DIGEST_B), start=1):
-        helm.upgrade(
-            release="app",
-            namespace=ns,
-            chart=CHART,
-            values=[image_values("reg/app", digest)],
-            description=f"d{n}",
-        )
+        _install(helm, ns, digest, f"d{n}")
     assert helm.current("app", ns).revision == 2
     assert _image(apps, ns, "app") == f"reg/app@{DIGEST_B}"
     made = helm.rollback(release="app", namespace=ns, revision=1)
@@ -96,20 +95,8 @@ def test_chart_errors_come_back_with_helms_message(helm, request):
 
 def test_release_left_pending_upgrade_is_rolled_back(helm, apps, request, kube_cluster):
     ns = _ns(request)
-    helm.upgrade(
-        release="app",
-        namespace=ns,
-        chart=CHART,
-        values=[image_values("reg/app", DIGEST_A)],
-        description="d1",
-    )
-    helm.upgrade(
-        release="app",
-        namespace=ns,
-        chart=CHART,
-        values=[image_values("reg/app", DIGEST_B)],
-        description="d2",
-    )
+    _install(helm, ns, DIGEST_A, "d1")
+    _install(helm, ns, DIGEST_B, "d2")
     _mark_latest_pending(kube_cluster, ns, "app", "pending-upgrade")
     assert helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(hours=1)) is None
     recovery = helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(0))
@@ -124,13 +111,7 @@ def test_release_left_pending_upgrade_is_rolled_back(helm, apps, request, kube_c
 
 def test_release_left_pending_install_is_uninstalled(helm, request, kube_cluster):
     ns = _ns(request)
-    helm.upgrade(
-        release="app",
-        namespace=ns,
-        chart=CHART,
-        values=[image_values("reg/app", DIGEST_A)],
-        description="d1",
-    )
+    _install(helm, ns, DIGEST_A, "d1")
     _mark_latest_pending(kube_cluster, ns, "app", "pending-install")
     recovery = helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(0))
     assert recovery.action == "uninstalled"
@@ -153,13 +134,7 @@ def test_unreachable_cluster_fails_with_a_clear_message(kube_cluster, helm_binar
 
 def test_watcher_follows_the_rollout_to_available(helm, kube_cluster, request):
     ns = _ns(request)
-    helm.upgrade(
-        release="app",
-        namespace=ns,
-        chart=CHART,
-        values=[{"replicaCount": 2}, image_values("reg/app", DIGEST_A)],
-        description="d",
-    )
+    _install(helm, ns, DIGEST_A, "d", {"replicaCount": 2})
     seen = []
     progress = RolloutWatcher(kube_cluster.kubeconfig()).watch(ns, "app", 20, seen.append)
     assert progress.complete and not progress.failed
@@ -169,16 +144,7 @@ def test_watcher_follows_the_rollout_to_available(helm, kube_cluster, request):
 
 def test_watcher_reports_progress_deadline_with_events(helm, kube_cluster, request):
     ns = _ns(request)
-    helm.upgrade(
-        release="app",
-        namespace=ns,
-        chart=CHART,
-        values=[
-            {"podAnnotations": {"slipway.dev/simulate": "fail"}},
-            image_values("reg/app", DIGEST_A),
-        ],
-        description="d",
-    )
+    _install(helm, ns, DIGEST_A, "d", {"podAnnotations": {"slipway.dev/simulate": "fail"}})
     progress = RolloutWatcher(kube_cluster.kubeconfig()).watch(ns, "app", 20)
     assert progress.failed
     assert "ProgressDeadlineExceeded" in progress.failure_reason()
