@@ -134,6 +134,8 @@ class Deployment(models.Model):
     target = models.ForeignKey(
         "portal.DeploymentTarget", on_delete=models.PROTECT, related_name="deployments"
     )
+    # environment and service repeat what target says: the partial unique index below
+    # ("one in flight per service and environment") can only cover this table's columns.
     environment = models.ForeignKey(
         "portal.Environment", on_delete=models.PROTECT, related_name="deployments"
     )

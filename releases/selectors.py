@@ -78,21 +78,6 @@ def release_history(*, service: Service, limit: int = 25) -> QuerySet[Release]:
     )
 
 
-def release_next_environment(*, release: Release) -> Environment | None:
-    """The environment this release may be promoted to next, if any."""
-    if release.status != "built":
-        return None
-    done = set(
-        release.deployments.filter(status=DeploymentStatus.SUCCEEDED).values_list(
-            "environment_id", flat=True
-        )
-    )
-    for environment in service_environments(service=release.service):
-        if environment.pk not in done:
-            return environment
-    return None
-
-
 def release_log_since(*, release: Release, offset: int) -> tuple[str, int]:
     """Console text stored from byte `offset` on, and the offset to ask for next."""
     chunks = list(

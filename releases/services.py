@@ -518,6 +518,20 @@ def _previous_environment(service: Service, environment: Environment) -> Environ
     )
 
 
+def release_promotion_target(*, release: Release) -> Environment | None:
+    """Where a built release may go next: the first environment on its service's path
+    that it has not succeeded in yet (the order deployment_start enforces)."""
+    if release.status != ReleaseStatus.BUILT:
+        return None
+    done = set(
+        release.deployments.filter(status=DeploymentStatus.SUCCEEDED).values_list(
+            "environment_id", flat=True
+        )
+    )
+    path = Environment.objects.filter(targets__service=release.service_id).order_by("order")
+    return next((environment for environment in path if environment.pk not in done), None)
+
+
 def deployment_start(
     *,
     release: Release,

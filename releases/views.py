@@ -24,6 +24,7 @@ from releases.services import (
     deployment_start,
     release_cancel,
     release_create,
+    release_promotion_target,
 )
 
 
@@ -85,7 +86,7 @@ def _release_context(request, release: Release) -> dict:
         "active": release.status in RELEASE_ACTIVE,
         "deployments": deployments,
         "deployments_active": release.deployments.filter(status__in=DEPLOYMENT_ACTIVE).exists(),
-        "next_environment": selectors.release_next_environment(release=release),
+        "next_environment": release_promotion_target(release=release),
         "can_act": has_role(request.user, release.service, Role.DEVELOPER),
     }
 

@@ -1,5 +1,7 @@
 """A real Celery worker process, the Jenkins emulator over HTTP, PostgreSQL, Redis."""
 
+import time
+
 import pytest
 
 from portal.audit import Actor
@@ -139,7 +141,5 @@ def test_queue_why_is_shown_while_waiting(emulator, service, dev):
         release.refresh_from_db()
         if release.progress.startswith("In the quiet period"):
             break
-        import time
-
         time.sleep(0.1)
     assert release.progress.startswith("In the quiet period")
