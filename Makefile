@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Local runs take PostgreSQL/Redis URLs from the file devtools/services.py writes.
 WITH_ENV := set -a; [ -f .local/services.env ] && . ./.local/services.env; set +a;
 
-.PHONY: install services browser-deps run test test-fast lint stop clean
+.PHONY: install services binaries browser-deps run test test-fast lint stop clean
 
 install: .venv/.installed
 
@@ -23,8 +23,14 @@ services: install
 run: services
 	$(WITH_ENV) exec $(PY) -m devtools.run
 
-test: services browser-deps
+test: services browser-deps binaries
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# helm, etcd and kube-apiserver for the e2e tier: reused from KUBEBUILDER_ASSETS, PATH or
+# the cache ($$SLIPWAY_CACHE, default ~/.cache/slipway), else built from Go modules (with
+# progress) before any test starts, so no test waits on a build.
+binaries: install
+	$(PY) -m devtools.kube build
 
 # The browser tier drives Debian's Chromium (Playwright's own download cannot work here).
 browser-deps:

@@ -63,9 +63,10 @@ def main() -> None:
 
 
 def run(args, redis: str, env: dict[str, str]) -> None:
+    from releases.services import release_create
+
     from devtools.jenkins_emulator import JenkinsEmulator
     from portal.audit import Actor
-    from releases.services import release_create
     from tests.factories import JenkinsServerFactory, UserFactory, service_path
     from tests.support.jenkins import TOKEN, USERS, job_config
     from tests.support.worker import WorkerProcess

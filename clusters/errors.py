@@ -15,3 +15,7 @@ class HelmFailed(ClusterError):
 
 class HelmReleaseNotFound(HelmFailed):
     """No such Helm release (never installed, or uninstalled)."""
+
+
+class HelmMissing(ClusterError):
+    """No usable helm binary: the deployment cannot run until one is configured."""

@@ -13,15 +13,16 @@ import asyncio
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pyhelm3
+from django.conf import settings
 from pyhelm3 import errors as helm_errors
 
-from clusters.errors import ClusterUnreachable, HelmFailed, HelmReleaseNotFound
+from clusters.errors import ClusterUnreachable, HelmFailed, HelmMissing, HelmReleaseNotFound
 from clusters.kubeconfig import kubeconfig_file
 
 PENDING = {"pending-install", "pending-upgrade", "pending-rollback"}
@@ -47,22 +48,21 @@ class Recovery:
 
 
 def helm_executable() -> str:
-    """SLIPWAY_HELM, else helm on PATH, else the one devtools/kube built."""
-    configured = os.environ.get("SLIPWAY_HELM")
+    """SLIPWAY_HELM, else helm on PATH; a deployment fails at once, saying so, without one."""
+    configured = settings.SLIPWAY_HELM
     if configured:
+        if not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
+            raise HelmMissing(
+                f"SLIPWAY_HELM={configured} is not an executable file; point it at a helm 3 binary."
+            )
         return configured
     on_path = shutil.which("helm")
     if on_path:
         return on_path
-    from devtools.kube.binaries import HELM, find  # the local-development fallback
-
-    return str(find(HELM, build_missing=False))
-
-
-def image_values(repository: str, digest: str) -> dict[str, Any]:
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest or ""):
-        raise HelmFailed(f"refusing to deploy without a sha256 digest (got {digest!r})")
-    return {"image": {"repository": repository, "digest": digest}}
+    raise HelmMissing(
+        "helm not found: install helm 3 on the worker's PATH or set SLIPWAY_HELM to its path "
+        "(for local development, `python -m devtools.kube build` builds one and prints it)."
+    )
 
 
 def _message(error: helm_errors.Error) -> str:
@@ -75,12 +75,18 @@ class Helm:
     """Runs helm against one cluster. Every public method raises only ClusterErrors."""
 
     def __init__(
-        self, kubeconfig: str, context: str = "", executable: str | None = None, timeout: str = "5m"
+        self,
+        kubeconfig: str,
+        context: str = "",
+        executable: str | None = None,
+        timeout_seconds: float | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context or None
         self._executable = executable or helm_executable()
-        self._timeout = timeout
+        self.timeout_seconds = float(timeout_seconds or settings.SLIPWAY_HELM_TIMEOUT_SECONDS)
+        self._before_call = before_call or (lambda: None)
 
     def _run(self, work):
         async def call(path: Path):
@@ -88,13 +94,19 @@ class Helm:
                 executable=self._executable,
                 kubeconfig=path,
                 kubecontext=self._context,
-                default_timeout=self._timeout,
+                default_timeout=f"{int(self.timeout_seconds)}s",
             )
-            return await work(client)
+            # helm gets its own timeout; this one ends a helm that hangs regardless.
+            return await asyncio.wait_for(work(client), self.timeout_seconds + 15)
 
+        self._before_call()
         with kubeconfig_file(self._kubeconfig) as path:
             try:
                 return asyncio.run(call(path))
+            except TimeoutError as exc:
+                raise ClusterUnreachable(
+                    f"helm did not finish within {self.timeout_seconds:.0f} s"
+                ) from exc
             except helm_errors.ReleaseNotFoundError as exc:
                 raise HelmReleaseNotFound(_message(exc)) from exc
             except helm_errors.ConnectionError as exc:

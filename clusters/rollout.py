@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import urllib3
 from kubernetes import client, config, watch
@@ -19,6 +19,19 @@ from clusters.errors import ClusterUnreachable
 from clusters.kubeconfig import kubeconfig_dict
 
 RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """One container's image in one workload (and, on a cluster, what its pods run)."""
+
+    workload: str  # Kind/name
+    container: str
+    image: str
+    image_ids: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "image_ids": list(self.image_ids)}
 
 
 @dataclass(frozen=True)
@@ -101,9 +114,18 @@ def _progress(deployment) -> DeploymentProgress:
 
 
 class RolloutWatcher:
-    """Reads and watches Deployments of one Helm release in one namespace."""
+    """Reads and watches Deployments of one Helm release in one namespace.
 
-    def __init__(self, kubeconfig: str, context: str = "", request_timeout: float = 10) -> None:
+    `before_call` runs before each request to the API (the workflow extends its run's
+    lease there)."""
+
+    def __init__(
+        self,
+        kubeconfig: str,
+        context: str = "",
+        request_timeout: float = 10,
+        before_call=None,
+    ) -> None:
         try:
             api_client = config.new_client_from_config_dict(
                 kubeconfig_dict(kubeconfig), context=context or None
@@ -117,8 +139,10 @@ class RolloutWatcher:
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.request_timeout = request_timeout
+        self._before_call = before_call or (lambda: None)
 
     def _call(self, function, *args, **kwargs):
+        self._before_call()
         try:
             return function(*args, _request_timeout=self.request_timeout, **kwargs)
         except ApiException as exc:
@@ -143,6 +167,45 @@ class RolloutWatcher:
             key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp
         )
         return [f"{e.type} {e.reason}: {e.message}" for e in related[-limit:]]
+
+    def images(self, namespace: str, release: str) -> list[ContainerImage]:
+        """The images of the release's Deployments' pod templates as the cluster holds
+        them, with the imageID each of their pods reports (none without a kubelet)."""
+        found = []
+        for deployment in self.deployments(namespace, release):
+            selector = (
+                (deployment.spec.selector.match_labels or {}) if deployment.spec.selector else {}
+            )
+            pods = []
+            if selector:
+                label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+                pods = self._call(
+                    self.core.list_namespaced_pod, namespace, label_selector=label_selector
+                ).items
+            template = deployment.spec.template.spec
+            for container in [*(template.init_containers or []), *(template.containers or [])]:
+                ids = tuple(
+                    sorted(
+                        {
+                            status.image_id
+                            for pod in pods
+                            for status in [
+                                *((pod.status and pod.status.init_container_statuses) or []),
+                                *((pod.status and pod.status.container_statuses) or []),
+                            ]
+                            if status.name == container.name and status.image_id
+                        }
+                    )
+                )
+                found.append(
+                    ContainerImage(
+                        f"Deployment/{deployment.metadata.name}",
+                        container.name,
+                        container.image,
+                        ids,
+                    )
+                )
+        return found
 
     def status(self, namespace: str, release: str) -> RolloutProgress:
         found = self.deployments(namespace, release)

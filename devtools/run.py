@@ -44,7 +44,10 @@ def main() -> None:
     from devtools.kube.__main__ import local_plane
     from devtools.kube.binaries import ensure_all
 
-    ensure_all()  # builds helm, etcd, kube-apiserver on the first run (minutes, with progress)
+    # Builds helm, etcd, kube-apiserver on the first run (minutes, with progress); the
+    # worker finds helm through SLIPWAY_HELM (the product never looks into devtools/).
+    binaries = ensure_all()
+    os.environ["SLIPWAY_HELM"] = str(binaries["helm"])
     kube_port = free_port(6443)
     os.environ["SLIPWAY_KUBE_PORT"] = str(kube_port)
     plane = local_plane()

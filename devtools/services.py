@@ -2,15 +2,22 @@
 
 `python -m devtools.services up` uses DATABASE_URL / REDIS_URL when they answer.
 Otherwise it installs the Debian packages when missing (as root) and runs private
-instances with their data under `.local/`, on free loopback ports, and writes the
-URLs to `.local/services.env`, where the Makefile and the settings find them.
-Running `up` twice reuses what is already running; `down` stops what `up` started.
+instances on free loopback ports, and writes the URLs to `.local/services.env`, where the
+Makefile and the settings find them. Running `up` twice reuses what is already running;
+`down` stops what `up` started.
+
+PostgreSQL refuses to run as root, so as root it runs as the `postgres` user, which may not
+enter the checkout (a clone in root's 0700 home): its data then lives in that user's home,
+`/var/lib/postgresql/slipway/<checkout>-<hash of its path>/`, one per checkout, with a
+link to it at `.local/pg`. Redis keeps its files under `.local/redis`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -22,7 +29,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 ENV_FILE = LOCAL / "services.env"
-PG_DIR = LOCAL / "pg"
+PG_LINK = LOCAL / "pg"
 REDIS_DIR = LOCAL / "redis"
 DB_NAME = "slipway"
 
@@ -85,21 +92,44 @@ def pg_bindir() -> Path:
 
 
 def as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    # PostgreSQL refuses to run as root, so its tools run as the postgres user.
+    # PostgreSQL refuses to run as root, so its tools run as the postgres user, from a
+    # directory that user may enter.
     if os.geteuid() == 0:
         args = ["runuser", "-u", "postgres", "--", *args]
-    return subprocess.run(args, **kwargs)
+    return subprocess.run(args, cwd="/", **kwargs)
+
+
+def pg_dir() -> Path:
+    """Where this checkout's PostgreSQL keeps its data (see the module's docstring)."""
+    if os.geteuid() != 0:
+        return LOCAL / "pg"
+    home = Path(pwd.getpwnam("postgres").pw_dir)
+    tag = hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+    return home / "slipway" / f"{ROOT.name}-{tag}"
+
+
+def _prepare_pg_dir() -> Path:
+    pg_bindir()  # installs PostgreSQL (and so the postgres user) when missing
+    directory = pg_dir()
+    if os.geteuid() == 0:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.chown(directory.parent, "postgres", "postgres")
+        directory.mkdir(exist_ok=True)
+        shutil.chown(directory, "postgres", "postgres")
+        LOCAL.mkdir(exist_ok=True)
+        if not PG_LINK.is_symlink() and not PG_LINK.exists():
+            PG_LINK.symlink_to(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
 
 
 def start_postgres(port: int | None) -> str:
     bindir = pg_bindir()
-    data = PG_DIR / "data"
-    PG_DIR.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(PG_DIR, "postgres", "postgres")
-        PG_DIR.chmod(0o700)
+    directory = _prepare_pg_dir()
+    data = directory / "data"
     if not (data / "PG_VERSION").exists():
-        say("initialising a private PostgreSQL cluster in .local/pg")
+        say(f"initialising a private PostgreSQL cluster in {directory}")
         as_postgres(
             [
                 str(bindir / "initdb"),
@@ -129,10 +159,10 @@ def start_postgres(port: int | None) -> str:
                 "-D",
                 str(data),
                 "-l",
-                str(PG_DIR / "log"),
+                str(directory / "log"),
                 "-w",
                 "-o",
-                f"-c listen_addresses=127.0.0.1 -p {port} -k {PG_DIR} -c fsync=off"
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c fsync=off"
                 " -c max_connections=200",
                 "start",
             ],
@@ -220,7 +250,10 @@ def up() -> dict[str, str]:
 
 def down() -> None:
     """Stop the private instances that `up` started."""
-    data = PG_DIR / "data"
+    try:
+        data = pg_dir() / "data"
+    except KeyError:
+        data = LOCAL / "none"  # no postgres user: PostgreSQL was never installed here
     if (data / "postmaster.pid").exists():
         say("stopping PostgreSQL")
         as_postgres(

@@ -9,6 +9,7 @@ from django.db import models
 
 from portal.choices import ActorType, Role
 from portal.crypto import EncryptedTextField
+from portal.images import default_image_values, validate_image_values
 
 # Django's URLValidator wants a dotted host, but in-cluster and compose hosts often have
 # none (http://jenkins:8080/), so any http(s) host is accepted.
@@ -90,6 +91,13 @@ class Service(models.Model):
     chart_version = models.CharField(max_length=50, blank=True)
     image_repository = models.CharField(max_length=300, help_text="e.g. registry/team/app")
     default_values = models.JSONField(default=dict, blank=True)
+    image_values = models.JSONField(
+        default=default_image_values,
+        validators=[validate_image_values],
+        help_text="Where the image goes in the chart's values. Strings may hold {repository}, "
+        "{digest}, {reference} (repository@digest) and {tag}; at least one must pin the "
+        'digest. Default: {"image": {"repository": "{repository}", "digest": "{digest}"}}.',
+    )
 
     class Meta:
         ordering = ["name"]
@@ -111,6 +119,9 @@ class Environment(models.Model):
         default=False, help_text="Roll back to the previous revision when a rollout fails."
     )
     rollout_timeout_seconds = models.PositiveIntegerField(default=600)
+    approval_timeout_seconds = models.PositiveIntegerField(
+        default=24 * 3600, help_text="A request nobody approves or rejects expires after this."
+    )
 
     class Meta:
         ordering = ["order"]
@@ -130,6 +141,12 @@ class DeploymentTarget(models.Model):
     namespace = models.CharField(max_length=63, validators=[dns_label])
     helm_release_name = models.CharField(max_length=53, validators=[dns_label])
     values = models.JSONField(default=dict, blank=True, help_text="Merged over the defaults.")
+    drift = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What the cluster runs that Slipway did not deploy (set by the drift check).",
+    )
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["service", "environment__order"]
@@ -163,6 +180,32 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) of {self.user}"
+
+
+class IdempotencyKey(models.Model):
+    """A request that must act once: its caller's key, what it asked, and its first answer.
+
+    The same key with the same request replays `status_code`/`body` (or `location`, for
+    pages); with another request it is refused. Kept a day (see portal/idempotency.py).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Empty while the first request runs."
+    )
+    body = models.JSONField(null=True, blank=True)
+    location = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.user_id}"
 
 
 class AuditEvent(models.Model):

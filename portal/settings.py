@@ -146,7 +146,15 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": ["portal.api_formats.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "portal.api_formats.ProblemJSONRenderer",
+    ],
+    "EXCEPTION_HANDLER": "portal.drf.problem_exception_handler",
 }
+# The largest JSON body the API reads (bigger: 413).
+SLIPWAY_API_MAX_BODY_BYTES = env.int("SLIPWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
 SPECTACULAR_SETTINGS = {"TITLE": "Slipway API", "VERSION": "0.1.0"}
 
 # Celery: Redis broker, JSON only; every task declares its own queue and limits.
@@ -155,8 +163,6 @@ CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES_NAMES = ("default", "builds", "deploys")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_EXPIRES = 3600
@@ -172,11 +178,21 @@ SLIPWAY_RETRY_BASE_SECONDS = env.float("SLIPWAY_RETRY_BASE_SECONDS", default=2.0
 SLIPWAY_WATCH_BUDGET_SECONDS = env.float("SLIPWAY_WATCH_BUDGET_SECONDS", default=20.0)
 SLIPWAY_HELM_STUCK_SECONDS = env.float("SLIPWAY_HELM_STUCK_SECONDS", default=600.0)
 SLIPWAY_CLUSTER_MAX_RETRIES = env.int("SLIPWAY_CLUSTER_MAX_RETRIES", default=5)
+# A run lost this many times (worker killed, lease run out) is failed, not resumed again.
+SLIPWAY_MAX_RESUMES = env.int("SLIPWAY_MAX_RESUMES", default=5)
+# The helm binary (empty: `helm` on PATH) and how long one helm run may take.
+SLIPWAY_HELM = env.str("SLIPWAY_HELM", default="")
+SLIPWAY_HELM_TIMEOUT_SECONDS = env.float("SLIPWAY_HELM_TIMEOUT_SECONDS", default=300.0)
+SLIPWAY_DRIFT_CHECK_SECONDS = env.float("SLIPWAY_DRIFT_CHECK_SECONDS", default=300.0)
+# An Idempotency-Key is remembered this long.
+SLIPWAY_IDEMPOTENCY_HOURS = env.int("SLIPWAY_IDEMPOTENCY_HOURS", default=24)
 CELERY_BEAT_SCHEDULE = {
     "resume-stale-releases": {
         "task": "releases.resume_stale",
         "schedule": SLIPWAY_RESUME_EVERY_SECONDS,
     },
+    "check-drift": {"task": "releases.check_drift_all", "schedule": SLIPWAY_DRIFT_CHECK_SECONDS},
+    "forget-idempotency-keys": {"task": "portal.forget_idempotency_keys", "schedule": 3600.0},
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,11 +1,13 @@
-"""Small tasks of the core: a health ping that proves a worker answers."""
+"""Small tasks of the core: a health ping that proves a worker answers, and housekeeping."""
 
 from celery import shared_task
+
+from portal import queues
 
 
 @shared_task(
     name="portal.ping",
-    queue="default",
+    queue=queues.DEFAULT,
     soft_time_limit=10,
     time_limit=20,
     acks_late=True,
@@ -16,3 +18,13 @@ def ping(value: str) -> str:
     from django.db import connection
 
     return f"pong:{value}:{connection.settings_dict['NAME']}"
+
+
+@shared_task(
+    name="portal.forget_idempotency_keys", queue=queues.DEFAULT, soft_time_limit=60, time_limit=90
+)
+def forget_idempotency_keys() -> int:
+    """Hourly: forget Idempotency-Keys (and form tokens) older than their retention."""
+    from portal.idempotency import idempotency_forget_expired
+
+    return idempotency_forget_expired()

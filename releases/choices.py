@@ -1,6 +1,17 @@
-"""Statuses of releases and deployments, and the transitions allowed between them."""
+"""Statuses of releases and deployments, the transitions allowed between them, and the
+sets the rest of the code derives from those tables (never spelled again elsewhere)."""
 
 from django.db import models
+
+
+def terminal(transitions: dict[str, set[str]]) -> frozenset[str]:
+    """The statuses nothing leaves."""
+    return frozenset(status for status, targets in transitions.items() if not targets)
+
+
+def allowed_sources(transitions: dict[str, set[str]], target: str) -> list[str]:
+    """The statuses from which `target` may be reached."""
+    return [source for source, targets in transitions.items() if target in targets]
 
 
 class ReleaseStatus(models.TextChoices):
@@ -25,10 +36,13 @@ RELEASE_TRANSITIONS: dict[str, set[str]] = {
     ReleaseStatus.FAILED: set(),
     ReleaseStatus.CANCELLED: set(),
 }
-RELEASE_ACTIVE = (ReleaseStatus.REQUESTED, ReleaseStatus.QUEUED, ReleaseStatus.BUILDING)
+RELEASE_TERMINAL = terminal(RELEASE_TRANSITIONS)
+# Being built: a worker owns it, so a silent one is resumed.
+RELEASE_ACTIVE = tuple(s for s in ReleaseStatus.values if s not in RELEASE_TERMINAL)
 
 
 class DeploymentStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for the environment"
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     PENDING = "pending", "Pending"
     DEPLOYING = "deploying", "Running helm upgrade"
@@ -40,6 +54,7 @@ class DeploymentStatus(models.TextChoices):
 
 
 DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
+    DeploymentStatus.QUEUED: {DeploymentStatus.PENDING, DeploymentStatus.CANCELLED},
     DeploymentStatus.AWAITING_APPROVAL: {DeploymentStatus.PENDING, DeploymentStatus.CANCELLED},
     DeploymentStatus.PENDING: {
         DeploymentStatus.DEPLOYING,
@@ -57,21 +72,23 @@ DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
     DeploymentStatus.ROLLED_BACK: set(),
     DeploymentStatus.CANCELLED: set(),
 }
-# In flight: holds the service+environment slot (one at a time).
-DEPLOYMENT_ACTIVE = (
-    DeploymentStatus.AWAITING_APPROVAL,
-    DeploymentStatus.PENDING,
-    DeploymentStatus.DEPLOYING,
-    DeploymentStatus.ROLLING_OUT,
+DEPLOYMENT_TERMINAL = terminal(DEPLOYMENT_TRANSITIONS)
+# Waiting for a lead's decision or for the environment to free up: holds nothing.
+DEPLOYMENT_WAITING = (DeploymentStatus.QUEUED, DeploymentStatus.AWAITING_APPROVAL)
+# Running: holds the service+environment slot (one at a time), a worker owns it, and a
+# silent one is resumed.
+DEPLOYMENT_RUNNING = tuple(
+    s
+    for s in DeploymentStatus.values
+    if s not in DEPLOYMENT_TERMINAL and s not in DEPLOYMENT_WAITING
 )
-# Running: a worker owns it, so a silent one is resumed.
-DEPLOYMENT_RUNNING = (
-    DeploymentStatus.PENDING,
-    DeploymentStatus.DEPLOYING,
-    DeploymentStatus.ROLLING_OUT,
-)
+# Not finished: waiting or running.
+DEPLOYMENT_OPEN = DEPLOYMENT_WAITING + DEPLOYMENT_RUNNING
+# What the requester or a lead may still withdraw: nothing has touched the cluster yet.
+DEPLOYMENT_WITHDRAWABLE = tuple(allowed_sources(DEPLOYMENT_TRANSITIONS, DeploymentStatus.CANCELLED))
 
 
-def allowed_sources(transitions: dict[str, set[str]], target: str) -> list[str]:
-    """The statuses from which `target` may be reached."""
-    return [source for source, targets in transitions.items() if target in targets]
+class DeploymentKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    PROMOTE = "promote", "Promote"
+    ROLLBACK = "rollback", "Roll back"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,8 +20,8 @@ from urllib.parse import quote, urlencode
 import jenkins
 import requests
 
-DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-IMAGE_REF_RE = re.compile(r"(?:(?P<repo>[\w.\-/:]+)@)?(?P<digest>sha256:[0-9a-f]{64})")
+from portal.images import IMAGE_REFERENCE_RE, is_digest, split_image
+
 CORRELATION_PARAMETER = "SLIPWAY_RELEASE_ID"
 # How many recent builds to search for a lost correlation id.
 SEARCH_DEPTH = 25
@@ -48,6 +49,10 @@ class JenkinsNotFound(JenkinsError):
 
 class JenkinsRejected(JenkinsError):
     """Jenkins refused the request for a reason of its own (400, 409, …)."""
+
+
+class JenkinsBadAnswer(JenkinsError):
+    """Jenkins answered, but not with what its API promises (malformed JSON, missing keys)."""
 
 
 @dataclass(frozen=True)
@@ -111,23 +116,67 @@ def _parameters(actions: list[dict[str, Any]] | None) -> dict[str, str]:
 
 def parse_image_reference(text: str, default_repository: str = "") -> ImageReport | None:
     """Find `repo@sha256:…` or a bare `sha256:…` in text (kaniko --digest-file, descriptions)."""
-    match = IMAGE_REF_RE.search(text or "")
+    match = IMAGE_REFERENCE_RE.search(text or "")
     if not match:
         return None
-    return ImageReport(match.group("repo") or default_repository, match.group("digest"), "")
+    repository = split_image(match.group("repository") or "")[0] or default_repository
+    return ImageReport(repository, match.group("digest"), "")
+
+
+def _incomplete_tail(data: bytes) -> int:
+    """How many bytes at the end start a UTF-8 character that the next chunk completes."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for the lead byte
+        if byte < 0x80:
+            return 0
+        needs = (
+            2
+            if byte & 0xE0 == 0xC0
+            else 3
+            if byte & 0xF0 == 0xE0
+            else 4
+            if byte & 0xF8 == 0xF0
+            else 1
+        )
+        return back if needs > back else 0
+    return 0
+
+
+def decode_console(data: bytes, final: bool) -> tuple[str, int]:
+    """The text of console bytes and how many bytes it stands for.
+
+    Whatever the console holds is kept: invalid UTF-8 becomes U+FFFD and NUL bytes (which
+    PostgreSQL text cannot hold) too. A character cut at the end of a chunk is held back
+    for the next one, unless the log is final.
+    """
+    used = len(data) if final else len(data) - _incomplete_tail(data)
+    text = data[:used].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return text, used
 
 
 class JenkinsClient:
     """Calls one Jenkins server. Every public method raises only `JenkinsError`s."""
 
-    def __init__(self, url: str, username: str, token: str, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        token: str,
+        timeout: float = 30,
+        before_call: Callable[[], None] | None = None,
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self._client = jenkins.Jenkins(self.url, username=username, password=token, timeout=timeout)
+        # Runs before each request (the workflow extends its run's lease there).
+        self._before_call = before_call or (lambda: None)
 
     # -- plumbing ---------------------------------------------------------------------
 
     def _request(self, method: str, path: str, retry_crumb: bool = True) -> requests.Response:
         request = requests.Request(method, self.url + path)
+        self._before_call()
         try:
             return self._client.jenkins_request(request)
         except jenkins.NotFoundException as exc:
@@ -165,9 +214,15 @@ class JenkinsClient:
     def _json(self, path: str) -> dict[str, Any]:
         response = self._request("GET", path)
         try:
-            return response.json()
+            data = response.json()
         except ValueError as exc:
-            raise JenkinsUnavailable(f"Jenkins sent something other than JSON for {path}") from exc
+            start = response.text[:80].strip().replace("\n", " ")
+            raise JenkinsBadAnswer(
+                f"Jenkins answered {path} with something that is not JSON ({start!r}…)"
+            ) from exc
+        if not isinstance(data, dict):
+            raise JenkinsBadAnswer(f"Jenkins answered {path} with JSON that is not an object")
+        return data
 
     # -- the build step ---------------------------------------------------------------
 
@@ -233,7 +288,10 @@ class JenkinsClient:
         return None
 
     def build(self, job: str, number: int) -> BuildStatus:
-        data = self._json(f"{job_path(job)}{int(number)}/api/json")
+        path = f"{job_path(job)}{int(number)}/api/json"
+        data = self._json(path)
+        if "number" not in data or "building" not in data:
+            raise JenkinsBadAnswer(f"Jenkins answered {path} without the build's number or state")
         return BuildStatus(
             number=int(data["number"]),
             url=data.get("url", ""),
@@ -252,21 +310,15 @@ class JenkinsClient:
             "GET", f"{job_path(job)}{int(number)}/logText/progressiveText?start={int(start)}"
         )
         data = response.content
-        size = int(response.headers.get("X-Text-Size", start + len(data)))
-        # Never cut a UTF-8 character in two: hold back an incomplete tail for next time.
-        for cut in range(4):
-            try:
-                text = data[: len(data) - cut].decode("utf-8")
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            text, cut = data.decode("utf-8", errors="replace"), 0
+        more = response.headers.get("X-More-Data") == "true"
+        text, used = decode_console(data, final=not more)
+        try:
+            size = int(response.headers.get("X-Text-Size", start + len(data)))
+        except ValueError:
+            size = start + len(data)
+        # Offsets are bytes: the next read starts after the bytes this text stands for.
         return ConsoleChunk(
-            text=text,
-            start=start,
-            next_offset=size - cut,
-            more=response.headers.get("X-More-Data") == "true",
+            text=text, start=start, next_offset=size - (len(data) - used), more=more
         )
 
     def image(
@@ -279,9 +331,9 @@ class JenkinsClient:
             try:
                 data = json.loads(self._request("GET", base + "image.json").content)
                 digest = str(data.get("digest", ""))
-                if DIGEST_RE.fullmatch(digest):
+                if is_digest(digest):
                     repo = str(data.get("image") or data.get("repository") or default_repository)
-                    return ImageReport(repo.split("@")[0], digest, "artifact-json")
+                    return ImageReport(split_image(repo)[0], digest, "artifact-json")
             except (ValueError, AttributeError, JenkinsNotFound):
                 pass
         for name in build.artifacts:

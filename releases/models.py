@@ -8,8 +8,11 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from portal.images import DIGEST_PATTERN
 from releases.choices import (
-    DEPLOYMENT_ACTIVE,
+    DEPLOYMENT_RUNNING,
+    DEPLOYMENT_WAITING,
+    DeploymentKind,
     DeploymentStatus,
     ReleaseStatus,
 )
@@ -64,7 +67,14 @@ class Release(models.Model):
     run_token = models.UUIDField(
         default=uuid.uuid4, help_text="Only tasks carrying this token may advance it."
     )
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Alive until then: a run past it (and the grace) is resumed.",
+    )
+    resume_count = models.PositiveIntegerField(
+        default=0, help_text="How many times a lost worker's run was resumed."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     build_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -77,7 +87,7 @@ class Release(models.Model):
             ),
             models.CheckConstraint(
                 condition=~models.Q(status=ReleaseStatus.BUILT)
-                | models.Q(image_digest__regex=r"^sha256:[0-9a-f]{64}$"),
+                | models.Q(image_digest__regex=f"^{DIGEST_PATTERN}$"),
                 name="release_built_has_digest",
             ),
         ]
@@ -93,10 +103,16 @@ class Release(models.Model):
 
 
 class ReleaseLogChunk(models.Model):
-    """A piece of the Jenkins console, addressed by its byte offset in the whole log."""
+    """A piece of the Jenkins console, addressed by byte offsets in the whole log.
+
+    `text` is what the bytes decode to (NUL and invalid UTF-8 replaced), so its length in
+    UTF-8 may differ from the bytes it stands for: `end_offset` is where the next chunk
+    starts in Jenkins's byte stream.
+    """
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="log_chunks")
     offset = models.BigIntegerField()
+    end_offset = models.BigIntegerField()
     text = models.TextField()
 
     class Meta:
@@ -150,7 +166,7 @@ class Deployment(models.Model):
         related_name="deployments",
     )
     kind = models.CharField(
-        max_length=16, default="deploy", help_text="deploy, promote or rollback"
+        max_length=16, choices=DeploymentKind.choices, default=DeploymentKind.DEPLOY
     )
     status = models.CharField(
         max_length=24, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING
@@ -163,8 +179,15 @@ class Deployment(models.Model):
     previous_revision = models.IntegerField(null=True, blank=True)
     rolled_back_to_revision = models.IntegerField(null=True, blank=True)
     image = models.CharField(max_length=400, help_text="repo@sha256:… deployed")
+    verified_images = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the cluster holds after the rollout: each container's image "
+        "(and the pods' imageID where pods exist).",
+    )
     run_token = models.UUIDField(default=uuid.uuid4)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resume_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -176,11 +199,21 @@ class Deployment(models.Model):
                 condition=models.Q(status__in=DeploymentStatus.values),
                 name="deployment_status_valid",
             ),
-            # At most one deployment in flight per service and environment.
+            models.CheckConstraint(
+                condition=models.Q(kind__in=DeploymentKind.values), name="deployment_kind_valid"
+            ),
+            # At most one deployment running per service and environment; a request
+            # waiting for approval or for the slot holds nothing.
             models.UniqueConstraint(
                 fields=["service", "environment"],
-                condition=models.Q(status__in=DEPLOYMENT_ACTIVE),
-                name="deployment_one_active_per_service_environment",
+                condition=models.Q(status__in=DEPLOYMENT_RUNNING),
+                name="deployment_one_running_per_service_environment",
+            ),
+            # At most one waiting request per release and environment.
+            models.UniqueConstraint(
+                fields=["release", "environment"],
+                condition=models.Q(status__in=DEPLOYMENT_WAITING),
+                name="deployment_one_waiting_per_release_environment",
             ),
         ]
 

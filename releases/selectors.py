@@ -1,60 +1,23 @@
-"""Reads for pages and the API: what runs where, release history, what may come next."""
+"""Reads for pages and the API: what runs where, release history, the console log."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from portal.models import Environment, Service
-from releases.choices import DeploymentStatus
+from portal.models import DeploymentTarget, Environment, Service
+from releases.choices import DEPLOYMENT_OPEN, DEPLOYMENT_RUNNING, DeploymentStatus
 from releases.models import Deployment, Release, ReleaseLogChunk
-
-
-def environment_current_deployment(
-    *, service: Service, environment: Environment
-) -> Deployment | None:
-    """The last deployment that succeeded: what runs there now."""
-    return (
-        Deployment.objects.select_related("release")
-        .filter(service=service, environment=environment, status=DeploymentStatus.SUCCEEDED)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+from releases.promotion import environment_last_change
 
 
 def service_environments(*, service: Service) -> list[Environment]:
     return list(Environment.objects.filter(targets__service=service).order_by("order"))
 
 
-def service_overview(*, service: Service) -> list[dict]:
-    """Per environment of the service: what runs there and what is in flight."""
-    rows = []
-    for environment in service_environments(service=service):
-        rows.append(
-            {
-                "environment": environment,
-                "current": environment_current_deployment(service=service, environment=environment),
-                "rollback_to": environment_rollback_candidate(
-                    service=service, environment=environment
-                ),
-                "active": Deployment.objects.filter(
-                    service=service,
-                    environment=environment,
-                    status__in=[
-                        DeploymentStatus.PENDING,
-                        DeploymentStatus.DEPLOYING,
-                        DeploymentStatus.ROLLING_OUT,
-                    ],
-                )
-                .select_related("release")
-                .first(),
-            }
-        )
-    return rows
-
-
-def environment_rollback_candidate(*, service: Service, environment: Environment) -> Release | None:
+def environment_rollback_candidate(
+    *, service: Service, environment: Environment, current: Deployment | None
+) -> Release | None:
     """The release that last succeeded there before the one running now: one-click rollback."""
-    current = environment_current_deployment(service=service, environment=environment)
     if current is None:
         return None
     earlier = (
@@ -69,6 +32,63 @@ def environment_rollback_candidate(*, service: Service, environment: Environment
     return earlier.release if earlier else None
 
 
+def service_overview(*, service: Service) -> list[dict]:
+    """Per environment of the service: what runs there, what is in flight, what waits,
+    and what the cluster runs that Slipway did not deploy (drift)."""
+    rows = []
+    targets = DeploymentTarget.objects.filter(service=service).select_related("environment")
+    for target in targets.order_by("environment__order"):
+        environment = target.environment
+        last = environment_last_change(service=service, environment=environment)
+        current = last if last and last.status == DeploymentStatus.SUCCEEDED else None
+        rows.append(
+            {
+                "environment": environment,
+                "target": target,
+                "current": current,
+                "broken": last if last and last.status != DeploymentStatus.SUCCEEDED else None,
+                "rollback_to": environment_rollback_candidate(
+                    service=service, environment=environment, current=current
+                ),
+                "active": Deployment.objects.filter(
+                    service=service, environment=environment, status__in=DEPLOYMENT_RUNNING
+                )
+                .select_related("release", "requested_by")
+                .first(),
+                "waiting": list(
+                    Deployment.objects.filter(
+                        service=service,
+                        environment=environment,
+                        status__in=(DeploymentStatus.QUEUED, DeploymentStatus.AWAITING_APPROVAL),
+                    )
+                    .select_related("release", "requested_by")
+                    .order_by("id")
+                ),
+                "drift": target.drift,
+            }
+        )
+    return rows
+
+
+def deployment_waiting_for(deployment: Deployment) -> Deployment | None:
+    """For a queued deployment: the running one it waits behind."""
+    if deployment.status != DeploymentStatus.QUEUED:
+        return None
+    return (
+        Deployment.objects.select_related("requested_by")
+        .filter(
+            service_id=deployment.service_id,
+            environment_id=deployment.environment_id,
+            status__in=DEPLOYMENT_RUNNING,
+        )
+        .first()
+    )
+
+
+def release_has_open_deployments(release: Release) -> bool:
+    return release.deployments.filter(status__in=DEPLOYMENT_OPEN).exists()
+
+
 def release_history(*, service: Service, limit: int = 25) -> QuerySet[Release]:
     return (
         Release.objects.filter(service=service)
@@ -79,13 +99,12 @@ def release_history(*, service: Service, limit: int = 25) -> QuerySet[Release]:
 
 
 def release_log_since(*, release: Release, offset: int) -> tuple[str, int]:
-    """Console text stored from byte `offset` on, and the offset to ask for next."""
+    """Console text stored from byte `offset` on, and the byte offset to ask for next."""
     chunks = list(
         ReleaseLogChunk.objects.filter(release=release, offset__gte=offset)
         .order_by("offset")
-        .values_list("offset", "text")
+        .values_list("text", "end_offset")
     )
     if not chunks:
         return "", offset
-    last_offset, last_text = chunks[-1]
-    return "".join(text for _, text in chunks), last_offset + len(last_text.encode())
+    return "".join(text for text, _ in chunks), chunks[-1][1]

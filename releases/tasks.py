@@ -1,21 +1,38 @@
 """Celery tasks of the release engine. Thin: load, check the run token, do one workflow
-step, schedule the next. Every task is idempotent, so `acks_late` is safe."""
+step, schedule the next. Every task is idempotent, so `acks_late` is safe.
+
+Only a passing outage is retried (Jenkins or the cluster unavailable, the database
+restarting), with backoff; any other error ends the run with the error named, so no run
+is ever left active for good.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
+from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import ClusterError, ClusterUnreachable
-from releases import services
+from portal import queues
+from portal.models import DeploymentTarget
+from releases import builds, deploy_steps, deployments, dispatch, drift, transitions
 from releases.jenkins import JenkinsError
 from releases.models import Deployment, Release
+from releases.transitions import Step
+
+logger = logging.getLogger(__name__)
+# The database itself is away (restart, failover): retry rather than fail, since failing
+# would need it too.
+DATABASE_OUTAGE = (OperationalError, InterfaceError)
 
 
 def _retry_delay(retries: int) -> float:
-    base = float(getattr(settings, "SLIPWAY_RETRY_BASE_SECONDS", 2.0))
-    return min(base * 2**retries, 60.0)
+    return min(settings.SLIPWAY_RETRY_BASE_SECONDS * 2**retries, 60.0)
 
 
 def _retry_or_fail(task, exc: Exception, *, retryable: bool, limit: int, note, fail) -> str:
@@ -28,10 +45,21 @@ def _retry_or_fail(task, exc: Exception, *, retryable: bool, limit: int, note, f
     return "failed"
 
 
+def _unexpected(exc: Exception, status: str) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"The {status} step ran past its time limit and was stopped."
+    logger.exception("unexpected error in the %s step", status)
+    return f"Unexpected error in the {status} step: {type(exc).__name__}: {str(exc)[:500]}"
+
+
+def _database_outage(task, exc: Exception) -> None:
+    raise task.retry(countdown=_retry_delay(min(task.request.retries, 5)), exc=exc) from exc
+
+
 @shared_task(
     bind=True,
-    name="releases.advance",
-    queue="builds",
+    name=dispatch.ADVANCE_RELEASE,
+    queue=queues.BUILDS,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=None,
@@ -40,84 +68,167 @@ def _retry_or_fail(task, exc: Exception, *, retryable: bool, limit: int, note, f
 )
 def release_advance(self, release_id: int, run_token: str) -> str:
     """Do the next build step of a release; schedule the one after."""
-    release = (
-        Release.objects.select_related("service", "jenkins_server")
-        .filter(pk=release_id, run_token=run_token)
-        .first()
-    )
-    if release is None:
-        return "stale"  # gone, or resumed by a newer run
     try:
-        step = services.release_step(release=release, jenkins=services.jenkins_for(release))
-    except JenkinsError as exc:
-        return _retry_or_fail(
-            self,
-            exc,
-            retryable=exc.retryable,
-            limit=int(getattr(settings, "SLIPWAY_JENKINS_MAX_RETRIES", 8)),
-            note=lambda text, delay: services.release_note_progress(
-                release=release, progress=text, quiet_for=delay
-            ),
-            fail=lambda reason: services.release_fail(release=release, reason=reason),
+        release = (
+            Release.objects.select_related("service", "jenkins_server")
+            .filter(pk=release_id, run_token=run_token)
+            .first()
         )
-    if step is services.Step.WAIT:
-        release_advance.apply_async((release_id, run_token), countdown=services.poll_seconds())
-    elif step is services.Step.NEXT:
-        release_advance.apply_async((release_id, run_token))
+        if release is None:
+            return "stale"  # gone, or resumed by a newer run
+        try:
+            step = builds.release_step(release=release, jenkins=builds.jenkins_for(release))
+        except JenkinsError as exc:
+            return _retry_or_fail(
+                self,
+                exc,
+                retryable=exc.retryable,
+                limit=settings.SLIPWAY_JENKINS_MAX_RETRIES,
+                note=lambda text, delay: transitions.release_note_progress(
+                    release=release, progress=text, lease=delay
+                ),
+                fail=lambda reason: transitions.release_fail(release=release, reason=reason),
+            )
+        except DATABASE_OUTAGE:
+            raise
+        except Exception as exc:
+            transitions.release_fail(release=release, reason=_unexpected(exc, release.status))
+            return "failed"
+    except DATABASE_OUTAGE as exc:
+        _database_outage(self, exc)
+    if step is Step.WAIT:
+        dispatch.advance_release(release, countdown=builds.poll_seconds())
+    elif step is Step.NEXT:
+        dispatch.advance_release(release)
     return step.value
 
 
 @shared_task(
     bind=True,
-    name="releases.deploy",
-    queue="deploys",
+    name=dispatch.ADVANCE_DEPLOYMENT,
+    queue=queues.DEPLOYS,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=None,
-    soft_time_limit=240,
-    time_limit=300,
+    soft_time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 60,
+    time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 120,
 )
 def deployment_advance(self, deployment_id: int, run_token: str) -> str:
     """Do the next step of a deployment (helm upgrade, then watch); schedule the next."""
-    deployment = (
-        Deployment.objects.select_related("release", "target__cluster", "environment", "service")
-        .filter(pk=deployment_id, run_token=run_token)
-        .first()
-    )
-    if deployment is None:
-        return "stale"
     try:
-        step = services.deployment_step(
-            deployment=deployment,
-            helm=services.helm_for(deployment),
-            watcher=services.rollout_watcher_for(deployment),
+        deployment = (
+            Deployment.objects.select_related(
+                "release", "target__cluster", "environment", "service__team"
+            )
+            .filter(pk=deployment_id, run_token=run_token)
+            .first()
         )
-    except ClusterError as exc:
-        return _retry_or_fail(
-            self,
-            exc,
-            retryable=isinstance(exc, ClusterUnreachable),
-            limit=int(getattr(settings, "SLIPWAY_CLUSTER_MAX_RETRIES", 5)),
-            note=lambda text, delay: services.deployment_note_progress(
-                deployment=deployment, progress={"summary": text}, quiet_for=delay
-            ),
-            fail=lambda reason: services.deployment_fail(deployment=deployment, reason=reason),
-        )
-    if step is not services.Step.DONE:
-        deployment_advance.apply_async((deployment_id, run_token))
+        if deployment is None:
+            return "stale"
+        try:
+            step = deploy_steps.deployment_step(
+                deployment=deployment,
+                helm=deploy_steps.helm_for(deployment),
+                watcher=deploy_steps.rollout_watcher_for(deployment),
+            )
+        except ClusterError as exc:
+            return _retry_or_fail(
+                self,
+                exc,
+                retryable=isinstance(exc, ClusterUnreachable),
+                limit=settings.SLIPWAY_CLUSTER_MAX_RETRIES,
+                note=lambda text, delay: transitions.deployment_note_progress(
+                    deployment=deployment, progress={"summary": text}, lease=delay
+                ),
+                fail=lambda reason: transitions.deployment_fail(
+                    deployment=deployment, reason=reason
+                ),
+            )
+        except DATABASE_OUTAGE:
+            raise
+        except Exception as exc:
+            transitions.deployment_fail(
+                deployment=deployment, reason=_unexpected(exc, deployment.status)
+            )
+            return "failed"
+    except DATABASE_OUTAGE as exc:
+        _database_outage(self, exc)
+    if step is not Step.DONE:
+        dispatch.advance_deployment(deployment)
     return step.value
 
 
 @shared_task(
-    name="releases.resume_stale", queue="default", acks_late=True, soft_time_limit=60, time_limit=90
+    name=dispatch.START_WAITING,
+    queue=queues.DEPLOYS,
+    acks_late=True,
+    soft_time_limit=30,
+    time_limit=60,
+)
+def deployment_start_waiting(service_id: int, environment_id: int) -> int | None:
+    """An environment freed up: start the deployment waiting longest for it."""
+    started = deployments.deployment_start_waiting(
+        service_id=service_id, environment_id=environment_id
+    )
+    return started.pk if started else None
+
+
+@shared_task(
+    name="releases.resume_stale",
+    queue=queues.DEFAULT,
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
 )
 def release_resume_stale() -> dict[str, list[int]]:
-    """Periodic: resume releases and deployments whose worker died."""
-    stale = float(getattr(settings, "SLIPWAY_STALE_AFTER_SECONDS", 120))
+    """Periodic: resume runs whose worker died, start what waits for a free environment,
+    and expire approval requests nobody decided."""
     return {
-        "releases": services.release_resume_stale(stale_after_seconds=stale),
-        "deployments": services.deployment_resume_stale(stale_after_seconds=stale),
+        "releases": transitions.release_resume_stale(),
+        "deployments": transitions.deployment_resume_stale(),
+        "started": deployments.deployment_start_all_waiting(),
+        "expired": deployments.deployment_expire_waiting(),
     }
+
+
+@shared_task(
+    name="releases.check_drift",
+    queue=queues.DEPLOYS,
+    acks_late=True,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def target_check_drift(target_id: int) -> dict | None:
+    """Compare one target's cluster with Slipway's record (see releases/drift.py)."""
+    target = (
+        DeploymentTarget.objects.select_related("service", "cluster", "environment")
+        .filter(pk=target_id)
+        .first()
+    )
+    if target is None:
+        return None
+    try:
+        return drift.target_check_drift(
+            target=target,
+            helm=cluster_helm(target.cluster),
+            watcher=cluster_watcher(target.cluster),
+        )
+    except ClusterError as exc:
+        logger.warning("drift check of %s skipped: %s", target, exc)
+        return None
+
+
+@shared_task(
+    name="releases.check_drift_all", queue=queues.DEFAULT, soft_time_limit=60, time_limit=90
+)
+def check_drift_all() -> int:
+    """Periodic: one drift check per target that Slipway has deployed to."""
+    targets = DeploymentTarget.objects.filter(deployments__isnull=False).distinct()
+    count = 0
+    for target_id in targets.values_list("pk", flat=True):
+        target_check_drift.apply_async((target_id,))
+        count += 1
+    return count
 
 
 @worker_ready.connect

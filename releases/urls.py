@@ -11,4 +11,7 @@ urlpatterns = [
     path("releases/<int:pk>/deploy", views.release_deploy, name="release-deploy"),
     path("releases/<int:pk>/cancel", views.release_cancel_view, name="release-cancel"),
     path("deployments/<int:pk>/decide", views.deployment_decide_view, name="deployment-decide"),
+    path(
+        "deployments/<int:pk>/withdraw", views.deployment_withdraw_view, name="deployment-withdraw"
+    ),
 ]

@@ -1,4 +1,5 @@
-"""Pages for services and releases. Thin: check the role, call one service, render."""
+"""Pages for services and releases. Thin: check the role, call one workflow function,
+render. Every action form carries a one-time token (portal/once.py)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,19 @@ from django.views.decorators.http import require_POST
 from portal.audit import Actor, RequestContext
 from portal.choices import Role
 from portal.models import Environment, Service
+from portal.once import acts_once
 from portal.permissions import has_role
 from releases import selectors
-from releases.choices import DEPLOYMENT_ACTIVE, RELEASE_ACTIVE
+from releases.builds import release_cancel, release_create
+from releases.choices import DEPLOYMENT_WITHDRAWABLE, RELEASE_ACTIVE, DeploymentKind
+from releases.deployments import deployment_decide, deployment_start, deployment_withdraw
+from releases.errors import ReleaseRefused
 from releases.models import Deployment, Release
-from releases.services import (
-    ReleaseRefused,
-    deployment_decide,
-    deployment_may_decide,
+from releases.promotion import (
+    decision_refusal,
     deployment_role_needed,
-    deployment_start,
-    release_cancel,
-    release_create,
     release_promotion_target,
+    withdrawal_refusal,
 )
 
 
@@ -54,6 +55,7 @@ def service_detail(request, slug: str):
 
 @login_required
 @require_POST
+@acts_once
 def release_new(request, slug: str):
     service = get_object_or_404(Service, slug=slug)
     _require(request.user, service, Role.DEVELOPER)
@@ -75,17 +77,25 @@ def release_new(request, slug: str):
 
 def _release_context(request, release: Release) -> dict:
     deployments = list(
-        release.deployments.select_related("environment", "service", "requested_by").order_by("id")
+        release.deployments.select_related("environment", "service__team", "requested_by")
+        .select_related("approval__decided_by")
+        .order_by("id")
     )
     for deployment in deployments:
         deployment.may_decide = (
-            deployment_may_decide(deployment=deployment, user=request.user) is None
+            deployment.status == "awaiting_approval"
+            and decision_refusal(deployment=deployment, user=request.user) is None
         )
+        deployment.may_withdraw = (
+            deployment.status in DEPLOYMENT_WITHDRAWABLE
+            and withdrawal_refusal(deployment=deployment, user=request.user) is None
+        )
+        deployment.waiting_for = selectors.deployment_waiting_for(deployment)
     return {
         "release": release,
         "active": release.status in RELEASE_ACTIVE,
         "deployments": deployments,
-        "deployments_active": release.deployments.filter(status__in=DEPLOYMENT_ACTIVE).exists(),
+        "deployments_active": selectors.release_has_open_deployments(release),
         "next_environment": release_promotion_target(release=release),
         "can_act": has_role(request.user, release.service, Role.DEVELOPER),
     }
@@ -132,15 +142,16 @@ def release_log(request, pk: int):
 
 @login_required
 @require_POST
+@acts_once
 def release_deploy(request, pk: int):
-    release = get_object_or_404(Release.objects.select_related("service"), pk=pk)
-    kind = request.POST.get("kind", "promote")
-    if kind not in ("deploy", "promote", "rollback"):
+    release = get_object_or_404(Release.objects.select_related("service__team"), pk=pk)
+    kind = request.POST.get("kind", DeploymentKind.PROMOTE)
+    if kind not in DeploymentKind.values:
         return HttpResponse("kind must be deploy, promote or rollback", status=400)
     _require(request.user, release.service, deployment_role_needed(kind))
     environment = get_object_or_404(Environment, slug=request.POST.get("environment", ""))
     try:
-        deployment_start(
+        deployment = deployment_start(
             release=release,
             environment=environment,
             kind=kind,
@@ -148,7 +159,10 @@ def release_deploy(request, pk: int):
             actor=Actor.from_request(request),
             context=RequestContext.from_request(request),
         )
-        messages.success(request, f"Deploying release #{release.pk} to {environment.name}.")
+        waits = (
+            " It waits for a lead's approval." if deployment.status == "awaiting_approval" else ""
+        )
+        messages.success(request, f"Deploying release #{release.pk} to {environment.name}.{waits}")
     except ReleaseRefused as exc:
         messages.error(request, str(exc))
     return redirect("release-detail", pk=release.pk)
@@ -156,8 +170,9 @@ def release_deploy(request, pk: int):
 
 @login_required
 @require_POST
+@acts_once
 def release_cancel_view(request, pk: int):
-    release = get_object_or_404(Release.objects.select_related("service"), pk=pk)
+    release = get_object_or_404(Release.objects.select_related("service__team"), pk=pk)
     _require(request.user, release.service, Role.DEVELOPER)
     try:
         release_cancel(
@@ -171,11 +186,19 @@ def release_cancel_view(request, pk: int):
     return redirect("release-detail", pk=release.pk)
 
 
+def _visible_deployment(request, pk: int) -> Deployment:
+    deployment = get_object_or_404(
+        Deployment.objects.select_related("service__team", "environment", "release"), pk=pk
+    )
+    _require(request.user, deployment.service, Role.VIEWER)
+    return deployment
+
+
 @login_required
 @require_POST
+@acts_once
 def deployment_decide_view(request, pk: int):
-    deployment = get_object_or_404(Deployment.objects.select_related("service__team"), pk=pk)
-    _require(request.user, deployment.service, Role.VIEWER)
+    deployment = _visible_deployment(request, pk)
     decision = request.POST.get("decision")
     if decision not in ("approve", "reject"):
         return HttpResponse("decision must be approve or reject", status=400)
@@ -189,6 +212,24 @@ def deployment_decide_view(request, pk: int):
             context=RequestContext.from_request(request),
         )
         messages.success(request, f"Deployment #{deployment.pk} {decision}d.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=deployment.release_id)
+
+
+@login_required
+@require_POST
+@acts_once
+def deployment_withdraw_view(request, pk: int):
+    deployment = _visible_deployment(request, pk)
+    try:
+        deployment_withdraw(
+            deployment=deployment,
+            user=request.user,
+            actor=Actor.from_request(request),
+            context=RequestContext.from_request(request),
+        )
+        messages.success(request, f"Deployment #{deployment.pk} withdrawn.")
     except ReleaseRefused as exc:
         messages.error(request, str(exc))
     return redirect("release-detail", pk=deployment.release_id)

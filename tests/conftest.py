@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db.backends.signals import connection_created
 
 from portal.celery import app as celery_app
+from tests.support.jenkins import emulator, jenkins_emulator  # noqa: F401 (fixtures)
+from tests.support.kube import helm_binary, kube_cluster  # noqa: F401 (fixtures)
 from tests.support.worker import WorkerProcess
 
 # Tests get their own Redis database so a `make run` worker never takes their tasks.
@@ -44,6 +46,7 @@ WORKER_ENV = {
     "SLIPWAY_JENKINS_MAX_RETRIES": "5",
     "SLIPWAY_WATCH_BUDGET_SECONDS": "2",
     "SLIPWAY_HELM_STUCK_SECONDS": "1",
+    "SLIPWAY_HELM_TIMEOUT_SECONDS": "20",
     "SLIPWAY_CLUSTER_MAX_RETRIES": "2",
 }
 
@@ -61,8 +64,15 @@ def redis_client():
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_factory):
-    """A real worker process on the test database; tests using it need `transactional_db`."""
+def celery_worker(
+    django_db_setup,
+    django_db_blocker,
+    redis_client,
+    tmp_path_factory,
+    helm_binary,  # noqa: F811
+):
+    """A real worker process on the test database; tests using it need `transactional_db`.
+    It finds helm through SLIPWAY_HELM, as a production worker does."""
     from django.db import connection
 
     with django_db_blocker.unblock():
@@ -72,7 +82,7 @@ def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_fac
         redis_url=TEST_REDIS_URL,
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
         beat=True,
-        extra_env=WORKER_ENV,
+        extra_env={**WORKER_ENV, "SLIPWAY_HELM": helm_binary},
     )
     worker.start()
     deadline = time.monotonic() + 60
@@ -85,7 +95,3 @@ def celery_worker(django_db_setup, django_db_blocker, redis_client, tmp_path_fac
         raise RuntimeError("Celery worker did not answer within 60 s:\n" + worker.log_text())
     yield worker
     worker.stop()
-
-
-from tests.support.jenkins import emulator, jenkins_emulator  # noqa: E402, F401 (fixtures)
-from tests.support.kube import helm_binary, kube_cluster  # noqa: E402, F401 (fixtures)

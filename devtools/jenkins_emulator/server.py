@@ -28,8 +28,9 @@ SESSION_COOKIE = "JSESSIONID.slipway"
 @dataclass
 class Fault:
     """For the next `count` requests whose path matches: wait `delay` seconds, then answer
-    `status` instead of handling the request; or handle it and hold the answer back
-    `delay_response` seconds (the request took effect, the client may have given up)."""
+    `status` (with `body` and `headers`, if given) instead of handling the request; or
+    handle it and hold the answer back `delay_response` seconds (the request took effect,
+    the client may have given up). `body` alone answers 200 with it (a malformed reply)."""
 
     path: str
     status: int | None = None
@@ -37,6 +38,8 @@ class Fault:
     delay_response: float = 0.0
     count: int = 1
     method: str | None = None
+    body: str | None = None
+    headers: dict[str, str] | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and re.search(self.path, path)
@@ -159,9 +162,12 @@ class Handler(BaseHTTPRequestHandler):
         self.response_delay = fault.delay_response if fault else 0.0
         if fault:
             time.sleep(fault.delay)
-            if fault.status:
+            if fault.status or fault.body is not None:
                 self.body()
-                return self.send(fault.status, f"Emulated fault {fault.status}\n", "text/plain")
+                status = fault.status or 200
+                body = fault.body if fault.body is not None else f"Emulated fault {status}\n"
+                content_type = "application/json" if fault.body is not None else "text/plain"
+                return self.send(status, body, content_type, fault.headers)
         user, how = self.authenticate()
         if how == "bad":
             return self.send(
@@ -319,17 +325,16 @@ class Handler(BaseHTTPRequestHandler):
         if action == "consoleText":
             return self.send(200, build.console(now), "text/plain;charset=utf-8")
         if action == "logText/progressiveText":
-            text = build.console(now).encode()
-            start = int(query.get("start", "0") or 0)
-            headers = {"X-Text-Size": str(len(text))}
-            if build.building(now):
+            text = build.console(now)
+            start = min(int(query.get("start", "0") or 0), len(text))
+            end = len(text)
+            limit = state.jobs[name].max_chunk_bytes
+            if limit:
+                end = min(end, start + limit)
+            headers = {"X-Text-Size": str(end)}
+            if build.building(now) or end < len(text):
                 headers["X-More-Data"] = "true"
-            return self.send(
-                200,
-                text[start:] if start <= len(text) else b"",
-                "text/plain;charset=utf-8",
-                headers,
-            )
+            return self.send(200, text[start:end], "text/plain;charset=utf-8", headers)
         if action == "stop" and method == "POST":
             state.stop(name, build.number, user)
             return self.send(302, headers={"Location": f"{self.job_url(name)}{build.number}/"})

@@ -7,6 +7,7 @@ becomes a build, and the build prints its log lines over its duration and finish
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
 import time
@@ -27,7 +28,13 @@ class JobConfig:
     quiet_period_seconds: float = 0.5
     duration_seconds: float = 2.0
     result: str = "SUCCESS"
-    log: list[str] = field(default_factory=lambda: ["Building...", "Pushing image..."])
+    # Console lines: text, or {"base64": …} for raw bytes (NUL, invalid UTF-8, anything).
+    log: list[str | dict[str, str]] = field(
+        default_factory=lambda: ["Building...", "Pushing image..."]
+    )
+    # At most this many console bytes per progressiveText answer (0: all there is), so a
+    # test can make a chunk end in the middle of a character.
+    max_chunk_bytes: int = 0
     image: str = "registry.local/app"
     report: str = "artifact-json"
     digest: str | None = None
@@ -48,6 +55,11 @@ class JobConfig:
         for param in job.parameters:
             if "name" not in param:
                 raise ValueError(f"job {job.name!r}: every parameter needs a name")
+        for line in job.log:
+            if isinstance(line, dict):
+                base64.b64decode(line["base64"], validate=True)
+            elif not isinstance(line, str):
+                raise ValueError(f"job {job.name!r}: a log line is text or {{'base64': …}}")
         return job
 
 
@@ -61,7 +73,7 @@ class Build:
     started: float
     duration: float
     result: str
-    lines: list[str]
+    lines: list[str | dict[str, str]]
     digest: str
     image: str
     report: str
@@ -72,9 +84,9 @@ class Build:
     def building(self, now: float) -> bool:
         return self.finished is None or now < self.finished
 
-    def console(self, now: float) -> str:
-        out = [f"Started by user {self.user}"]
-        out += [f"[Slipway emulator] {k}={v}" for k, v in sorted(self.parameters.items())]
+    def console(self, now: float) -> bytes:
+        out = [f"Started by user {self.user}".encode()]
+        out += [f"[Slipway emulator] {k}={v}".encode() for k, v in sorted(self.parameters.items())]
         end = self.finished if self.finished is not None else self.started + self.duration
         span = max(end - self.started, 1e-6)
         for index, line in enumerate(self.lines):
@@ -83,17 +95,19 @@ class Build:
                 out.append(self.expand(line))
         if not self.building(now):
             if self.aborted_by:
-                out.append(f"Aborted by {self.aborted_by}")
+                out.append(f"Aborted by {self.aborted_by}".encode())
             if self.final_result in ("SUCCESS", "UNSTABLE"):
-                out.append(self.report_line())
-            out.append(f"Finished: {self.final_result}")
-        return "\n".join(out) + "\n"
+                out.append(self.report_line().encode())
+            out.append(f"Finished: {self.final_result}".encode())
+        return b"\n".join(out) + b"\n"
 
-    def expand(self, line: str) -> str:
-        """Print parameters the way a shell step would ($GIT_REF → main)."""
+    def expand(self, line: str | dict[str, str]) -> bytes:
+        """Print parameters the way a shell step would ($GIT_REF → main); raw bytes as is."""
+        if isinstance(line, dict):
+            return base64.b64decode(line["base64"])
         for key, value in sorted(self.parameters.items(), key=lambda kv: -len(kv[0])):
             line = line.replace(f"${key}", value)
-        return line
+        return line.encode()
 
     def report_line(self) -> str:
         return {

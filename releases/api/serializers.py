@@ -1,7 +1,8 @@
-"""What the API shows of releases and deployments (never a secret)."""
+"""What the API shows of services, releases and deployments (never a secret)."""
 
 from rest_framework import serializers
 
+from releases.choices import DeploymentKind
 from releases.models import Deployment, Release
 
 
@@ -9,6 +10,7 @@ class DeploymentOutput(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = serializers.StringRelatedField()
     approved_by = serializers.SerializerMethodField()
+    decision_comment = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
@@ -23,9 +25,11 @@ class DeploymentOutput(serializers.ModelSerializer):
             "helm_revision",
             "previous_revision",
             "rolled_back_to_revision",
+            "verified_images",
             "progress",
             "requested_by",
             "approved_by",
+            "decision_comment",
             "created_at",
             "started_at",
             "finished_at",
@@ -34,6 +38,10 @@ class DeploymentOutput(serializers.ModelSerializer):
     def get_approved_by(self, deployment) -> str | None:
         approval = getattr(deployment, "approval", None)
         return approval.decided_by.get_username() if approval and approval.approved else None
+
+    def get_decision_comment(self, deployment) -> str | None:
+        approval = getattr(deployment, "approval", None)
+        return approval.comment if approval else None
 
 
 class ReleaseOutput(serializers.ModelSerializer):
@@ -68,6 +76,49 @@ class ReleaseOutput(serializers.ModelSerializer):
         ]
 
 
+class RunningOutput(serializers.Serializer):
+    """What runs in one environment now."""
+
+    deployment = serializers.IntegerField(source="pk")
+    release = serializers.IntegerField(source="release_id")
+    ref = serializers.CharField(source="release.ref")
+    image = serializers.CharField()
+    digest = serializers.CharField(source="release.image_digest")
+    since = serializers.DateTimeField(source="finished_at")
+    by = serializers.StringRelatedField(source="requested_by")
+
+
+class BriefDeploymentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    release = serializers.IntegerField(source="release_id")
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    requested_by = serializers.StringRelatedField()
+    created_at = serializers.DateTimeField()
+
+
+class EnvironmentStateOutput(serializers.Serializer):
+    environment = serializers.SlugField(source="environment.slug")
+    name = serializers.CharField(source="environment.name")
+    namespace = serializers.CharField(source="target.namespace")
+    running = RunningOutput(source="current", allow_null=True)
+    in_flight = BriefDeploymentOutput(source="active", allow_null=True)
+    waiting = BriefDeploymentOutput(many=True)
+    drift = serializers.JSONField(
+        allow_null=True,
+        help_text="Null when the cluster runs what "
+        "Slipway deployed; else what differs, and since when.",
+    )
+
+
+class ServiceOutput(serializers.Serializer):
+    slug = serializers.SlugField(source="service.slug")
+    name = serializers.CharField(source="service.name")
+    team = serializers.SlugField(source="service.team.slug")
+    image_repository = serializers.CharField(source="service.image_repository")
+    environments = EnvironmentStateOutput(many=True)
+
+
 class ReleaseInput(serializers.Serializer):
     ref = serializers.CharField(max_length=200)
     deploy_to = serializers.SlugField(
@@ -78,7 +129,7 @@ class ReleaseInput(serializers.Serializer):
 
 class DeploymentInput(serializers.Serializer):
     environment = serializers.SlugField()
-    kind = serializers.ChoiceField(choices=["deploy", "promote", "rollback"], default="promote")
+    kind = serializers.ChoiceField(choices=DeploymentKind.choices, default=DeploymentKind.PROMOTE)
 
 
 class DecisionInput(serializers.Serializer):

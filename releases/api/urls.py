@@ -28,4 +28,10 @@ urlpatterns = [
         views.DeploymentRejectApi.as_view(),
         name="api-deployment-reject",
     ),
+    path(
+        "deployments/<int:pk>/cancel",
+        views.DeploymentCancelApi.as_view(),
+        name="api-deployment-cancel",
+    ),
+    path("services/<slug:slug>/", views.ServiceDetailApi.as_view(), name="api-service"),
 ]

@@ -1,7 +1,7 @@
 """The REST API for scripts and CI: everything the buttons do, with a token.
 
-Thin like the pages: check the caller's role, call one service, answer. A refused
-request is a 400 with the reason; a busy environment is a 409.
+Thin like the pages: check the caller's role, call one workflow function, answer. Every
+error is problem details (portal/drf.py); every POST honours `Idempotency-Key`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from portal.audit import Actor, RequestContext
 from portal.choices import Role
+from portal.drf import ApiView
 from portal.models import Environment, Membership, Service
 from portal.permissions import has_role
 from releases import selectors
@@ -26,18 +26,13 @@ from releases.api.serializers import (
     LogOutput,
     ReleaseInput,
     ReleaseOutput,
+    ServiceOutput,
 )
+from releases.builds import release_cancel, release_create
 from releases.choices import RELEASE_ACTIVE, ReleaseStatus
+from releases.deployments import deployment_decide, deployment_start, deployment_withdraw
 from releases.models import Deployment, Release
-from releases.services import (
-    DeploymentBusy,
-    ReleaseRefused,
-    deployment_decide,
-    deployment_role_needed,
-    deployment_start,
-    release_cancel,
-    release_create,
-)
+from releases.promotion import deployment_role_needed
 
 
 def _require(request, service: Service, role: str) -> None:
@@ -45,21 +40,35 @@ def _require(request, service: Service, role: str) -> None:
         raise PermissionDenied(f"You need the {role} role in {service.team} for this.")
 
 
-def _refused(exc: ReleaseRefused) -> Response:
-    code = status.HTTP_409_CONFLICT if isinstance(exc, DeploymentBusy) else 400
-    return Response({"detail": str(exc)}, status=code)
+def _context(request) -> dict:
+    return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
+
+
+def _visible_services(request):
+    if getattr(request, "swagger_fake_view", False) or not request.user.is_authenticated:
+        return Service.objects.none()
+    services = Service.objects.select_related("team")
+    if request.user.is_superuser:
+        return services
+    return services.filter(team__in=Membership.objects.filter(user=request.user).values("team"))
 
 
 def _visible_releases(request):
-    if getattr(request, "swagger_fake_view", False) or not request.user.is_authenticated:
-        return Release.objects.none()  # schema generation, or a refused caller
-    releases = Release.objects.select_related("service", "requested_by").prefetch_related(
-        "deployments__environment", "deployments__approval__decided_by"
+    releases = Release.objects.select_related("service__team", "requested_by").prefetch_related(
+        "deployments__environment",
+        "deployments__requested_by",
+        "deployments__approval__decided_by",
     )
-    if request.user.is_superuser:
-        return releases
-    teams = Membership.objects.filter(user=request.user).values("team")
-    return releases.filter(service__team__in=teams)
+    return releases.filter(service__in=_visible_services(request))
+
+
+def _visible_deployment(request, pk: int) -> Deployment:
+    return get_object_or_404(
+        Deployment.objects.select_related(
+            "service__team", "environment", "release", "requested_by", "approval__decided_by"
+        ).filter(service__in=_visible_services(request)),
+        pk=pk,
+    )
 
 
 class ReleaseFilter(django_filters.FilterSet):
@@ -72,33 +81,29 @@ class ReleaseFilter(django_filters.FilterSet):
         fields = ["service", "status", "ref"]
 
 
-class ReleaseListApi(generics.ListAPIView):
+class ReleaseListApi(generics.ListAPIView, ApiView):
     """Releases of the services of the caller's teams, newest first."""
 
     serializer_class = ReleaseOutput
     filterset_class = ReleaseFilter
 
     def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Release.objects.none()
         return _visible_releases(self.request).order_by("-id")
 
 
-class ReleaseDetailApi(generics.RetrieveAPIView):
+class ReleaseDetailApi(generics.RetrieveAPIView, ApiView):
     serializer_class = ReleaseOutput
 
     def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Release.objects.none()
         return _visible_releases(self.request)
 
 
-class ReleaseCreateApi(APIView):
+class ReleaseCreateApi(ApiView):
     """Build `ref` once in Jenkins (and deploy it to `deploy_to` when built)."""
 
     @extend_schema(request=ReleaseInput, responses={201: ReleaseOutput})
     def post(self, request, slug: str):
-        service = get_object_or_404(Service, slug=slug)
+        service = get_object_or_404(_visible_services(request), slug=slug)
         _require(request, service, Role.DEVELOPER)
         data = ReleaseInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -106,31 +111,29 @@ class ReleaseCreateApi(APIView):
         if data.validated_data.get("deploy_to"):
             deploy_to = Environment.objects.filter(slug=data.validated_data["deploy_to"]).first()
             if deploy_to is None:
-                return Response({"deploy_to": ["No such environment."]}, status=400)
-        try:
-            release = release_create(
-                service=service,
-                ref=data.validated_data["ref"],
-                deploy_to=deploy_to,
-                user=request.user,
-                actor=Actor.from_request(request),
-                context=RequestContext.from_request(request),
-            )
-        except ReleaseRefused as exc:
-            return _refused(exc)
+                raise NotFound(f"No environment {data.validated_data['deploy_to']!r}.")
+        release = release_create(
+            service=service,
+            ref=data.validated_data["ref"],
+            deploy_to=deploy_to,
+            user=request.user,
+            **_context(request),
+        )
         return Response(ReleaseOutput(release).data, status=status.HTTP_201_CREATED)
 
 
-class ReleaseLogApi(APIView):
+class ReleaseLogApi(ApiView):
     """The build console from byte `offset`; poll with `next_offset` while `more`."""
 
     @extend_schema(parameters=[OpenApiParameter("offset", int)], responses=LogOutput)
     def get(self, request, pk: int):
         release = get_object_or_404(_visible_releases(request), pk=pk)
         try:
-            offset = max(0, int(request.query_params.get("offset", "0")))
+            offset = int(request.query_params.get("offset", "0"))
         except ValueError:
-            return Response({"offset": ["A whole number."]}, status=400)
+            offset = -1
+        if offset < 0:
+            raise ValidationError({"offset": ["A whole number, 0 or more."]})
         text, next_offset = selectors.release_log_since(release=release, offset=offset)
         return Response(
             LogOutput(
@@ -139,23 +142,16 @@ class ReleaseLogApi(APIView):
         )
 
 
-class ReleaseCancelApi(APIView):
-    @extend_schema(request=None, responses=ReleaseOutput)
+class ReleaseCancelApi(ApiView):
+    @extend_schema(request=None, responses={202: ReleaseOutput})
     def post(self, request, pk: int):
         release = get_object_or_404(_visible_releases(request), pk=pk)
         _require(request, release.service, Role.DEVELOPER)
-        try:
-            release = release_cancel(
-                release=release,
-                actor=Actor.from_request(request),
-                context=RequestContext.from_request(request),
-            )
-        except ReleaseRefused as exc:
-            return _refused(exc)
+        release = release_cancel(release=release, **_context(request))
         return Response(ReleaseOutput(release).data, status=status.HTTP_202_ACCEPTED)
 
 
-class DeploymentCreateApi(APIView):
+class DeploymentCreateApi(ApiView):
     """Deploy, promote or roll back a built release: the same image digest, never a rebuild."""
 
     @extend_schema(request=DeploymentInput, responses={201: DeploymentOutput})
@@ -167,36 +163,24 @@ class DeploymentCreateApi(APIView):
         _require(request, release.service, deployment_role_needed(kind))
         environment = Environment.objects.filter(slug=data.validated_data["environment"]).first()
         if environment is None:
-            raise NotFound("No such environment.")
-        try:
-            deployment = deployment_start(
-                release=release,
-                environment=environment,
-                kind=kind,
-                user=request.user,
-                actor=Actor.from_request(request),
-                context=RequestContext.from_request(request),
-            )
-        except ReleaseRefused as exc:
-            return _refused(exc)
+            raise NotFound(f"No environment {data.validated_data['environment']!r}.")
+        deployment = deployment_start(
+            release=release,
+            environment=environment,
+            kind=kind,
+            user=request.user,
+            **_context(request),
+        )
         return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)
 
 
-def _visible_deployment(request, pk: int) -> Deployment:
-    deployment = get_object_or_404(
-        Deployment.objects.select_related("service__team", "environment"), pk=pk
-    )
-    _require(request, deployment.service, Role.VIEWER)
-    return deployment
-
-
-class DeploymentDetailApi(APIView):
+class DeploymentDetailApi(ApiView):
     @extend_schema(responses=DeploymentOutput)
     def get(self, request, pk: int):
         return Response(DeploymentOutput(_visible_deployment(request, pk)).data)
 
 
-class DeploymentDecisionApi(APIView):
+class DeploymentDecisionApi(ApiView):
     """A lead other than the requester approves or rejects a protected deployment."""
 
     approve = True
@@ -206,19 +190,37 @@ class DeploymentDecisionApi(APIView):
         deployment = _visible_deployment(request, pk)
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            deployment_decide(
-                deployment=deployment,
-                user=request.user,
-                approve=self.approve,
-                comment=data.validated_data.get("comment", ""),
-                actor=Actor.from_request(request),
-                context=RequestContext.from_request(request),
-            )
-        except ReleaseRefused as exc:
-            return _refused(exc)
-        return Response(DeploymentOutput(deployment).data)
+        deployment_decide(
+            deployment=deployment,
+            user=request.user,
+            approve=self.approve,
+            comment=data.validated_data.get("comment", ""),
+            **_context(request),
+        )
+        return Response(DeploymentOutput(_visible_deployment(request, pk)).data)
 
 
 class DeploymentRejectApi(DeploymentDecisionApi):
     approve = False
+
+
+class DeploymentCancelApi(ApiView):
+    """Withdraw a deployment that waits (for approval or a free environment) or is pending:
+    the requester or a lead."""
+
+    @extend_schema(request=None, responses=DeploymentOutput)
+    def post(self, request, pk: int):
+        deployment = _visible_deployment(request, pk)
+        deployment_withdraw(deployment=deployment, user=request.user, **_context(request))
+        return Response(DeploymentOutput(_visible_deployment(request, pk)).data)
+
+
+class ServiceDetailApi(ApiView):
+    """One service: per environment, what runs (release, digest, since, by whom), what is in
+    flight or waiting, and drift."""
+
+    @extend_schema(responses=ServiceOutput)
+    def get(self, request, slug: str):
+        service = get_object_or_404(_visible_services(request), slug=slug)
+        overview = selectors.service_overview(service=service)
+        return Response(ServiceOutput({"service": service, "environments": overview}).data)

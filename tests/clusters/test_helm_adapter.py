@@ -8,14 +8,18 @@ import pytest
 from django.conf import settings
 from kubernetes import client, config
 
-from clusters.errors import ClusterUnreachable, HelmFailed
-from clusters.helm import Helm, image_values
-from clusters.rollout import RolloutWatcher
+from clusters.errors import ClusterUnreachable, HelmFailed, HelmMissing
+from clusters.helm import Helm
+from clusters.rollout import ContainerImage, RolloutWatcher
 
 pytestmark = pytest.mark.e2e
 CHART = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
+
+
+def image_values(repository: str, digest: str) -> dict:
+    return {"image": {"repository": repository, "digest": digest}}
 
 
 @pytest.fixture
@@ -77,9 +81,14 @@ def test_render_previews_without_touching_the_cluster(helm, request):
     assert helm.current("app", ns) is None
 
 
-def test_a_tag_is_refused_before_helm_runs():
-    with pytest.raises(HelmFailed, match="without a sha256 digest"):
-        image_values("reg/app", "latest")
+def test_a_missing_helm_is_named_with_how_to_get_one(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no helm on PATH
+    settings.SLIPWAY_HELM = ""
+    with pytest.raises(HelmMissing, match=r"helm not found.*SLIPWAY_HELM"):
+        Helm("kubeconfig")
+    settings.SLIPWAY_HELM = str(tmp_path / "nope")
+    with pytest.raises(HelmMissing, match="is not an executable file"):
+        Helm("kubeconfig")
 
 
 def test_chart_errors_come_back_with_helms_message(helm, request):
@@ -140,6 +149,10 @@ def test_watcher_follows_the_rollout_to_available(helm, kube_cluster, request):
     assert progress.complete and not progress.failed
     assert progress.deployments[0].available == 2
     assert any(not p.complete for p in seen)  # progress was reported on the way
+    # What the cluster holds, for verification (no kubelet: no pods, so no imageID).
+    assert RolloutWatcher(kube_cluster.kubeconfig()).images(ns, "app") == [
+        ContainerImage("Deployment/app", "app", f"reg/app@{DIGEST_A}")
+    ]
 
 
 def test_watcher_reports_progress_deadline_with_events(helm, kube_cluster, request):

@@ -6,7 +6,7 @@ import pytest
 
 from portal.audit import Actor
 from portal.models import AuditEvent, JenkinsServer
-from releases.services import release_cancel, release_create, release_log_text
+from releases.builds import release_cancel, release_create, release_log_text
 from tests.support.jenkins import builds_for, job_config
 from tests.support.releases import wait_for_release
 

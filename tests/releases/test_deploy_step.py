@@ -11,9 +11,10 @@ from kubernetes import client, config
 from clusters.models import Cluster
 from portal.audit import Actor
 from portal.models import AuditEvent, DeploymentTarget
-from releases.choices import DEPLOYMENT_ACTIVE
+from releases.choices import DEPLOYMENT_OPEN
+from releases.deployments import deployment_start
+from releases.errors import DeploymentBusy, PromotionRefused
 from releases.models import Deployment, Release
-from releases.services import DeploymentBusy, ReleaseRefused, deployment_start
 from tests.factories import BuiltReleaseFactory, UserFactory, service_path
 
 pytestmark = [
@@ -61,7 +62,7 @@ def deploy(world, release, env, kind="deploy", timeout=60) -> Deployment:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         deployment.refresh_from_db()
-        if deployment.status not in DEPLOYMENT_ACTIVE:
+        if deployment.status not in DEPLOYMENT_OPEN:
             return deployment
         time.sleep(0.2)
     raise AssertionError(f"deployment still {deployment.status}: {deployment.progress}")
@@ -103,7 +104,7 @@ def test_deploy_to_beta_then_promote_the_same_digest_to_prod(world):
 
 def test_promotion_to_prod_is_refused_before_beta_succeeded(world):
     release = built_release(world, 1)
-    with pytest.raises(ReleaseRefused, match="has not succeeded in Beta"):
+    with pytest.raises(PromotionRefused, match="nothing runs in Beta yet"):
         deployment_start(
             release=release, environment=world["prod"], actor=Actor.for_user(world["user"])
         )
@@ -176,7 +177,7 @@ def test_second_deployment_while_one_is_in_flight_is_busy(world):
     deployment_start(
         release=release, environment=world["beta"], actor=Actor.for_user(world["user"])
     )
-    with pytest.raises(DeploymentBusy, match="still in flight"):
+    with pytest.raises(DeploymentBusy, match="Beta is busy with deployment #"):
         deployment_start(
             release=release, environment=world["beta"], actor=Actor.for_user(world["user"])
         )
@@ -220,7 +221,7 @@ def test_the_kubeconfig_never_reaches_logs_task_arguments_or_audit(
 
 def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
     """One click: Jenkins builds once (the emulator), the digest it reports runs in Beta."""
-    from releases.services import release_create
+    from releases.builds import release_create
     from tests.support.jenkins import TOKEN, builds_for
     from tests.support.releases import wait_for_release
 
@@ -242,7 +243,7 @@ def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         deployment = release.deployments.first()
-        if deployment and deployment.status not in DEPLOYMENT_ACTIVE:
+        if deployment and deployment.status not in DEPLOYMENT_OPEN:
             break
         time.sleep(0.2)
     assert deployment is not None, list(AuditEvent.objects.values_list("action", "after"))
@@ -269,7 +270,7 @@ def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, ce
     celery_worker.kill()
     celery_worker.start()
     deadline = time.monotonic() + 60
-    while deployment.status in DEPLOYMENT_ACTIVE and time.monotonic() < deadline:
+    while deployment.status in DEPLOYMENT_OPEN and time.monotonic() < deadline:
         time.sleep(0.2)
         deployment.refresh_from_db()
     assert deployment.status == "succeeded", deployment.status_reason

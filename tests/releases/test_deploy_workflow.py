@@ -6,18 +6,40 @@ from datetime import UTC, datetime
 import pytest
 
 from clusters.helm import HelmRevision, Recovery
-from clusters.rollout import DeploymentProgress, RolloutProgress
+from clusters.rollout import ContainerImage, DeploymentProgress, RolloutProgress
 from portal.audit import Actor
-from releases.services import Step, deployment_start, deployment_step
+from releases.deploy_steps import deployment_step
+from releases.deployments import deployment_start
+from releases.transitions import Step
 from tests.factories import BuiltReleaseFactory, UserFactory, service_path
+
+DIGEST = "sha256:" + "c" * 64
 
 pytestmark = pytest.mark.django_db
 
 
+def _deployment_manifest(image: str) -> dict:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "app"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+    }
+
+
 class FakeHelm:
-    def __init__(self, history=None):
+    """Helm in memory; `render` places image.repository@image.digest like the demo chart,
+    or, with `renders_tag`, repository:tag the way podinfo's chart does."""
+
+    def __init__(self, history=None, renders_tag=None):
         self.history = list(history or [])
         self.calls = []
+        self.renders_tag = renders_tag
+
+    def render(self, chart, release, namespace, *values, version=None):
+        image = values[-1]["image"]
+        if self.renders_tag:
+            return [_deployment_manifest(f"{image['repository']}:{self.renders_tag}")]
+        return [_deployment_manifest(f"{image['repository']}@{image['digest']}")]
 
     def _rev(self, n, status="deployed", description=""):
         return HelmRevision(n, status, datetime.now(UTC), description)
@@ -49,8 +71,12 @@ class FakeHelm:
 
 
 class FakeWatcher:
-    def __init__(self, failed=False):
+    def __init__(self, failed=False, runs=f"reg/app@{DIGEST}"):
         self.failed = failed
+        self.runs = runs
+
+    def images(self, namespace, release):
+        return [ContainerImage("Deployment/app", "app", self.runs)]
 
     def watch(self, namespace, release, budget_seconds, on_progress=None):
         deployment = DeploymentProgress(
@@ -71,7 +97,7 @@ class FakeWatcher:
 @pytest.fixture
 def deployment():
     path = service_path(image_repository="reg/app", beta={"auto_rollback": True})
-    release = BuiltReleaseFactory(service=path.service, image_digest="sha256:" + "c" * 64)
+    release = BuiltReleaseFactory(service=path.service, image_digest=DIGEST)
     return deployment_start(
         release=release, environment=path.beta, actor=Actor.for_user(UserFactory())
     )
@@ -107,10 +133,36 @@ def test_our_own_half_done_upgrade_is_recovered_then_redone(deployment):
     assert done.status == "succeeded"
 
 
-def test_the_image_is_pinned_by_digest(deployment):
+def test_the_image_is_pinned_by_digest_and_what_runs_is_recorded(deployment):
     helm = FakeHelm()
-    run_to_end(deployment, helm, FakeWatcher())
-    assert helm.calls == [("upgrade", {"repository": "reg/app", "digest": "sha256:" + "c" * 64})]
+    done = run_to_end(deployment, helm, FakeWatcher())
+    assert helm.calls == [("upgrade", {"repository": "reg/app", "digest": DIGEST})]
+    assert done.status == "succeeded"
+    assert done.verified_images == [
+        {
+            "workload": "Deployment/app",
+            "container": "app",
+            "image": f"reg/app@{DIGEST}",
+            "image_ids": [],
+        }
+    ]
+
+
+def test_a_chart_that_renders_a_tag_is_refused_before_the_upgrade(deployment):
+    helm = FakeHelm(renders_tag="6.14.1")
+    done = run_to_end(deployment, helm, FakeWatcher())
+    assert done.status == "failed"
+    assert done.status_reason.startswith("The chart renders reg/app:6.14.1 in Deployment/app")
+    assert f"not @{DIGEST}; set the service's image values" in done.status_reason
+    assert [c for c in helm.calls if c[0] == "upgrade"] == []
+
+
+def test_a_cluster_running_another_image_fails_the_verification(deployment):
+    done = run_to_end(deployment, FakeHelm(), FakeWatcher(runs="reg/app:latest"))
+    assert done.status == "failed"
+    assert "Verification failed: The cluster's Deployment/app runs reg/app:latest" in (
+        done.status_reason
+    )
 
 
 def test_failed_rollout_rolls_back_to_the_previous_revision(deployment):

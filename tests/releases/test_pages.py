@@ -1,5 +1,7 @@
 """The service and release pages, through Django's test client on real PostgreSQL."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -92,7 +94,7 @@ def test_promoting_before_beta_succeeded_is_refused_with_a_message(client, world
     response = login(client, world["dev"]).post(
         f"/releases/{release.pk}/deploy", {"environment": "prod"}, follow=True
     )
-    assert "has not succeeded in Beta yet" in response.content.decode()
+    assert "nothing runs in Beta yet" in response.content.decode()
     assert Deployment.objects.count() == 0
 
 
@@ -111,8 +113,8 @@ def test_unknown_environment_is_404_and_bad_kind_400(client, world):
 def test_log_fragment_returns_text_from_an_offset_and_the_next_offset(client, world):
     release = _built(world, status_reason="")
     Release.objects.filter(pk=release.pk).update(status="building")
-    ReleaseLogChunk.objects.create(release=release, offset=0, text="Started ✓\n")
-    ReleaseLogChunk.objects.create(release=release, offset=11, text="step 2\n")
+    ReleaseLogChunk.objects.create(release=release, offset=0, end_offset=11, text="Started ✓\n")
+    ReleaseLogChunk.objects.create(release=release, offset=11, end_offset=18, text="step 2\n")
     login(client, world["viewer"])
     body = client.get(f"/releases/{release.pk}/log?offset=0").content.decode()
     assert body.startswith("Started ✓\nstep 2\n")
@@ -177,10 +179,47 @@ def test_a_rejected_promotion_is_cancelled_with_the_reason(client, world, leads)
     assert deployment.status_reason == "rejected by lead2: freeze week"
 
 
-def test_a_waiting_promotion_holds_the_slot(client, world, leads):
-    release, _ = _promote_to_prod(client, world, leads["lead"])
+def test_a_second_request_to_promote_names_the_one_waiting(client, world, leads):
+    release, waiting = _promote_to_prod(client, world, leads["lead"])
     response = client.post(f"/releases/{release.pk}/deploy", {"environment": "prod"}, follow=True)
-    assert "still in flight" in response.content.decode()
+    assert f"already waits for Prod: deployment #{waiting.pk} requested by lead" in (
+        response.content.decode()
+    )
+    assert Deployment.objects.filter(environment=world["prod"]).count() == 1
+
+
+def test_the_requester_withdraws_a_waiting_promotion_from_the_release_page(client, world, leads):
+    release, waiting = _promote_to_prod(client, world, world["dev"])
+    page = client.get(f"/releases/{release.pk}/").content.decode()
+    assert f'action="/deployments/{waiting.pk}/withdraw"' in page
+    # A viewer sees no withdraw button and may not withdraw
+    viewer_page = login(client, world["viewer"]).get(f"/releases/{release.pk}/").content.decode()
+    assert "/withdraw" not in viewer_page
+    client.post(f"/deployments/{waiting.pk}/withdraw")
+    waiting.refresh_from_db()
+    assert waiting.status == "awaiting_approval"
+    login(client, world["dev"]).post(f"/deployments/{waiting.pk}/withdraw")
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.status_reason) == ("cancelled", "withdrawn by dev")
+
+
+def test_a_double_submitted_build_form_makes_one_release(client, world):
+    # Given the service page's form with its one-time token
+    page = login(client, world["dev"]).get("/services/app/").content.decode()
+    token = re.search(r'name="form_token" value="([0-9a-f]+)"', page).group(1)
+    # When it is sent twice (a double click)
+    form = {"ref": "main", "form_token": token}
+    first = client.post("/services/app/releases/", form)
+    second = client.post("/services/app/releases/", form)
+    # Then one release exists and both answers lead to it
+    release = Release.objects.get()
+    assert first.url == second.url == f"/releases/{release.pk}/"
+    # The same token with other values is refused, not acted on
+    other = client.post(
+        "/services/app/releases/", {"ref": "other", "form_token": token}, follow=True
+    )
+    assert "already sent" in other.content.decode()
+    assert Release.objects.count() == 1
 
 
 def test_a_lead_rolls_back_an_environment_in_one_click(client, world, leads):

@@ -4,7 +4,7 @@ import pytest
 
 from portal.audit import Actor
 from portal.models import AuditEvent
-from releases.services import release_create
+from releases.builds import release_create, release_log_text
 from tests.support.jenkins import builds_for, job_config
 from tests.support.releases import wait_for_release
 
@@ -39,8 +39,6 @@ def test_worker_killed_while_polling_the_build(celery_worker, emulator, service,
     wait_for_release(release, statuses={"building"})
     release = _kill_restart_and_finish(celery_worker, emulator, release)
     # The log is whole and in order, with no chunk stored twice.
-    from releases.services import release_log_text
-
     log = release_log_text(release)
     assert [f"line {n}" in log for n in range(20)] == [True] * 20
     assert log.count("line 7\n") == 1

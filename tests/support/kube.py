@@ -21,4 +21,10 @@ def kube_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def helm_binary() -> str:
-    return str(find(HELM))
+    """helm for this session (`make test` builds it before pytest starts); the test
+    process's own Helm adapter uses it too, through settings.SLIPWAY_HELM."""
+    from django.conf import settings
+
+    path = str(find(HELM))
+    settings.SLIPWAY_HELM = path
+    return path

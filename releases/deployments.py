@@ -1,0 +1,272 @@
+"""Deployment requests: start, approve or reject, withdraw, expire, and start what waits.
+
+A request to a protected environment waits for a lead (`awaiting_approval`) and holds
+nothing; the environment's slot (one running deployment per service and environment,
+a partial unique index) is taken only when it starts. The automatic deployment after a
+build waits its turn (`queued`) when the environment is busy.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.audit import Actor, RequestContext, audit_record
+from portal.models import DeploymentTarget, Environment
+from releases import dispatch
+from releases.choices import (
+    DEPLOYMENT_RUNNING,
+    DEPLOYMENT_WAITING,
+    DeploymentKind,
+    DeploymentStatus,
+)
+from releases.errors import Conflict, DeploymentBusy, ReleaseRefused
+from releases.models import Approval, Deployment, Release
+from releases.promotion import (
+    check_deployable,
+    decision_refusal,
+    needs_approval,
+    withdrawal_refusal,
+)
+from releases.transitions import deployment_transition
+
+RUNNING_CONSTRAINT = "deployment_one_running_per_service_environment"
+WAITING_CONSTRAINT = "deployment_one_waiting_per_release_environment"
+
+
+def _violated(exc: IntegrityError) -> str:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", "") or ""
+
+
+def _who(deployment: Deployment) -> str:
+    return deployment.requested_by.get_username() if deployment.requested_by else "Slipway"
+
+
+def busy_message(service_id: int, environment: Environment) -> str:
+    """Name the deployment that holds the environment: who, what, since when."""
+    running = (
+        Deployment.objects.select_related("requested_by")
+        .filter(service_id=service_id, environment=environment, status__in=DEPLOYMENT_RUNNING)
+        .first()
+    )
+    if running is None:
+        return f"{environment.name} was busy; try again."
+    since = running.started_at or running.created_at
+    return (
+        f"{environment.name} is busy with deployment #{running.pk} (release "
+        f"#{running.release_id}) by {_who(running)}, "
+        f"{running.get_status_display().lower()} since {since:%H:%M:%S} UTC. "
+        "Try again when it has finished."
+    )
+
+
+def _waiting_message(release: Release, environment: Environment) -> str:
+    waiting = (
+        Deployment.objects.select_related("requested_by")
+        .filter(release=release, environment=environment, status__in=DEPLOYMENT_WAITING)
+        .first()
+    )
+    if waiting is None:
+        return f"Release #{release.pk} already has a request waiting for {environment.name}."
+    return (
+        f"Release #{release.pk} already waits for {environment.name}: deployment "
+        f"#{waiting.pk} requested by {_who(waiting)} at {waiting.created_at:%H:%M:%S} UTC "
+        f"is {waiting.get_status_display().lower()}."
+    )
+
+
+def deployment_start(
+    *,
+    release: Release,
+    environment: Environment,
+    actor: Actor,
+    user=None,
+    kind: str = DeploymentKind.DEPLOY,
+    context: RequestContext | None = None,
+    wait_if_busy: bool = False,
+) -> Deployment:
+    """Deploy a built release to an environment: the same image digest, never a rebuild.
+
+    The path rule (promotion.py) is checked here, again on approval and again when the
+    worker starts. `wait_if_busy`: queue behind a running deployment instead of refusing.
+    """
+    check_deployable(release=release, environment=environment, kind=kind)
+    target = (
+        DeploymentTarget.objects.select_related("cluster")
+        .filter(service=release.service_id, environment=environment)
+        .first()
+    )
+    if target is None:
+        raise ReleaseRefused(f"{release.service.name} has no target in {environment.name}.")
+    status = (
+        DeploymentStatus.AWAITING_APPROVAL
+        if needs_approval(environment, kind)
+        else DeploymentStatus.PENDING
+    )
+    try:
+        return _create(release, environment, target, kind, status, actor, user, context)
+    except IntegrityError as exc:
+        if _violated(exc) == WAITING_CONSTRAINT:
+            raise Conflict(_waiting_message(release, environment)) from exc
+        if not wait_if_busy:
+            raise DeploymentBusy(busy_message(release.service_id, environment)) from exc
+    try:
+        return _create(
+            release, environment, target, kind, DeploymentStatus.QUEUED, actor, user, context
+        )
+    except IntegrityError as exc:
+        raise Conflict(_waiting_message(release, environment)) from exc
+
+
+def _create(release, environment, target, kind, status, actor, user, context) -> Deployment:
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            release=release,
+            target=target,
+            environment=environment,
+            service_id=release.service_id,
+            requested_by=user,
+            kind=kind,
+            image=release.image,
+            status=status,
+        )
+        audit_record(
+            actor=actor,
+            action=f"deployment.{kind}",
+            target=deployment,
+            context=context,
+            after={
+                "release": release.pk,
+                "environment": environment.slug,
+                "image": release.image,
+                "status": status,
+            },
+        )
+        if status == DeploymentStatus.PENDING:
+            dispatch.advance_deployment(deployment)
+    return deployment
+
+
+def deployment_decide(
+    *,
+    deployment: Deployment,
+    user,
+    approve: bool,
+    actor: Actor,
+    comment: str = "",
+    context: RequestContext | None = None,
+) -> Deployment:
+    """A lead approves (the deployment takes the environment's slot and starts) or rejects
+    (it is cancelled). Approving a busy environment is refused and the request waits on."""
+    refusal = decision_refusal(deployment=deployment, user=user)
+    if refusal:
+        raise refusal
+    if approve:
+        check_deployable(
+            release=deployment.release, environment=deployment.environment, kind=deployment.kind
+        )
+    to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
+    reason = "" if approve else f"rejected by {user.get_username()}: {comment}".strip(": ")
+    try:
+        with transaction.atomic():
+            if not deployment_transition(
+                deployment=deployment, to=to, actor=actor, reason=reason, context=context
+            ):
+                raise Conflict(f"Deployment #{deployment.pk} was decided or withdrawn meanwhile.")
+            Approval.objects.create(
+                deployment=deployment, decided_by=user, approved=approve, comment=comment[:500]
+            )
+            if approve:
+                dispatch.advance_deployment(deployment)
+    except IntegrityError as exc:
+        deployment.status = DeploymentStatus.AWAITING_APPROVAL
+        raise DeploymentBusy(
+            busy_message(deployment.service_id, deployment.environment)
+            + " The request keeps waiting for approval."
+        ) from exc
+    return deployment
+
+
+def deployment_withdraw(
+    *, deployment: Deployment, user, actor: Actor, context: RequestContext | None = None
+) -> Deployment:
+    """The requester or a lead withdraws a request that has not touched the cluster."""
+    refusal = withdrawal_refusal(deployment=deployment, user=user)
+    if refusal:
+        raise refusal
+    if not deployment_transition(
+        deployment=deployment,
+        to=DeploymentStatus.CANCELLED,
+        actor=actor,
+        reason=f"withdrawn by {user.get_username()}",
+        context=context,
+    ):
+        deployment.refresh_from_db()
+        raise Conflict(
+            f"Deployment #{deployment.pk} is {deployment.get_status_display().lower()}; "
+            "only a waiting or pending deployment can be withdrawn."
+        )
+    return deployment
+
+
+def deployment_expire_waiting() -> list[int]:
+    """End requests nobody decided within their environment's approval timeout."""
+    expired = []
+    now = timezone.now()
+    waiting = Deployment.objects.select_related("environment").filter(
+        status=DeploymentStatus.AWAITING_APPROVAL
+    )
+    for deployment in waiting:
+        timeout = deployment.environment.approval_timeout_seconds
+        if deployment.created_at + timezone.timedelta(seconds=timeout) > now:
+            continue
+        hours = timeout / 3600
+        if deployment_transition(
+            deployment=deployment,
+            to=DeploymentStatus.CANCELLED,
+            reason=f"Expired: no lead approved or rejected it within {hours:g} h.",
+        ):
+            expired.append(deployment.pk)
+    return expired
+
+
+def deployment_start_waiting(*, service_id: int, environment_id: int) -> Deployment | None:
+    """Start the oldest deployment queued for this service and environment, if the
+    environment is free; otherwise leave it queued for the next try."""
+    if Deployment.objects.filter(
+        service_id=service_id, environment_id=environment_id, status__in=DEPLOYMENT_RUNNING
+    ).exists():
+        return None
+    queued = (
+        Deployment.objects.filter(
+            service_id=service_id, environment_id=environment_id, status=DeploymentStatus.QUEUED
+        )
+        .order_by("id")
+        .first()
+    )
+    if queued is None:
+        return None
+    try:
+        with transaction.atomic():
+            if not deployment_transition(deployment=queued, to=DeploymentStatus.PENDING):
+                return None
+            dispatch.advance_deployment(queued)
+    except IntegrityError:
+        return None  # someone took the slot meanwhile; their end starts us
+    return queued
+
+
+def deployment_start_all_waiting() -> list[int]:
+    """Safety net run by beat: start queued deployments whose environment is free."""
+    pairs = (
+        Deployment.objects.filter(status=DeploymentStatus.QUEUED)
+        .values_list("service_id", "environment_id")
+        .distinct()
+    )
+    started = []
+    for service_id, environment_id in pairs:
+        deployment = deployment_start_waiting(service_id=service_id, environment_id=environment_id)
+        if deployment is not None:
+            started.append(deployment.pk)
+    return started

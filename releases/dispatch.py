@@ -1,0 +1,39 @@
+"""Send the release engine's tasks, by name and after the transaction commits.
+
+Workflow modules call these instead of importing releases.tasks, so tasks and workflow
+never import each other. Tasks carry ids and a run token only, never a secret.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+
+from portal import queues
+
+ADVANCE_RELEASE = "releases.advance"
+ADVANCE_DEPLOYMENT = "releases.deploy"
+START_WAITING = "releases.start_waiting"
+
+
+def _send_on_commit(name: str, args: tuple, queue: str, countdown: float = 0) -> None:
+    transaction.on_commit(
+        lambda: current_app.send_task(name, args=args, queue=queue, countdown=countdown)
+    )
+
+
+def advance_release(release, countdown: float = 0) -> None:
+    """Run the release's next build step (with its current run token)."""
+    _send_on_commit(ADVANCE_RELEASE, (release.pk, str(release.run_token)), queues.BUILDS, countdown)
+
+
+def advance_deployment(deployment, countdown: float = 0) -> None:
+    """Run the deployment's next step (with its current run token)."""
+    _send_on_commit(
+        ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queues.DEPLOYS, countdown
+    )
+
+
+def start_waiting(service_id: int, environment_id: int) -> None:
+    """An environment may have freed up: start what waits there for it."""
+    _send_on_commit(START_WAITING, (service_id, environment_id), queues.DEPLOYS)

@@ -1,0 +1,38 @@
+"""Why the release workflow refuses a request, for the user, with the HTTP status it means.
+
+Pages show the message; the API answers it with `http_status`: 400 for a request that can
+never succeed as given, 403 for a missing role, 409 for one the current state refuses
+(busy, not what the environment before runs now, decided meanwhile).
+"""
+
+from __future__ import annotations
+
+from portal.errors import Refused
+
+
+class ReleaseRefused(Refused):
+    """The request cannot be honoured as given; the message says why."""
+
+    http_status = 400
+
+
+class NotPermitted(ReleaseRefused):
+    """The caller lacks the role (or is the wrong person) for this action."""
+
+    http_status = 403
+    title = "Not permitted"
+
+
+class Conflict(ReleaseRefused):
+    """The request is fine but the current state refuses it; it may succeed later."""
+
+    http_status = 409
+    title = "Conflict with the current state"
+
+
+class DeploymentBusy(Conflict):
+    """Another deployment of this service is running in this environment."""
+
+
+class PromotionRefused(Conflict):
+    """The release is not what the environment before this one runs now."""
