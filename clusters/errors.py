@@ -2,11 +2,20 @@
 
 
 class ClusterError(Exception):
-    """Base: something on the cluster side failed; the message is for people."""
+    """Base: something on the cluster side failed; the message is for people.
+    `retryable` says whether trying later may help."""
+
+    retryable = False
 
 
 class ClusterUnreachable(ClusterError):
     """The Kubernetes API did not answer (or refused our credentials)."""
+
+    retryable = True
+
+
+class ClusterMisconfigured(ClusterError):
+    """The cluster's stored kubeconfig cannot be used at all; an admin must fix it."""
 
 
 class HelmFailed(ClusterError):

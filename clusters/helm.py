@@ -28,6 +28,11 @@ from clusters.kubeconfig import kubeconfig_file
 PENDING = {"pending-install", "pending-upgrade", "pending-rollback"}
 
 
+def helm_deadline_seconds(timeout_seconds: float) -> float:
+    """When a helm run is stopped whatever it is doing: its own --timeout, and a little."""
+    return timeout_seconds + 5
+
+
 @dataclass(frozen=True)
 class HelmRevision:
     revision: int
@@ -97,7 +102,7 @@ class Helm:
                 default_timeout=f"{int(self.timeout_seconds)}s",
             )
             # helm gets its own timeout; this one ends a helm that hangs regardless.
-            return await asyncio.wait_for(work(client), self.timeout_seconds + 15)
+            return await asyncio.wait_for(work(client), helm_deadline_seconds(self.timeout_seconds))
 
         self._before_call()
         with kubeconfig_file(self._kubeconfig) as path:

@@ -12,13 +12,16 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import urllib3
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from clusters.errors import ClusterUnreachable
+from clusters.errors import ClusterMisconfigured, ClusterUnreachable
 from clusters.kubeconfig import kubeconfig_dict
 
 RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+# How long one request to the Kubernetes API may take.
+REQUEST_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -123,15 +126,19 @@ class RolloutWatcher:
         self,
         kubeconfig: str,
         context: str = "",
-        request_timeout: float = 10,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         before_call=None,
     ) -> None:
         try:
             api_client = config.new_client_from_config_dict(
                 kubeconfig_dict(kubeconfig), context=context or None
             )
-        except (ValueError, config.ConfigException) as exc:
-            raise ClusterUnreachable(f"the cluster's kubeconfig is unusable: {exc}") from exc
+        except (ValueError, yaml.YAMLError, config.ConfigException) as exc:
+            # The message names the problem, never the kubeconfig's content.
+            raise ClusterMisconfigured(
+                f"the cluster's kubeconfig is unusable ({type(exc).__name__}); "
+                "an admin must store a valid one"
+            ) from exc
         if api_client.configuration.verify_ssl is False:
             # The operator chose insecure-skip-tls-verify in the kubeconfig; say it once,
             # not on every request.

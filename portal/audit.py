@@ -19,7 +19,7 @@ from portal.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 # Any constant works; it names the lock that serialises appends to the chain.
-_AUDIT_LOCK_KEY = 0x51_1B_A7_A0
+AUDIT_LOCK_KEY = 0x51_1B_A7_A0
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def audit_record(
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Appends are serialised so each event chains to the one committed before it.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
         last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
         event = AuditEvent(
             created_at=timezone.now(),

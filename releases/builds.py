@@ -8,7 +8,6 @@ step, and a lost trigger is found again by the correlation parameter.
 from __future__ import annotations
 
 import re
-import time
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +25,7 @@ from releases.promotion import previous_environment
 from releases.transitions import (
     WORKER,
     Step,
-    heartbeat,
+    lease_keeper,
     release_fail,
     release_note_progress,
     release_transition,
@@ -42,23 +41,15 @@ LOG_CALLS_PER_STEP = 50
 
 
 def jenkins_for(release: Release) -> JenkinsClient:
-    """The release's Jenkins; each call first extends the run's lease past its timeout."""
+    """The release's Jenkins; each call is covered by the run's lease (the client's timeout
+    applies to connecting and to reading, hence twice it)."""
     server = release.jenkins_server
-    lease = server.timeout_seconds + 10
-    last = [0.0]
-
-    def alive() -> None:
-        # One write a second is enough: each lease outlasts the call it covers.
-        if time.monotonic() - last[0] >= 1.0:
-            heartbeat(release, lease)
-            last[0] = time.monotonic()
-
     return JenkinsClient(
         server.url,
         server.username,
         server.api_token.reveal(),
         timeout=server.timeout_seconds,
-        before_call=alive,
+        before_call=lease_keeper(release, 2 * server.timeout_seconds + 1),
     )
 
 

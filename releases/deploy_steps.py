@@ -9,15 +9,13 @@ The steps take their adapters as arguments, so a test can hand them in-memory st
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.utils import timezone
 
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import HelmFailed
-from clusters.helm import Helm
-from clusters.rollout import RolloutWatcher
+from clusters.helm import Helm, helm_deadline_seconds
+from clusters.rollout import REQUEST_TIMEOUT_SECONDS, RolloutWatcher
 from portal.audit import audit_record
 from portal.images import is_digest, render_image_values, tag_for
 from releases.choices import DeploymentStatus
@@ -29,30 +27,22 @@ from releases.transitions import (
     deployment_fail,
     deployment_note_progress,
     deployment_transition,
-    heartbeat,
+    lease_keeper,
 )
 from releases.verification import cluster_refusal, manifest_containers, rendered_refusal
 
 
-def _lease_keeper(deployment: Deployment, lease: float):
-    last = [0.0]
-
-    def alive() -> None:
-        if time.monotonic() - last[0] >= 1.0:
-            heartbeat(deployment, lease)
-            last[0] = time.monotonic()
-
-    return alive
-
-
 def helm_for(deployment: Deployment) -> Helm:
-    """Helm for the deployment's cluster; each helm run is covered by the run's lease."""
-    lease = settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 30
-    return cluster_helm(deployment.target.cluster, _lease_keeper(deployment, lease))
+    """Helm for the deployment's cluster; each helm run is covered by the run's lease (helm
+    is stopped at its deadline, so the lease outlasts it)."""
+    lease = helm_deadline_seconds(settings.SLIPWAY_HELM_TIMEOUT_SECONDS) + 2
+    return cluster_helm(deployment.target.cluster, lease_keeper(deployment, lease))
 
 
 def rollout_watcher_for(deployment: Deployment) -> RolloutWatcher:
-    return cluster_watcher(deployment.target.cluster, _lease_keeper(deployment, 30))
+    return cluster_watcher(
+        deployment.target.cluster, lease_keeper(deployment, REQUEST_TIMEOUT_SECONDS + 2)
+    )
 
 
 def deployment_values(deployment: Deployment) -> list[dict]:
@@ -174,14 +164,15 @@ def _step_watch(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> 
         0.0,
         min(settings.SLIPWAY_WATCH_BUDGET_SECONDS, (deadline - timezone.now()).total_seconds()),
     )
-    # Silent on purpose while watching: the lease covers the budget.
-    deployment_note_progress(deployment=deployment, progress=deployment.progress, lease=budget + 15)
+    # Silent on purpose while watching: the lease covers the budget and one more request.
+    lease = budget + REQUEST_TIMEOUT_SECONDS + 2
+    deployment_note_progress(deployment=deployment, progress=deployment.progress, lease=lease)
     progress = watcher.watch(
         target.namespace,
         target.helm_release_name,
         budget,
         on_progress=lambda p: deployment_note_progress(
-            deployment=deployment, progress=p.as_dict(), lease=budget + 15
+            deployment=deployment, progress=p.as_dict(), lease=lease
         ),
     )
     deployment_note_progress(deployment=deployment, progress=progress.as_dict())

@@ -210,6 +210,13 @@ def deployment_withdraw(
     return deployment
 
 
+def _duration(seconds: int) -> str:
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def deployment_expire_waiting() -> list[int]:
     """End requests nobody decided within their environment's approval timeout."""
     expired = []
@@ -221,11 +228,10 @@ def deployment_expire_waiting() -> list[int]:
         timeout = deployment.environment.approval_timeout_seconds
         if deployment.created_at + timezone.timedelta(seconds=timeout) > now:
             continue
-        hours = timeout / 3600
         if deployment_transition(
             deployment=deployment,
             to=DeploymentStatus.CANCELLED,
-            reason=f"Expired: no lead approved or rejected it within {hours:g} h.",
+            reason=f"Expired: no lead approved or rejected it within {_duration(timeout)}.",
         ):
             expired.append(deployment.pk)
     return expired

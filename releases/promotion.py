@@ -16,7 +16,7 @@ from portal.choices import Role
 from portal.models import Environment, Service
 from portal.permissions import has_role
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
-from releases.errors import NotPermitted, PromotionRefused, ReleaseRefused
+from releases.errors import Conflict, NotPermitted, PromotionRefused, ReleaseRefused
 from releases.models import Deployment, Release
 
 # Deployments that changed what an environment runs: a success, or a failure after helm
@@ -152,7 +152,7 @@ def decision_refusal(*, deployment: Deployment, user) -> ReleaseRefused | None:
     if deployment.requested_by_id == user.pk:
         return NotPermitted("A lead other than the requester must approve.")
     if deployment.status != DeploymentStatus.AWAITING_APPROVAL:
-        return ReleaseRefused(
+        return Conflict(
             f"Deployment #{deployment.pk} is {deployment.get_status_display().lower()}, "
             "not awaiting approval."
         )

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from clusters.access import cluster_helm, cluster_watcher
-from clusters.errors import ClusterError, ClusterUnreachable
+from clusters.errors import ClusterError
 from portal import queues
 from portal.models import DeploymentTarget
 from releases import builds, deploy_steps, deployments, dispatch, drift, transitions
@@ -135,7 +135,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
             return _retry_or_fail(
                 self,
                 exc,
-                retryable=isinstance(exc, ClusterUnreachable),
+                retryable=exc.retryable,
                 limit=settings.SLIPWAY_CLUSTER_MAX_RETRIES,
                 note=lambda text, delay: transitions.deployment_note_progress(
                     deployment=deployment, progress={"summary": text}, lease=delay

@@ -9,6 +9,7 @@ for `SLIPWAY_STALE_AFTER_SECONDS` beyond its last lease (see docs/deployments.md
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from enum import Enum
@@ -174,6 +175,19 @@ def deployment_note_progress(*, deployment: Deployment, progress: dict, lease: f
 def heartbeat(row: Release | Deployment, lease: float) -> None:
     """The run is alive and about to call out for at most `lease` seconds."""
     type(row).objects.filter(pk=row.pk).update(heartbeat_at=_lease_until(lease))
+
+
+def lease_keeper(row: Release | Deployment, lease: float) -> Callable[[], None]:
+    """A `before_call` hook for an adapter: each call first extends the run's lease to
+    cover it. One write a second at most: each lease outlasts the call it covers."""
+    last = [0.0]
+
+    def alive() -> None:
+        if time.monotonic() - last[0] >= 1.0:
+            heartbeat(row, lease)
+            last[0] = time.monotonic()
+
+    return alive
 
 
 def _resume_stale(

@@ -12,9 +12,10 @@ from django.conf import settings
 from django.db.backends.signals import connection_created
 
 from portal.celery import app as celery_app
-from tests.support.jenkins import emulator, jenkins_emulator  # noqa: F401 (fixtures)
-from tests.support.kube import helm_binary, kube_cluster  # noqa: F401 (fixtures)
 from tests.support.worker import WorkerProcess
+
+# Fixtures of the Jenkins emulator, the local cluster and the e2e deployment world.
+pytest_plugins = ["tests.support.jenkins", "tests.support.kube", "tests.support.deploy"]
 
 # Tests get their own Redis database so a `make run` worker never takes their tasks.
 TEST_REDIS_DB = 15
@@ -46,7 +47,7 @@ WORKER_ENV = {
     "SLIPWAY_JENKINS_MAX_RETRIES": "5",
     "SLIPWAY_WATCH_BUDGET_SECONDS": "2",
     "SLIPWAY_HELM_STUCK_SECONDS": "1",
-    "SLIPWAY_HELM_TIMEOUT_SECONDS": "20",
+    "SLIPWAY_HELM_TIMEOUT_SECONDS": "8",
     "SLIPWAY_CLUSTER_MAX_RETRIES": "2",
 }
 
@@ -69,7 +70,7 @@ def celery_worker(
     django_db_blocker,
     redis_client,
     tmp_path_factory,
-    helm_binary,  # noqa: F811
+    helm_binary,
 ):
     """A real worker process on the test database; tests using it need `transactional_db`.
     It finds helm through SLIPWAY_HELM, as a production worker does."""

@@ -121,3 +121,46 @@ def test_build_deploy_promote_and_approve_through_the_pages(
     lead.goto(live_server.url + "/")
     release_id = demo.releases.get().pk
     assert lead.locator(f"a[href='/releases/{release_id}/']").count() == 2
+
+
+def test_a_double_click_on_build_makes_one_release_and_one_build(
+    browser, live_server, demo, emulator
+):
+    import time
+
+    from django.db import connection
+
+    from portal.audit import AUDIT_LOCK_KEY
+
+    page = log_in(browser, live_server, "dev")
+    page.goto(f"{live_server.url}/services/{demo.slug}/")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    # A person's second click, 0.3 s after the first, while the first is still out (a
+    # Playwright click would wait for the pending navigation; a person does not).
+    page.evaluate(
+        """() => {
+            const button = document.querySelector('form.build button');
+            button.form.addEventListener(
+                'submit', () => setTimeout(() => button.click(), 300), {once: true});
+        }"""
+    )
+    # Given a server slow to answer (the first request waits on the audit log's lock)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [AUDIT_LOCK_KEY])
+    try:
+        # When the button is clicked twice
+        page.get_by_role("button", name="Build & deploy to Beta").click(no_wait_after=True)
+        deadline = time.monotonic() + 15
+        while len(posts) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert len(posts) == 2, posts
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [AUDIT_LOCK_KEY])
+    # Then the page lands on the one release, built once
+    page.wait_for_url("**/releases/*/")
+    page.get_by_text("Finished: SUCCESS").wait_for()
+    [release] = demo.releases.all()
+    assert page.url.endswith(f"/releases/{release.pk}/")
+    assert len(builds_for(emulator, release)) == 1

@@ -1,6 +1,5 @@
 """clusters/helm.py and clusters/rollout.py against real helm and a real kube-apiserver."""
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -107,7 +106,7 @@ def test_release_left_pending_upgrade_is_rolled_back(helm, apps, request, kube_c
     _install(helm, ns, DIGEST_A, "d1")
     _install(helm, ns, DIGEST_B, "d2")
     _mark_latest_pending(kube_cluster, ns, "app", "pending-upgrade")
-    assert helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(hours=1)) is None
+    assert helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(hours=2)) is None
     recovery = helm.recover_stuck(release="app", namespace=ns, older_than=timedelta(0))
     assert (recovery.action, recovery.from_status, recovery.to_revision) == (
         "rolled-back",
@@ -165,17 +164,20 @@ def test_watcher_reports_progress_deadline_with_events(helm, kube_cluster, reque
 
 
 def _mark_latest_pending(kube_cluster, namespace, release, status):
-    """Make the latest Helm revision look like helm was killed mid-operation: the release
-    secret's status label (and its encoded record) say pending."""
+    """Make the latest Helm revision look like helm was killed mid-operation an hour ago:
+    the release secret's status label (and its encoded record) say pending."""
     import base64
     import gzip
     import json
+    from datetime import UTC, datetime
 
     core = client.CoreV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path)))
     secrets = core.list_namespaced_secret(namespace, label_selector=f"owner=helm,name={release}")
     latest = max(secrets.items, key=lambda s: int(s.metadata.labels["version"]))
     record = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(latest.data["release"]))))
     record["info"]["status"] = status
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    record["info"]["last_deployed"] = an_hour_ago.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     encoded = base64.b64encode(
         base64.b64encode(gzip.compress(json.dumps(record).encode()))
     ).decode()
@@ -187,4 +189,3 @@ def _mark_latest_pending(kube_cluster, namespace, release, status):
             "data": {"release": encoded},
         },
     )
-    time.sleep(0.1)

@@ -1,12 +1,11 @@
 """The real python-jenkins client, unmodified, against the emulator over HTTP."""
 
-import time
-
 import jenkins
 import pytest
 import requests
 
 from tests.support.jenkins import USERS
+from tests.support.waiting import wait_until
 
 
 def client(emulator, secret: str = USERS["slipway"]["password"]) -> jenkins.Jenkins:
@@ -14,23 +13,18 @@ def client(emulator, secret: str = USERS["slipway"]["password"]) -> jenkins.Jenk
 
 
 def wait_for_build(server: jenkins.Jenkins, queue_id: int) -> int:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        item = server.get_queue_item(queue_id)
-        if item.get("executable"):
-            return item["executable"]["number"]
-        time.sleep(0.05)
-    raise AssertionError("queue item never became a build")
+    executable = wait_until(
+        lambda: server.get_queue_item(queue_id).get("executable"), 10, "a build"
+    )
+    return executable["number"]
 
 
 def wait_done(server, job, number) -> dict:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def done():
         info = server.get_build_info(job, number)
-        if not info["building"]:
-            return info
-        time.sleep(0.05)
-    raise AssertionError("build never finished")
+        return None if info["building"] else info
+
+    return wait_until(done, 10, "the build to finish")
 
 
 def test_version_whoami_and_root(emulator):
@@ -110,8 +104,15 @@ def test_progressive_log_headers(emulator):
         assert int(response.headers["X-Text-Size"]) >= start
         start = int(response.headers["X-Text-Size"])
         more = response.headers.get("X-More-Data") == "true"
-        time.sleep(0.05)
+        if more:
+            wait_until(lambda s=start: _grown(server, number, s), 10, "more console")
     assert text == server.get_build_console_output("app", number)
+
+
+def _grown(server, number: int, size: int) -> bool:
+    console = server.get_build_console_output("app", number).encode()
+    info = server.get_build_info("app", number)
+    return len(console) > size or not info["building"]
 
 
 def test_stop_aborts_the_build(emulator):

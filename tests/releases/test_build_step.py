@@ -1,7 +1,5 @@
 """A real Celery worker process, the Jenkins emulator over HTTP, PostgreSQL, Redis."""
 
-import time
-
 import pytest
 
 from portal.audit import Actor
@@ -9,6 +7,7 @@ from portal.models import AuditEvent, JenkinsServer
 from releases.builds import release_cancel, release_create, release_log_text
 from tests.support.jenkins import builds_for, job_config
 from tests.support.releases import wait_for_release
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -137,9 +136,126 @@ def test_cancel_while_queued_cancels_the_queue_item(emulator, service, dev):
 def test_queue_why_is_shown_while_waiting(emulator, service, dev):
     emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=5))
     release = wait_for_release(_create(service, dev), statuses={"queued"})
-    for _ in range(50):
+
+    def says_why():
         release.refresh_from_db()
-        if release.progress.startswith("In the quiet period"):
-            break
-        time.sleep(0.1)
-    assert release.progress.startswith("In the quiet period")
+        return release.progress.startswith("In the quiet period")
+
+    wait_until(says_why, 10, "Jenkins's queue reason on the release")
+
+
+def _b64(data: bytes) -> dict:
+    import base64
+
+    return {"base64": base64.b64encode(data).decode()}
+
+
+def test_a_log_with_nul_bytes_invalid_utf8_and_a_1mb_line_ends_and_reads_back(
+    emulator, service, dev, client
+):
+    # Given a build whose console holds what PostgreSQL text cannot, and a 1 MB line
+    long_line = "x" * 1_000_000
+    emulator.control(
+        "POST",
+        "jobs",
+        job_config(
+            "demo/app",
+            log=["before", _b64(b"nul\x00byte"), _b64(b"bad \xff\xfe utf8"), long_line, "after"],
+        ),
+    )
+    # When it is built
+    release = wait_for_release(_create(service, dev), timeout=60)
+    # Then it ends built, and its log reads back whole, the strange bytes replaced
+    assert release.status == "built", release.status_reason
+    log = release_log_text(release)
+    assert "nul\ufffdbyte\nbad \ufffd\ufffd utf8\n" in log
+    assert f"\n{long_line}\nafter\n" in log
+    assert log.rstrip().endswith("Finished: SUCCESS")
+    # And the byte offsets match Jenkins's: the next read starts at the console's size
+    build = builds_for(emulator, release)[0]
+    console = _console_bytes(emulator, build["number"])
+    release.refresh_from_db()
+    assert release.log_offset == len(console)
+    client.force_login(dev)
+    from portal.models import Membership
+
+    Membership.objects.create(team=service.team, user=dev, role="viewer")
+    fragment = client.get(f"/releases/{release.pk}/log?offset=0").content.decode()
+    assert "nul\ufffdbyte" in fragment
+
+
+def _console_bytes(emulator, number: int) -> bytes:
+    """The console as Jenkins serves it, through the client Slipway uses."""
+    from releases.jenkins import JenkinsClient, job_path
+    from tests.support.jenkins import TOKEN
+
+    client = JenkinsClient(emulator.url, "slipway", TOKEN)
+    return client._request("GET", f"{job_path('demo/app')}{number}/consoleText").content
+
+
+def test_a_character_split_across_console_chunks_is_reassembled(emulator, service, dev):
+    # Given Jenkins hands the console out 5 bytes at a time, cutting characters in two
+    lines = ["ünïcödé ✓ 日本語 ok", "€€€€€ done"]
+    emulator.control("POST", "jobs", job_config("demo/app", log=lines, max_chunk_bytes=5))
+    release = wait_for_release(_create(service, dev), timeout=60)
+    assert release.status == "built", release.status_reason
+    # Then the stored text is exactly the console, character for character
+    build = builds_for(emulator, release)[0]
+    assert release_log_text(release) == _console_bytes(emulator, build["number"]).decode()
+    assert release.log_chunks.count() > 10
+
+
+def test_a_malformed_jenkins_answer_fails_the_release_with_the_reason(emulator, service, dev):
+    emulator.control(
+        "POST", "faults", {"path": r"/\d+/api/json", "body": "<html>proxy error", "count": 100}
+    )
+    release = wait_for_release(_create(service, dev), timeout=30)
+    assert release.status == "failed"
+    assert "with something that is not JSON ('<html>proxy error'" in release.status_reason
+
+
+def test_a_303_into_another_releases_queue_item_fails_this_release(emulator, service, dev):
+    # Given another release waits in Jenkins's queue as item 1
+    emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=30))
+    first = wait_for_release(_create(service, dev), statuses={"queued"})
+    assert first.queue_item_id == 1
+    # When Jenkins answers our trigger with 303 to that item
+    emulator.control(
+        "POST",
+        "faults",
+        {
+            "path": "buildWithParameters",
+            "status": 303,
+            "headers": {"Location": f"{emulator.url}queue/item/1/"},
+        },
+    )
+    second = wait_for_release(_create(service, dev, "other"), timeout=20)
+    # Then this release fails naming the merge, and no build of it exists
+    assert second.status == "failed"
+    assert second.status_reason == "Jenkins merged this build into queue item 1 of another release"
+    assert builds_for(emulator, second) == []
+
+
+def test_jenkins_forgetting_the_queue_item_fails_the_release(emulator, service, dev):
+    emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=30))
+    release = wait_for_release(_create(service, dev), statuses={"queued"})
+    emulator.control("POST", "faults", {"path": r"/queue/item/\d+/api/json", "status": 404})
+    release = wait_for_release(release, timeout=20)
+    assert release.status == "failed"
+    assert release.status_reason == (
+        f"Jenkins forgot queue item {release.queue_item_id} before it became a build"
+    )
+
+
+def test_an_unexpected_error_in_a_step_fails_the_release_naming_it(emulator, service, dev):
+    # Given Jenkins answers a queue item with JSON of the wrong shape
+    emulator.control("POST", "jobs", job_config("demo/app", quiet_period_seconds=30))
+    emulator.control(
+        "POST", "faults", {"path": r"/queue/item/\d+/api/json", "body": '{"executable": "7"}'}
+    )
+    release = wait_for_release(_create(service, dev), timeout=30)
+    # Then the release ends failed with the error named, not active for ever
+    assert release.status == "failed"
+    assert release.status_reason.startswith(
+        "Unexpected error in the queued step: AttributeError: 'str' object has no attribute"
+    )

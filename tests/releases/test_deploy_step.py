@@ -1,76 +1,28 @@
 """Deployments end to end: a real Celery worker runs real helm against a real
 kube-apiserver + etcd, the simulator plays the deployment controller."""
 
-import hashlib
-import time
-
 import pytest
 from celery.signals import before_task_publish
-from kubernetes import client, config
 
 from clusters.models import Cluster
 from portal.audit import Actor
 from portal.models import AuditEvent, DeploymentTarget
-from releases.choices import DEPLOYMENT_OPEN
 from releases.deployments import deployment_start
 from releases.errors import DeploymentBusy, PromotionRefused
-from releases.models import Deployment, Release
-from tests.factories import BuiltReleaseFactory, UserFactory, service_path
+from tests.support.deploy import built_release, deploy, finished, image_in
+from tests.support.waiting import wait_until
+
+
+def _status(deployment) -> str:
+    deployment.refresh_from_db()
+    return deployment.status
+
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("celery_worker"),
 ]
-
-
-@pytest.fixture
-def world(kube_cluster, request):
-    """A service with Beta and Prod targets on the test cluster, in fresh namespaces."""
-    suffix = hashlib.sha1(request.node.name.encode()).hexdigest()[:8]
-    path = service_path(
-        namespace_suffix=f"-{suffix}",
-        default_values={"env": {"FROM": "service"}},
-        cluster={"kubeconfig": kube_cluster.kubeconfig()},
-        beta={"auto_rollback": True, "rollout_timeout_seconds": 60},
-        prod={"requires_approval": False, "rollout_timeout_seconds": 60},
-    )
-    DeploymentTarget.objects.filter(environment=path.prod).update(values={"replicaCount": 2})
-    return {
-        "service": path.service,
-        "beta": path.beta,
-        "prod": path.prod,
-        "jenkins": path.jenkins,
-        "user": UserFactory(username="lead"),
-        "apps": client.AppsV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path))),
-        "suffix": suffix,
-    }
-
-
-def built_release(world, n: int) -> Release:
-    return BuiltReleaseFactory(service=world["service"], ref=f"v{n}", build_number=n)
-
-
-def deploy(world, release, env, kind="deploy", timeout=60) -> Deployment:
-    deployment = deployment_start(
-        release=release,
-        environment=world[env],
-        actor=Actor.for_user(world["user"]),
-        user=world["user"],
-        kind=kind,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        deployment.refresh_from_db()
-        if deployment.status not in DEPLOYMENT_OPEN:
-            return deployment
-        time.sleep(0.2)
-    raise AssertionError(f"deployment still {deployment.status}: {deployment.progress}")
-
-
-def image_in(world, env) -> str:
-    deployment = world["apps"].read_namespaced_deployment("app", f"{env}-{world['suffix']}")
-    return deployment.spec.template.spec.containers[0].image
 
 
 def test_deploy_to_beta_then_promote_the_same_digest_to_prod(world):
@@ -158,7 +110,6 @@ def test_a_release_left_pending_upgrade_is_recovered_before_deploying(world, kub
     deploy(world, second, "beta")
     # helm was killed while upgrading to revision 2: it is left pending-upgrade.
     _mark_latest_pending(kube_cluster, f"beta-{world['suffix']}", "app", "pending-upgrade")
-    time.sleep(1.1)  # older than SLIPWAY_HELM_STUCK_SECONDS in the test worker
     deployment = deploy(world, third, "beta")
     assert deployment.status == "succeeded", deployment.status_reason
     recovered = AuditEvent.objects.get(action="helm.recovered", target_id=str(deployment.pk))
@@ -240,13 +191,7 @@ def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
     )
     release = wait_for_release(release)
     assert release.status == "built", release.status_reason
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        deployment = release.deployments.first()
-        if deployment and deployment.status not in DEPLOYMENT_OPEN:
-            break
-        time.sleep(0.2)
-    assert deployment is not None, list(AuditEvent.objects.values_list("action", "after"))
+    deployment = finished(wait_until(release.deployments.first, 30, "the Beta deployment"))
     assert deployment.status == "succeeded", deployment.status_reason
     [build] = builds_for(emulator, release)
     assert image_in(world, "beta") == f"registry.local/demo/app@{build['digest']}"
@@ -262,17 +207,10 @@ def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, ce
     deployment = deployment_start(
         release=release, environment=world["beta"], actor=Actor.for_user(world["user"])
     )
-    deadline = time.monotonic() + 30
-    while deployment.status != "rolling_out" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        deployment.refresh_from_db()
-    assert deployment.status == "rolling_out"
+    wait_until(lambda: _status(deployment) == "rolling_out", 30, "rolling out")
     celery_worker.kill()
     celery_worker.start()
-    deadline = time.monotonic() + 60
-    while deployment.status in DEPLOYMENT_OPEN and time.monotonic() < deadline:
-        time.sleep(0.2)
-        deployment.refresh_from_db()
+    deployment = finished(deployment)
     assert deployment.status == "succeeded", deployment.status_reason
     assert deployment.helm_revision == 1  # found again, not upgraded twice
     assert AuditEvent.objects.filter(

@@ -178,3 +178,33 @@ def test_failed_first_install_has_nothing_to_roll_back_to(deployment):
     done = run_to_end(deployment, helm, FakeWatcher(failed=True))
     assert done.status == "failed"
     assert not [c for c in helm.calls if c[0] == "rollback"]
+
+
+def test_a_worker_without_helm_fails_the_deployment_at_once_saying_how_to_get_one(
+    deployment, settings, monkeypatch, tmp_path
+):
+    from releases.tasks import deployment_advance
+
+    # Given a worker with no helm on PATH and none configured
+    monkeypatch.setenv("PATH", str(tmp_path))
+    settings.SLIPWAY_HELM = ""
+    # When the deployment task runs (here, in this process)
+    deployment_advance.apply(args=(deployment.pk, str(deployment.run_token)))
+    # Then the deployment fails at once, naming what is missing and how to get it
+    deployment.refresh_from_db()
+    assert deployment.status == "failed"
+    assert deployment.status_reason.startswith("helm not found: install helm 3")
+    assert "SLIPWAY_HELM" in deployment.status_reason
+
+
+def test_an_unusable_kubeconfig_fails_the_deployment_without_showing_it(deployment, helm_binary):
+    from clusters.models import Cluster
+    from releases.tasks import deployment_advance
+
+    Cluster.objects.update(kubeconfig="::: not yaml [ secret-token")
+    deployment_advance.apply(args=(deployment.pk, str(deployment.run_token)))
+    deployment.refresh_from_db()
+    assert deployment.status == "failed"
+    assert deployment.status_reason.startswith("the cluster's kubeconfig is unusable (")
+    assert "an admin must store a valid one" in deployment.status_reason
+    assert "secret-token" not in deployment.status_reason
