@@ -182,6 +182,24 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…) of {self.user}"
 
 
+class AuditCheck(models.Model):
+    """One walk of the audit chain (`verify_audit`, beat daily, or an admin's button)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    events = models.PositiveBigIntegerField(help_text="Events verified before any break.")
+    broken_event_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    trigger = models.CharField(max_length=30, help_text="command, beat or an admin's name")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{'intact' if self.ok else 'BROKEN'} at {self.finished_at:%Y-%m-%d %H:%M}"
+
+
 class IdempotencyKey(models.Model):
     """A request that must act once: its caller's key, what it asked, and its first answer.
 
@@ -233,6 +251,9 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=300, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # Whose event it is, for who may read it (not part of the hashed content: it decides
+    # visibility only, like an index).
+    team_id = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["id"]

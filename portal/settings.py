@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "portal",
     "clusters",
@@ -82,6 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "releases.context_processors.approvals",
             ],
         },
     },
@@ -94,9 +96,19 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL.")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Two test runs at once (a developer's, CI's) each need their own test database.
+DATABASES["default"]["TEST"] = {"NAME": env.str("SLIPWAY_TEST_DATABASE", default="test_slipway")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Short-lived data (promotion previews): Redis, shared by web and workers.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "slipway",
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -155,7 +167,14 @@ REST_FRAMEWORK = {
 }
 # The largest JSON body the API reads (bigger: 413).
 SLIPWAY_API_MAX_BODY_BYTES = env.int("SLIPWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
-SPECTACULAR_SETTINGS = {"TITLE": "Slipway API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Slipway API",
+    "VERSION": "0.1.0",
+    # Swagger UI served from the installed package: the docs page works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # Celery: Redis broker, JSON only; every task declares its own queue and limits.
 CELERY_BROKER_URL = REDIS_URL
@@ -193,6 +212,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "check-drift": {"task": "releases.check_drift_all", "schedule": SLIPWAY_DRIFT_CHECK_SECONDS},
     "forget-idempotency-keys": {"task": "portal.forget_idempotency_keys", "schedule": 3600.0},
+    "verify-audit": {"task": "portal.verify_audit", "schedule": 24 * 3600.0},
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

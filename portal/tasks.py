@@ -28,3 +28,14 @@ def forget_idempotency_keys() -> int:
     from portal.idempotency import idempotency_forget_expired
 
     return idempotency_forget_expired()
+
+
+@shared_task(
+    name="portal.verify_audit", queue=queues.DEFAULT, soft_time_limit=3600, time_limit=3700
+)
+def verify_audit(trigger: str = "beat") -> dict:
+    """Daily (beat) and on an admin's request: walk the audit chain, record the result."""
+    from portal.audit import audit_check
+
+    check = audit_check(trigger=trigger)
+    return {"ok": check.ok, "events": check.events, "broken_event_id": check.broken_event_id}

@@ -121,13 +121,13 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
 
 def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     target, release, service = deployment.target, deployment.release, deployment.service
+    values = deployment_values(deployment)
     made = helm.find_revision(target.helm_release_name, target.namespace, marker(deployment))
     if made is not None and made.status.startswith("pending-"):
         # Our own earlier helm run was killed mid-way: clear it, then upgrade again.
         _recover(deployment, helm, timezone.timedelta(0))
         made = None
     if made is None:
-        values = deployment_values(deployment)
         manifests = helm.render(
             service.chart,
             target.helm_release_name,
@@ -150,7 +150,10 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             version=service.chart_version or None,
         )
     deployment_transition(
-        deployment=deployment, to=DeploymentStatus.ROLLING_OUT, helm_revision=made.revision
+        deployment=deployment,
+        to=DeploymentStatus.ROLLING_OUT,
+        helm_revision=made.revision,
+        values=values,
     )
     return Step.NEXT
 

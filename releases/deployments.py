@@ -171,7 +171,12 @@ def deployment_decide(
     try:
         with transaction.atomic():
             if not deployment_transition(
-                deployment=deployment, to=to, actor=actor, reason=reason, context=context
+                deployment=deployment,
+                to=to,
+                actor=actor,
+                reason=reason,
+                context=context,
+                note={"comment": comment[:500]} if comment else None,
             ):
                 raise Conflict(f"Deployment #{deployment.pk} was decided or withdrawn meanwhile.")
             Approval.objects.create(

@@ -14,6 +14,7 @@ from portal import queues
 ADVANCE_RELEASE = "releases.advance"
 ADVANCE_DEPLOYMENT = "releases.deploy"
 START_WAITING = "releases.start_waiting"
+RENDER_PREVIEW = "releases.render_preview"
 
 
 def _send_on_commit(name: str, args: tuple, queue: str, countdown: float = 0) -> None:
@@ -37,3 +38,8 @@ def advance_deployment(deployment, countdown: float = 0) -> None:
 def start_waiting(service_id: int, environment_id: int) -> None:
     """An environment may have freed up: start what waits there for it."""
     _send_on_commit(START_WAITING, (service_id, environment_id), queues.DEPLOYS)
+
+
+def render_preview(release_id: int, environment_id: int) -> None:
+    """Render what a promotion would change (helm template), for the confirmation."""
+    _send_on_commit(RENDER_PREVIEW, (release_id, environment_id), queues.DEPLOYS)

@@ -91,7 +91,10 @@ class Release(models.Model):
                 name="release_built_has_digest",
             ),
         ]
-        indexes = [models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["status"]),
+            models.Index(fields=["service", "-id"], name="release_service_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.service.slug} #{self.pk} ({self.ref})"
@@ -179,6 +182,11 @@ class Deployment(models.Model):
     previous_revision = models.IntegerField(null=True, blank=True)
     rolled_back_to_revision = models.IntegerField(null=True, blank=True)
     image = models.CharField(max_length=400, help_text="repo@sha256:… deployed")
+    values = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The Helm values layers it was deployed with (for previews and history).",
+    )
     verified_images = models.JSONField(
         default=list,
         blank=True,
@@ -215,6 +223,21 @@ class Deployment(models.Model):
                 condition=models.Q(status__in=DEPLOYMENT_WAITING),
                 name="deployment_one_waiting_per_release_environment",
             ),
+        ]
+        indexes = [
+            # "What runs there now": one index lookup per service and environment, however
+            # long the history (see releases/promotion.py CHANGED_WHAT_RUNS).
+            models.Index(
+                models.F("service"),
+                models.F("environment"),
+                models.F("finished_at").desc(nulls_last=True),
+                models.F("id").desc(),
+                name="deployment_last_change",
+                condition=models.Q(
+                    status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED]
+                ),
+            ),
+            models.Index(fields=["service", "-id"], name="deployment_service_newest"),
         ]
 
     def __str__(self) -> str:

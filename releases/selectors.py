@@ -1,17 +1,168 @@
-"""Reads for pages and the API: what runs where, release history, the console log."""
+"""Reads for pages and the API: what runs where, history, approvals waiting, the console.
+
+Lists read a constant number of queries whatever their size (no query per row), and
+"what runs now" is one index lookup per target, so pages do not slow down as history
+grows (see bench/).
+"""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass, field
+from itertools import pairwise
 
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+
+from portal.choices import Role
 from portal.models import DeploymentTarget, Environment, Service
-from releases.choices import DEPLOYMENT_OPEN, DEPLOYMENT_RUNNING, DeploymentStatus
+from portal.permissions import teams_with_role, visible, visible_services
+from releases.choices import (
+    DEPLOYMENT_OPEN,
+    DEPLOYMENT_RUNNING,
+    DEPLOYMENT_WAITING,
+    DeploymentStatus,
+)
 from releases.models import Deployment, Release, ReleaseLogChunk
-from releases.promotion import environment_last_change
+from releases.promotion import CHANGED_WHAT_RUNS
 
 
 def service_environments(*, service: Service) -> list[Environment]:
     return list(Environment.objects.filter(targets__service=service).order_by("order"))
+
+
+# -- what runs where ------------------------------------------------------------------
+
+
+@dataclass
+class EnvironmentState:
+    """One service in one environment: what runs, what moves, what waits, what differs."""
+
+    environment: Environment
+    target: DeploymentTarget | None
+    current: Deployment | None = None  # its release runs there now
+    broken: Deployment | None = None  # the last change failed: nothing good runs
+    active: Deployment | None = None  # running now
+    waiting: list[Deployment] = field(default_factory=list)
+    waiting_count: int = 0
+    rollback_to: Release | None = None
+    promote_to: Environment | None = None  # runs a release the next environment does not
+
+    @property
+    def drift(self) -> dict | None:
+        return self.target.drift if self.target else None
+
+    @property
+    def targeted(self) -> bool:
+        return self.target is not None
+
+
+def _last_changes(targets: QuerySet[DeploymentTarget]) -> dict[int, Deployment]:
+    """Per target id, the deployment that last changed what runs there (two queries; one
+    index lookup per target, whatever the history's length)."""
+    latest = (
+        Deployment.objects.filter(
+            CHANGED_WHAT_RUNS,
+            service_id=OuterRef("service_id"),
+            environment_id=OuterRef("environment_id"),
+        )
+        .order_by(F("finished_at").desc(nulls_last=True), "-id")
+        .values("id")[:1]
+    )
+    ids = dict(targets.annotate(last=Subquery(latest)).values_list("pk", "last"))
+    rows = Deployment.objects.select_related("release", "requested_by").in_bulk(
+        [i for i in ids.values() if i]
+    )
+    return {target: rows[deployment] for target, deployment in ids.items() if deployment}
+
+
+def environment_states(
+    services: list[Service], environments: list[Environment], *, waiting_rows: bool = False
+) -> dict[int, list[EnvironmentState]]:
+    """Per service id, its state in each environment (in order), in constant queries."""
+    service_ids = [s.pk for s in services]
+    targets = DeploymentTarget.objects.filter(service_id__in=service_ids)
+    by_pair = {(t.service_id, t.environment_id): t for t in targets}
+    changes = _last_changes(targets)
+    running = {
+        (d.service_id, d.environment_id): d
+        for d in Deployment.objects.filter(
+            service_id__in=service_ids, status__in=DEPLOYMENT_RUNNING
+        ).select_related("release", "requested_by")
+    }
+    waiting: dict[tuple[int, int], list[Deployment]] = {}
+    waiting_counts: dict[tuple[int, int], int] = {}
+    open_requests = Deployment.objects.filter(
+        service_id__in=service_ids, status__in=DEPLOYMENT_WAITING
+    )
+    if waiting_rows:
+        for d in open_requests.select_related("release", "requested_by").order_by("id"):
+            waiting.setdefault((d.service_id, d.environment_id), []).append(d)
+        waiting_counts = {pair: len(rows) for pair, rows in waiting.items()}
+    else:
+        waiting_counts = {
+            (s, e): n
+            for s, e, n in open_requests.values_list("service_id", "environment_id").annotate(
+                n=Count("id")
+            )
+        }
+    states: dict[int, list[EnvironmentState]] = {}
+    for service in services:
+        row = []
+        for environment in environments:
+            target = by_pair.get((service.pk, environment.pk))
+            last = changes.get(target.pk) if target else None
+            succeeded = last is not None and last.status == DeploymentStatus.SUCCEEDED
+            row.append(
+                EnvironmentState(
+                    environment=environment,
+                    target=target,
+                    current=last if succeeded else None,
+                    broken=last if last is not None and not succeeded else None,
+                    active=running.get((service.pk, environment.pk)),
+                    waiting=waiting.get((service.pk, environment.pk), []),
+                    waiting_count=waiting_counts.get((service.pk, environment.pk), 0),
+                )
+            )
+        targeted = [state for state in row if state.targeted]
+        for before, after in pairwise(targeted):
+            if before.current and (
+                after.current is None or after.current.release_id != before.current.release_id
+            ):
+                before.promote_to = after.environment
+        states[service.pk] = row
+    return states
+
+
+@dataclass
+class DashboardRow:
+    service: Service
+    states: list[EnvironmentState]
+
+
+def dashboard(
+    *, user, team: str = "", search: str = ""
+) -> tuple[list[Environment], list[DashboardRow]]:
+    """Services by environments for the user's teams (or one team), filtered by name."""
+    services = visible_services(user).order_by("name")
+    if team:
+        services = services.filter(team__slug=team)
+    if search:
+        services = services.filter(Q(name__icontains=search) | Q(slug__icontains=search))
+    services = list(services)
+    environments = list(Environment.objects.order_by("order"))
+    states = environment_states(services, environments)
+    return environments, [DashboardRow(s, states[s.pk]) for s in services]
+
+
+def service_overview(*, service: Service) -> list[EnvironmentState]:
+    """Per environment of the service: what runs there, what moves, what waits, drift, and
+    the release a lead can roll back to in one click."""
+    environments = service_environments(service=service)
+    states = environment_states([service], environments, waiting_rows=True)[service.pk]
+    for state in states:
+        state.rollback_to = environment_rollback_candidate(
+            service=service, environment=state.environment, current=state.current
+        )
+    return states
 
 
 def environment_rollback_candidate(
@@ -26,48 +177,10 @@ def environment_rollback_candidate(
         )
         .exclude(release_id=current.release_id)
         .select_related("release")
-        .order_by("-finished_at", "-id")
+        .order_by(F("finished_at").desc(nulls_last=True), "-id")
         .first()
     )
     return earlier.release if earlier else None
-
-
-def service_overview(*, service: Service) -> list[dict]:
-    """Per environment of the service: what runs there, what is in flight, what waits,
-    and what the cluster runs that Slipway did not deploy (drift)."""
-    rows = []
-    targets = DeploymentTarget.objects.filter(service=service).select_related("environment")
-    for target in targets.order_by("environment__order"):
-        environment = target.environment
-        last = environment_last_change(service=service, environment=environment)
-        current = last if last and last.status == DeploymentStatus.SUCCEEDED else None
-        rows.append(
-            {
-                "environment": environment,
-                "target": target,
-                "current": current,
-                "broken": last if last and last.status != DeploymentStatus.SUCCEEDED else None,
-                "rollback_to": environment_rollback_candidate(
-                    service=service, environment=environment, current=current
-                ),
-                "active": Deployment.objects.filter(
-                    service=service, environment=environment, status__in=DEPLOYMENT_RUNNING
-                )
-                .select_related("release", "requested_by")
-                .first(),
-                "waiting": list(
-                    Deployment.objects.filter(
-                        service=service,
-                        environment=environment,
-                        status__in=(DeploymentStatus.QUEUED, DeploymentStatus.AWAITING_APPROVAL),
-                    )
-                    .select_related("release", "requested_by")
-                    .order_by("id")
-                ),
-                "drift": target.drift,
-            }
-        )
-    return rows
 
 
 def deployment_waiting_for(deployment: Deployment) -> Deployment | None:
@@ -98,6 +211,32 @@ def release_history(*, service: Service, limit: int = 25) -> QuerySet[Release]:
     )
 
 
+# -- approvals ------------------------------------------------------------------------
+
+
+def approvals_waiting_for(user) -> QuerySet[Deployment]:
+    """Requests the user may decide: awaiting approval in a team where they are a lead
+    (or admin), never their own."""
+    teams = teams_with_role(user, Role.LEAD)
+    waiting = Deployment.objects.filter(status=DeploymentStatus.AWAITING_APPROVAL).exclude(
+        requested_by=user
+    )
+    if teams is not None:
+        waiting = waiting.filter(service__team_id__in=teams)
+    return waiting
+
+
+def approvals_inbox(user) -> list[Deployment]:
+    return list(
+        approvals_waiting_for(user)
+        .select_related("release", "service__team", "environment", "requested_by")
+        .order_by("created_at")
+    )
+
+
+# -- the console ----------------------------------------------------------------------
+
+
 def release_log_since(*, release: Release, offset: int) -> tuple[str, int]:
     """Console text stored from byte `offset` on, and the byte offset to ask for next."""
     chunks = list(
@@ -108,3 +247,11 @@ def release_log_since(*, release: Release, offset: int) -> tuple[str, int]:
     if not chunks:
         return "", offset
     return "".join(text for text, _ in chunks), chunks[-1][1]
+
+
+def visible_releases(user) -> QuerySet[Release]:
+    return visible(Release.objects.all(), user)
+
+
+def visible_deployments(user) -> QuerySet[Deployment]:
+    return visible(Deployment.objects.all(), user)

@@ -19,8 +19,8 @@ from django.db import InterfaceError, OperationalError
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import ClusterError
 from portal import queues
-from portal.models import DeploymentTarget
-from releases import builds, deploy_steps, deployments, dispatch, drift, transitions
+from portal.models import DeploymentTarget, Environment
+from releases import builds, deploy_steps, deployments, dispatch, drift, preview, transitions
 from releases.jenkins import JenkinsError
 from releases.models import Deployment, Release
 from releases.transitions import Step
@@ -171,6 +171,31 @@ def deployment_start_waiting(service_id: int, environment_id: int) -> int | None
         service_id=service_id, environment_id=environment_id
     )
     return started.pk if started else None
+
+
+@shared_task(
+    name=dispatch.RENDER_PREVIEW,
+    queue=queues.DEPLOYS,
+    soft_time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 30,
+    time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 60,
+)
+def render_preview(release_id: int, environment_id: int) -> bool:
+    """Render the manifests a promotion would change, for its confirmation (cached)."""
+    release = Release.objects.select_related("service").filter(pk=release_id).first()
+    environment = Environment.objects.filter(pk=environment_id).first()
+    if release is None or environment is None:
+        return False
+    target = (
+        DeploymentTarget.objects.select_related("cluster")
+        .filter(service=release.service_id, environment=environment)
+        .first()
+    )
+    if target is None:
+        return False
+    preview.render_preview(
+        release=release, environment=environment, helm=cluster_helm(target.cluster)
+    )
+    return True
 
 
 @shared_task(

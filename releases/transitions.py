@@ -54,9 +54,11 @@ def _guarded_transition(
     sources: list[str],
     fields: dict,
     unaudited: tuple[str, ...],
+    note: dict | None = None,
 ) -> bool:
     """One conditional UPDATE (status IN sources) and its audit event, in one transaction.
-    Shared by releases and deployments; the row's model names the audit action."""
+    Shared by releases and deployments; the row's model names the audit action. `note`
+    adds to the audit event what is not a field of the row (an approver's comment)."""
     model = type(row)
     values = {"status": to, "heartbeat_at": timezone.now(), **fields}
     if reason:
@@ -71,7 +73,11 @@ def _guarded_transition(
         if before not in sources:
             return False
         model.objects.filter(pk=row.pk, status__in=sources).update(**values)
-        after = {"status": to, **{k: v for k, v in fields.items() if k not in unaudited}}
+        after = {
+            "status": to,
+            **{k: v for k, v in fields.items() if k not in unaudited},
+            **(note or {}),
+        }
         if reason:
             after["reason"] = reason
         audit_record(
@@ -121,6 +127,7 @@ def deployment_transition(
     actor: Actor = WORKER,
     reason: str = "",
     context: RequestContext | None = None,
+    note: dict | None = None,
     **fields,
 ) -> bool:
     """Move a deployment along the transition table; False if it moved on meanwhile.
@@ -136,7 +143,8 @@ def deployment_transition(
         context=context,
         sources=allowed_sources(DEPLOYMENT_TRANSITIONS, to),
         fields={**fields, **final},
-        unaudited=("progress", "started_at", "finished_at", "verified_images"),
+        unaudited=("progress", "started_at", "finished_at", "verified_images", "values"),
+        note=note,
     )
     if moved and final:
         dispatch.start_waiting(deployment.service_id, deployment.environment_id)

@@ -1,17 +1,33 @@
 from django.urls import path
 
-from releases import views
+from releases.views import deployments, history, releases, services
 
 urlpatterns = [
-    path("services/<slug:slug>/", views.service_detail, name="service-detail"),
-    path("services/<slug:slug>/releases/", views.release_new, name="release-new"),
-    path("releases/<int:pk>/", views.release_detail, name="release-detail"),
-    path("releases/<int:pk>/status", views.release_status, name="release-status"),
-    path("releases/<int:pk>/log", views.release_log, name="release-log"),
-    path("releases/<int:pk>/deploy", views.release_deploy, name="release-deploy"),
-    path("releases/<int:pk>/cancel", views.release_cancel_view, name="release-cancel"),
-    path("deployments/<int:pk>/decide", views.deployment_decide_view, name="deployment-decide"),
+    path("", services.dashboard, name="home"),
+    path("approvals/", deployments.approvals, name="approvals"),
+    path("history/", history.history_page, name="history"),
+    path("services/<slug:slug>/", services.service_detail, name="service-detail"),
+    path("services/<slug:slug>/history/", history.history_page, name="service-history"),
+    path("services/<slug:slug>/audit/", services.service_audit, name="service-audit"),
+    path("services/<slug:slug>/releases/", services.release_new, name="release-new"),
+    path("releases/<int:pk>/", releases.release_detail, name="release-detail"),
+    path("releases/<int:pk>/status", releases.release_status, name="release-status"),
+    path("releases/<int:pk>/log", releases.release_log, name="release-log"),
+    path("releases/<int:pk>/confirm", releases.release_confirm, name="release-confirm"),
     path(
-        "deployments/<int:pk>/withdraw", views.deployment_withdraw_view, name="deployment-withdraw"
+        "releases/<int:pk>/confirm/manifests",
+        releases.release_confirm_manifests,
+        name="release-confirm-manifests",
+    ),
+    path("releases/<int:pk>/deploy", releases.release_deploy, name="release-deploy"),
+    path("releases/<int:pk>/cancel", releases.release_cancel_view, name="release-cancel"),
+    path("deployments/<int:pk>/", deployments.deployment_detail, name="deployment-detail"),
+    path(
+        "deployments/<int:pk>/decide", deployments.deployment_decide_view, name="deployment-decide"
+    ),
+    path(
+        "deployments/<int:pk>/withdraw",
+        deployments.deployment_withdraw_view,
+        name="deployment-withdraw",
     ),
 ]

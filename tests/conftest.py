@@ -22,6 +22,7 @@ TEST_REDIS_DB = 15
 _redis = urlparse(settings.REDIS_URL)
 TEST_REDIS_URL = urlunparse(_redis._replace(path=f"/{TEST_REDIS_DB}"))
 settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = TEST_REDIS_URL
+settings.CACHES["default"]["LOCATION"] = TEST_REDIS_URL
 celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
 
 
@@ -96,3 +97,35 @@ def celery_worker(
         raise RuntimeError("Celery worker did not answer within 60 s:\n" + worker.log_text())
     yield worker
     worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _settle_runs_before_flush(request):
+    """After a test whose transactions really commit (a worker or a live server saw them),
+    retire its runs still in flight and wait until no other session is busy in the
+    database, so the worker never holds a lock while pytest-django empties the tables."""
+    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # so this ends before the flush
+    yield
+    import uuid
+
+    from django.db import connection
+
+    from releases.choices import DEPLOYMENT_OPEN, RELEASE_ACTIVE
+    from releases.models import Deployment, Release
+
+    ended = {"status": "cancelled", "status_reason": "the test ended"}
+    Release.objects.filter(status__in=RELEASE_ACTIVE).update(run_token=uuid.uuid4(), **ended)
+    Deployment.objects.filter(status__in=DEPLOYMENT_OPEN).update(run_token=uuid.uuid4(), **ended)
+    deadline = time.monotonic() + 15
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.05)

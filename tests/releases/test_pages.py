@@ -59,13 +59,14 @@ def test_a_bad_ref_is_refused_with_a_message_and_nothing_created(client, world):
 
 def test_a_viewer_sees_the_service_but_cannot_build(client, world):
     page = login(client, world["viewer"]).get("/services/app/").content.decode()
-    assert "Releases" in page and "Build &amp; deploy" not in page
+    assert "Recent releases" in page and "Build &amp; deploy" not in page
     assert client.post("/services/app/releases/", {"ref": "main"}).status_code == 403
     assert Release.objects.count() == 0
 
 
-def test_a_stranger_gets_403_and_anonymous_goes_to_login(client, world):
-    assert login(client, world["stranger"]).get("/services/app/").status_code == 403
+def test_a_stranger_gets_404_and_anonymous_goes_to_login(client, world):
+    # A service of another team does not exist for them (a 403 would reveal it).
+    assert login(client, world["stranger"]).get("/services/app/").status_code == 404
     client.logout()
     assert client.get("/services/app/").status_code == 302
 

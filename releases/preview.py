@@ -1,0 +1,175 @@
+"""What a promotion or rollback will change, shown before it is requested: the image, what
+the environment runs now, the releases in between, and the Helm values and rendered
+manifests that will differ.
+
+The values diff needs no external call (each deployment records the values it was
+deployed with). Rendering manifests runs `helm template`, so a worker does it
+(`releases.render_preview`) and the page polls for the result, kept a few minutes in the
+cache: no web request waits on helm.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import yaml
+from django.core.cache import cache
+
+from portal.models import DeploymentTarget, Environment
+from releases import dispatch
+from releases.deploy_steps import deployment_values
+from releases.models import Deployment, Release
+from releases.promotion import deployment_refusal, environment_current_deployment
+
+PREVIEW_SECONDS = 600
+MAX_BETWEEN = 50
+
+
+def merge_values(layers: list[dict]) -> dict:
+    """Helm's merge of values files: later layers win, maps merge key by key."""
+    merged: dict = {}
+    for layer in layers:
+        merged = _merge(merged, layer or {})
+    return merged
+
+
+def _merge(base: dict, over: dict) -> dict:
+    result = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _yaml(data) -> list[str]:
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False).splitlines()
+
+
+def unified_diff(
+    before: list[str], after: list[str], before_name: str, after_name: str
+) -> list[str]:
+    return list(difflib.unified_diff(before, after, before_name, after_name, lineterm="", n=3))
+
+
+@dataclass
+class Preview:
+    release: Release
+    environment: Environment
+    kind: str
+    target: DeploymentTarget | None
+    current: Deployment | None
+    refusal: str | None
+    between: list[Release] = field(default_factory=list)
+    values_diff: list[str] = field(default_factory=list)
+
+    @property
+    def same_image(self) -> bool:
+        return bool(self.current) and self.current.release.image == self.release.image
+
+
+def promotion_preview(*, release: Release, environment: Environment, kind: str) -> Preview:
+    target = (
+        DeploymentTarget.objects.select_related("service")
+        .filter(service=release.service_id, environment=environment)
+        .first()
+    )
+    current = environment_current_deployment(service=release.service_id, environment=environment)
+    refusal = deployment_refusal(release=release, environment=environment, kind=kind)
+    if target is None:
+        refusal = f"{release.service.name} has no target in {environment.name}."
+    between = []
+    if current is not None and current.release_id != release.pk:
+        low, high = sorted((current.release_id, release.pk))
+        between = list(
+            Release.objects.filter(service=release.service_id, pk__gt=low, pk__lt=high)
+            .order_by("pk")
+            .only("pk", "ref", "commit_sha", "status")[:MAX_BETWEEN]
+        )
+    values_diff = []
+    if target is not None:
+        new = merge_values(_values_for(release, target))
+        old = merge_values(current.values) if current and current.values else {}
+        values_diff = unified_diff(
+            _yaml(old) if old else [],
+            _yaml(new),
+            f"{environment.name} now (release #{current.release_id})" if current else "nothing",
+            f"release #{release.pk}",
+        )
+    return Preview(release, environment, kind, target, current, refusal, between, values_diff)
+
+
+def _values_for(release: Release, target: DeploymentTarget) -> list[dict]:
+    probe = Deployment(release=release, target=target, service=target.service)
+    return deployment_values(probe)
+
+
+# -- rendered manifests, by a worker --------------------------------------------------
+
+
+def _key(release: Release, environment: Environment, current: Deployment | None) -> str:
+    basis = json.dumps(
+        [release.pk, environment.pk, current.pk if current else None], sort_keys=True
+    )
+    return "slipway:preview:" + hashlib.sha256(basis.encode()).hexdigest()[:24]
+
+
+@dataclass
+class ManifestDiff:
+    ready: bool
+    lines: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def manifest_diff(*, release: Release, environment: Environment) -> ManifestDiff:
+    """The rendered manifests' diff if a worker has made it; else ask for it."""
+    current = environment_current_deployment(service=release.service_id, environment=environment)
+    key = _key(release, environment, current)
+    found = cache.get(key)
+    if found is not None:
+        return ManifestDiff(True, found.get("lines", []), found.get("error", ""))
+    if cache.add(key + ":asked", 1, PREVIEW_SECONDS):
+        dispatch.render_preview(release.pk, environment.pk)
+    return ManifestDiff(False)
+
+
+def render_preview(*, release: Release, environment: Environment, helm) -> dict:
+    """Render the chart as it runs now and as it would with `release`; store the diff."""
+    from clusters.errors import ClusterError
+
+    current = environment_current_deployment(service=release.service_id, environment=environment)
+    target = DeploymentTarget.objects.select_related("service").get(
+        service=release.service_id, environment=environment
+    )
+    service = target.service
+
+    def render(values: list[dict]) -> list[str]:
+        manifests = helm.render(
+            service.chart,
+            target.helm_release_name,
+            target.namespace,
+            *values,
+            version=service.chart_version or None,
+        )
+        return [line for manifest in manifests for line in ["---", *_yaml(manifest)]]
+
+    try:
+        before = render(current.values) if current and current.values else []
+        after = render(_values_for(release, target))
+        result = {
+            "lines": unified_diff(
+                before,
+                after,
+                f"{environment.name} now"
+                + (f" (release #{current.release_id})" if current else ""),
+                f"release #{release.pk}",
+            )
+        }
+    except ClusterError as exc:
+        result = {"error": f"Could not render the chart: {exc}"}
+    cache.set(_key(release, environment, current), result, PREVIEW_SECONDS)
+    return result

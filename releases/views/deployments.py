@@ -1,0 +1,87 @@
+"""Deciding and withdrawing deployment requests, and the approvals inbox."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from portal.once import acts_once
+from releases import selectors
+from releases.deployments import deployment_decide, deployment_withdraw
+from releases.errors import ReleaseRefused
+from releases.views.common import actor_and_context, deployment_or_404
+
+
+def _back(request, deployment):
+    """Back where the form was (the inbox or the release page)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect("release-detail", pk=deployment.release_id)
+
+
+@login_required
+@require_POST
+@acts_once
+def deployment_decide_view(request, pk: int):
+    deployment = deployment_or_404(request, pk)
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):
+        return HttpResponse("decision must be approve or reject", status=400)
+    try:
+        deployment_decide(
+            deployment=deployment,
+            user=request.user,
+            approve=decision == "approve",
+            comment=request.POST.get("comment", ""),
+            **actor_and_context(request),
+        )
+        messages.success(request, f"Deployment #{deployment.pk} {decision}d.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return _back(request, deployment)
+
+
+@login_required
+@require_POST
+@acts_once
+def deployment_withdraw_view(request, pk: int):
+    deployment = deployment_or_404(request, pk)
+    try:
+        deployment_withdraw(deployment=deployment, user=request.user, **actor_and_context(request))
+        messages.success(request, f"Deployment #{deployment.pk} withdrawn.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return _back(request, deployment)
+
+
+@login_required
+def approvals(request):
+    """What waits for the caller's decision: where they are a lead, never their own."""
+    return render(
+        request, "releases/approvals.html", {"waiting": selectors.approvals_inbox(request.user)}
+    )
+
+
+@login_required
+def deployment_detail(request, pk: int):
+    """One deployment: its progress, what it deployed (values, images), and its audit."""
+    from portal.audit_reads import events_of
+    from releases.preview import merge_values
+
+    deployment = deployment_or_404(request, pk)
+    return render(
+        request,
+        "releases/deployment_detail.html",
+        {
+            "deployment": deployment,
+            "release": deployment.release,
+            "service": deployment.service,
+            "values": merge_values(deployment.values) if deployment.values else None,
+            "events": list(events_of(deployment)),
+        },
+    )

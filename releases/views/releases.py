@@ -1,0 +1,177 @@
+"""A release's page: status, timeline, live log and rollout, and what may be done next
+(promote with a confirmation of what will change, cancel the build)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.audit_reads import events_of
+from portal.choices import Role
+from portal.models import Environment
+from portal.once import acts_once
+from portal.permissions import has_role
+from releases import preview, selectors
+from releases.builds import release_cancel
+from releases.choices import (
+    DEPLOYMENT_OPEN,
+    DEPLOYMENT_WITHDRAWABLE,
+    RELEASE_ACTIVE,
+    DeploymentKind,
+    DeploymentStatus,
+)
+from releases.deployments import deployment_start
+from releases.errors import ReleaseRefused
+from releases.promotion import (
+    decision_refusal,
+    deployment_role_needed,
+    release_promotion_target,
+    withdrawal_refusal,
+)
+from releases.timeline import release_timeline
+from releases.views.common import actor_and_context, int_param, release_or_404, require
+
+
+def _release_context(request, release) -> dict:
+    deployments = list(
+        release.deployments.select_related(
+            "environment", "service__team", "requested_by", "approval__decided_by"
+        ).order_by("id")
+    )
+    for deployment in deployments:
+        deployment.may_decide = (
+            deployment.status == DeploymentStatus.AWAITING_APPROVAL
+            and decision_refusal(deployment=deployment, user=request.user) is None
+        )
+        deployment.may_withdraw = (
+            deployment.status in DEPLOYMENT_WITHDRAWABLE
+            and withdrawal_refusal(deployment=deployment, user=request.user) is None
+        )
+        deployment.waiting_for = selectors.deployment_waiting_for(deployment)
+    return {
+        "release": release,
+        "service": release.service,
+        "active": release.status in RELEASE_ACTIVE,
+        "deployments": deployments,
+        "deployments_active": any(d.status in DEPLOYMENT_OPEN for d in deployments),
+        "timeline": release_timeline(release, deployments),
+        "next_environment": release_promotion_target(release=release),
+        "can_act": has_role(request.user, release.service, Role.DEVELOPER),
+    }
+
+
+@login_required
+def release_detail(request, pk: int):
+    release = release_or_404(request, pk, "requested_by")
+    context = _release_context(request, release)
+    context["audit_events"] = list(events_of(release, *context["deployments"]))
+    context["audit_targets"] = ",".join(
+        f"{row._meta.label}:{row.pk}" for row in (release, *context["deployments"])
+    )
+    return render(request, "releases/release_detail.html", context)
+
+
+@login_required
+def release_status(request, pk: int):
+    """HTMX fragment: status, progress, deployments and timeline; polled while anything moves."""
+    release = release_or_404(request, pk, "requested_by")
+    return render(request, "releases/_status.html", _release_context(request, release))
+
+
+@login_required
+def release_log(request, pk: int):
+    """HTMX fragment: console text from `offset`; the next poll asks from the new offset."""
+    release = release_or_404(request, pk)
+    offset = int_param(request, "offset", 0)
+    if offset < 0:
+        return HttpResponse("offset must be 0 or more", status=400)
+    text, next_offset = selectors.release_log_since(release=release, offset=offset)
+    return render(
+        request,
+        "releases/_log.html",
+        {
+            "release": release,
+            "text": text,
+            "next_offset": next_offset,
+            "more": release.status in RELEASE_ACTIVE,
+        },
+    )
+
+
+def _kind(request) -> str | None:
+    kind = request.POST.get("kind") or request.GET.get("kind") or DeploymentKind.PROMOTE
+    return kind if kind in DeploymentKind.values else None
+
+
+@login_required
+def release_confirm(request, pk: int):
+    """Before a promotion or rollback: what will change (a dialog, or a page without JS)."""
+    release = release_or_404(request, pk)
+    kind = _kind(request)
+    if kind is None:
+        return HttpResponse("kind must be deploy, promote or rollback", status=400)
+    require(request, release.service, deployment_role_needed(kind))
+    environment = get_object_or_404(Environment, slug=request.GET.get("environment", ""))
+    context = {
+        "preview": preview.promotion_preview(release=release, environment=environment, kind=kind)
+    }
+    template = "releases/_confirm.html" if request.htmx else "releases/confirm.html"
+    return render(request, template, context)
+
+
+@login_required
+def release_confirm_manifests(request, pk: int):
+    """HTMX fragment: the rendered manifests' diff, once a worker has rendered both."""
+    release = release_or_404(request, pk)
+    environment = get_object_or_404(Environment, slug=request.GET.get("environment", ""))
+    diff = preview.manifest_diff(release=release, environment=environment)
+    return render(
+        request,
+        "releases/_manifest_diff.html",
+        {"diff": diff, "release": release, "environment": environment},
+    )
+
+
+@login_required
+@require_POST
+@acts_once
+def release_deploy(request, pk: int):
+    release = release_or_404(request, pk)
+    kind = _kind(request)
+    if kind is None:
+        return HttpResponse("kind must be deploy, promote or rollback", status=400)
+    require(request, release.service, deployment_role_needed(kind))
+    environment = get_object_or_404(Environment, slug=request.POST.get("environment", ""))
+    try:
+        deployment = deployment_start(
+            release=release,
+            environment=environment,
+            kind=kind,
+            user=request.user,
+            **actor_and_context(request),
+        )
+        waits = {
+            DeploymentStatus.AWAITING_APPROVAL: " It waits for a lead's approval.",
+            DeploymentStatus.QUEUED: f" It waits for {environment.name} to free up.",
+        }.get(deployment.status, "")
+        messages.success(request, f"Deploying release #{release.pk} to {environment.name}.{waits}")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=release.pk)
+
+
+@login_required
+@require_POST
+@acts_once
+def release_cancel_view(request, pk: int):
+    release = release_or_404(request, pk)
+    require(request, release.service, Role.DEVELOPER)
+    try:
+        release_cancel(release=release, **actor_and_context(request))
+        messages.success(request, "Cancelling the build.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=release.pk)

@@ -1,0 +1,97 @@
+"""The dashboard (every service in every environment) and a service's page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.choices import Role
+from portal.once import acts_once
+from portal.permissions import has_role, visible_services, visible_teams
+from releases import selectors
+from releases.builds import release_create
+from releases.errors import ReleaseRefused
+from releases.views.common import actor_and_context, require
+
+
+@login_required
+def dashboard(request):
+    """Which release runs in which environment of every service of the caller's teams."""
+    team, search = request.GET.get("team", ""), request.GET.get("q", "").strip()
+    environments, rows = selectors.dashboard(user=request.user, team=team, search=search)
+    return render(
+        request,
+        "releases/dashboard.html",
+        {
+            "environments": environments,
+            "rows": rows,
+            "teams": list(visible_teams(request.user).order_by("name")),
+            "team": team,
+            "q": search,
+        },
+    )
+
+
+@login_required
+def service_detail(request, slug: str):
+    service = get_object_or_404(visible_services(request.user), slug=slug)
+    environments = selectors.service_environments(service=service)
+    return render(
+        request,
+        "releases/service_detail.html",
+        {
+            "service": service,
+            "overview": selectors.service_overview(service=service),
+            "releases": selectors.release_history(service=service),
+            "first_environment": environments[0] if environments else None,
+            "can_build": has_role(request.user, service, Role.DEVELOPER),
+            "can_roll_back": has_role(request.user, service, Role.LEAD),
+            "tab": "overview",
+        },
+    )
+
+
+@login_required
+@require_POST
+@acts_once
+def release_new(request, slug: str):
+    service = get_object_or_404(visible_services(request.user), slug=slug)
+    require(request, service, Role.DEVELOPER)
+    environments = selectors.service_environments(service=service)
+    try:
+        release = release_create(
+            service=service,
+            ref=request.POST.get("ref", ""),
+            user=request.user,
+            deploy_to=environments[0] if environments else None,
+            **actor_and_context(request),
+        )
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("service-detail", slug=slug)
+    return redirect("release-detail", pk=release.pk)
+
+
+@login_required
+def service_audit(request, slug: str):
+    """The service's audit tab: its own events and those of its releases and deployments."""
+    from portal.audit_reads import events_of_service
+
+    service = get_object_or_404(visible_services(request.user), slug=slug)
+    before = request.GET.get("before", "")
+    events = events_of_service(service)
+    if before.isdigit():
+        events = events.filter(pk__lt=int(before))
+    chunk = list(events[:51])
+    return render(
+        request,
+        "releases/service_audit.html",
+        {
+            "service": service,
+            "events": chunk[:50],
+            "older": chunk[49].pk if len(chunk) > 50 else None,
+            "tab": "audit",
+        },
+    )
