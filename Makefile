@@ -1,17 +1,25 @@
 # The README's two commands: `make run` and `make test`. Everything else is their parts.
 SHELL := /bin/bash
 PY := .venv/bin/python
+# Debian packages the Python dependencies need to install: venv, and what python-ldap
+# (django-auth-ldap) compiles against. Installed only when missing.
+PY_SYSTEM_DEPS := missing=""; \
+	python3 -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	python3 -c 'import os,sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || missing="$$missing python3-dev"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	for pkg in libldap-dev libsasl2-dev; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "[make] installing$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 # Local runs take PostgreSQL/Redis URLs from the file devtools/services.py writes.
 WITH_ENV := set -a; [ -f .local/services.env ] && . ./.local/services.env; set +a;
 
-.PHONY: install services binaries browser-deps run test test-fast lint stop clean
+.PHONY: install services binaries browser-deps ldap-deps run test test-fast lint stop clean
 
 install: .venv/.installed
 
 .venv/.installed: pyproject.toml
-	@python3 -m venv --help >/dev/null 2>&1 || { echo "[make] installing python3-venv"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	@$(PY_SYSTEM_DEPS)
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
 	.venv/bin/pip install -q -e '.[dev]'
@@ -23,8 +31,16 @@ services: install
 run: services
 	$(WITH_ENV) exec $(PY) -m devtools.run
 
-test: services browser-deps binaries
+test: services browser-deps ldap-deps binaries
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The LDAP tests run a private slapd (Debian's), like PostgreSQL and Redis.
+ldap-deps:
+	@command -v slapd >/dev/null 2>&1 && command -v ldapadd >/dev/null 2>&1 || { \
+	  echo "[make] installing slapd and ldap-utils (LDAP sign-in tests)"; \
+	  echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null; }
 
 # helm, etcd and kube-apiserver for the e2e tier: reused from KUBEBUILDER_ASSETS, PATH or
 # the cache ($$SLIPWAY_CACHE, default ~/.cache/slipway), else built from Go modules (with

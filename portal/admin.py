@@ -1,22 +1,64 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from portal.admin_audit import AuditedAdmin
 from portal.forms import JenkinsServerForm
 from portal.models import (
     ApiToken,
+    AuditCheck,
     AuditEvent,
     DeploymentTarget,
     Environment,
+    Freeze,
     JenkinsServer,
+    LdapGroupRole,
     Membership,
     Service,
     Team,
 )
 
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    """Users: every create, change and deactivation audited (the password never is), a
+    superuser grant called out as its own event."""
+
+    def after_audited_save(self, request, obj, before, after) -> None:
+        if before is not None and after.get("is_superuser") and not before.get("is_superuser"):
+            self._audit(request, obj, "superuser_grant", after={"user": obj.get_username()})
+
+
+@admin.register(LdapGroupRole)
+class LdapGroupRoleAdmin(AuditedAdmin):
+    list_display = ["group_dn", "team", "role"]
+    list_filter = ["team", "role"]
+
+
+@admin.register(Freeze)
+class FreezeAdmin(AuditedAdmin):
+    list_display = ["environment", "team", "starts_at", "ends_at", "reason", "created_by"]
+    list_filter = ["environment", "team"]
+
+
+@admin.register(AuditCheck)
+class AuditCheckAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "ok", "events", "broken_event_id", "trigger"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
+    fields = ["user", "role", "source"]
 
 
 @admin.register(Team)

@@ -3,3 +3,6 @@ from django.apps import AppConfig
 
 class PortalConfig(AppConfig):
     name = "portal"
+
+    def ready(self) -> None:
+        from portal import auth_audit  # noqa: F401 (connects the sign-in audit receivers)

@@ -20,3 +20,19 @@ class ActorType(models.TextChoices):
     USER = "user", "User"
     TOKEN = "token", "API token"
     SYSTEM = "system", "System"
+
+
+class TokenScope(models.TextChoices):
+    """What an API token may do: read everything its user may see, deploy (build, deploy,
+    promote, roll back, cancel, withdraw), approve (decide, manage freezes)."""
+
+    READ = "read", "Read"
+    DEPLOY = "deploy", "Deploy"
+    APPROVE = "approve", "Approve"
+
+
+class MembershipSource(models.TextChoices):
+    """Who granted a role: an admin by hand, or an LDAP group at sign-in."""
+
+    MANUAL = "manual", "Granted in Slipway"
+    LDAP = "ldap", "From an LDAP group"

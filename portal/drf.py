@@ -9,7 +9,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from portal.api_formats import (
+from portal.api_defaults import (
     PROBLEM_CONTENT_TYPE,
     ConflictError,
     PayloadTooLarge,

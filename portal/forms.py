@@ -1,6 +1,7 @@
 """Admin forms that accept a secret but never show it back."""
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
 from clusters.models import Cluster
 from portal.models import JenkinsServer
@@ -60,3 +61,16 @@ class JenkinsServerForm(_KeepSecretForm):
     class Meta:
         model = JenkinsServer
         fields = ["name", "url", "username", "api_token", "timeout_seconds"]
+
+
+class SignInForm(AuthenticationForm):
+    """The sign-in form; says so when the directory, not the password, failed."""
+
+    def get_invalid_login_error(self):
+        if getattr(self.request, "slipway_directory_down", False):
+            return forms.ValidationError(
+                "The directory (LDAP) does not answer; try again shortly. Local accounts "
+                "still sign in.",
+                code="directory_down",
+            )
+        return forms.ValidationError("Wrong username or password.", code="invalid_login")

@@ -4,10 +4,11 @@ API tokens, and the append-only audit log."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 
-from portal.choices import ActorType, Role
+from portal.choices import ActorType, MembershipSource, Role, TokenScope
 from portal.crypto import EncryptedTextField
 from portal.images import default_image_values, validate_image_values
 
@@ -42,6 +43,12 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    source = models.CharField(
+        max_length=8,
+        choices=MembershipSource.choices,
+        default=MembershipSource.MANUAL,
+        help_text="Roles from LDAP groups are refreshed (and removed) at each sign-in.",
+    )
 
     class Meta:
         constraints = [
@@ -173,13 +180,82 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise it.")
     token_hash = models.CharField(max_length=64, unique=True)
+    scopes = ArrayField(
+        models.CharField(max_length=8, choices=TokenScope.choices),
+        default=list,
+        help_text="read, deploy, approve.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scopes__contained_by=TokenScope.values),
+                name="api_token_scopes_valid",
+            )
+        ]
+
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) of {self.user}"
+
+
+class Freeze(models.Model):
+    """A change freeze: no deployment into the environment (of one team's services, or of
+    every service) between `starts_at` and `ends_at`, unless a lead overrides it with a
+    reason."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freezes")
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="freezes",
+        help_text="Empty: every team's services (site admins only).",
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="freeze_ends_after_start",
+            )
+        ]
+        indexes = [models.Index(fields=["environment", "ends_at"])]
+
+    def __str__(self) -> str:
+        whose = self.team.name if self.team_id else "every team"
+        return f"{self.environment} frozen for {whose} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+
+class LdapGroupRole(models.Model):
+    """Members of an LDAP group get a role in a team, refreshed at each sign-in."""
+
+    group_dn = models.CharField(
+        max_length=300, help_text="e.g. cn=shop-leads,ou=groups,dc=example,dc=com"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="ldap_groups")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        ordering = ["team", "group_dn"]
+        constraints = [
+            models.UniqueConstraint(fields=["group_dn", "team"], name="ldap_group_role_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group_dn} → {self.role} in {self.team}"
 
 
 class AuditCheck(models.Model):

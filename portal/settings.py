@@ -46,11 +46,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "portal",
     "clusters",
     "releases",
@@ -67,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.RequestIdMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -106,7 +110,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "slipway",
+        "KEY_PREFIX": env.str("SLIPWAY_CACHE_PREFIX", default="slipway"),
     }
 }
 
@@ -115,6 +119,49 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Sign-in: LDAP when SLIPWAY_LDAP_URI is set (users and team roles from the directory),
+# and local accounts always (break-glass admins). django-axes locks a username at an
+# address out after repeated failures.
+SLIPWAY_LDAP_URI = env.str("SLIPWAY_LDAP_URI", default="")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    *(["portal.ldap.SlipwayLDAPBackend"] if SLIPWAY_LDAP_URI else []),
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_LDAP_SERVER_URI = SLIPWAY_LDAP_URI
+AUTH_LDAP_BIND_DN = env.str("SLIPWAY_LDAP_BIND_DN", default="")
+AUTH_LDAP_BIND_PASSWORD = env.str("SLIPWAY_LDAP_BIND_PASSWORD", default="")
+AUTH_LDAP_USER_DN_TEMPLATE = env.str(
+    "SLIPWAY_LDAP_USER_DN_TEMPLATE", default="uid=%(user)s,ou=people,dc=example,dc=com"
+)
+AUTH_LDAP_START_TLS = env.bool("SLIPWAY_LDAP_START_TLS", default=False)
+AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
+AUTH_LDAP_ALWAYS_UPDATE_USER = True
+AUTH_LDAP_DENY_GROUP = env.str("SLIPWAY_LDAP_DENY_GROUP", default="") or None
+AUTH_LDAP_REQUIRE_GROUP = env.str("SLIPWAY_LDAP_REQUIRE_GROUP", default="") or None
+SLIPWAY_LDAP_GROUP_BASE = env.str("SLIPWAY_LDAP_GROUP_BASE", default="ou=groups,dc=example,dc=com")
+AUTH_LDAP_CONNECTION_OPTIONS = {}
+AUTH_LDAP_CACHE_TIMEOUT = 0
+if SLIPWAY_LDAP_URI:
+    import ldap
+    from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
+
+    AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
+        SLIPWAY_LDAP_GROUP_BASE, ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)"
+    )
+    AUTH_LDAP_GROUP_TYPE = GroupOfNamesType()
+    AUTH_LDAP_CONNECTION_OPTIONS = {
+        ldap.OPT_NETWORK_TIMEOUT: 5,
+        ldap.OPT_TIMEOUT: 10,
+        ldap.OPT_REFERRALS: 0,
+    }
+AXES_ENABLED = env.bool("SLIPWAY_SIGNIN_LOCKOUT", default=True)
+AXES_FAILURE_LIMIT = env.int("SLIPWAY_SIGNIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = env.float("SLIPWAY_SIGNIN_LOCKOUT_MINUTES", default=15.0) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -153,18 +200,26 @@ REST_FRAMEWORK = {
         "portal.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "portal.api_defaults.TokenScopes",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api_defaults.CallerRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "portal.schema.SlipwaySchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "portal.api_defaults.SmallPage",
     "PAGE_SIZE": 50,
-    "DEFAULT_PARSER_CLASSES": ["portal.api_formats.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api_defaults.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "portal.api_formats.ProblemJSONRenderer",
+        "portal.api_defaults.ProblemJSONRenderer",
     ],
     "EXCEPTION_HANDLER": "portal.drf.problem_exception_handler",
 }
+# API tokens expire after this many days unless issued otherwise.
+SLIPWAY_TOKEN_DAYS = env.int("SLIPWAY_TOKEN_DAYS", default=90)
+# Requests per token (or per signed-in user) to the API; more answer 429 with Retry-After.
+SLIPWAY_API_RATE = env.str("SLIPWAY_API_RATE", default="1200/min")
 # The largest JSON body the API reads (bigger: 413).
 SLIPWAY_API_MAX_BODY_BYTES = env.int("SLIPWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
 SPECTACULAR_SETTINGS = {
@@ -224,5 +279,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"kubernetes": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "kubernetes": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -2,21 +2,60 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
-from portal import views
-from portal.api import MeApi
+from portal import api, team_views, views
+from portal.forms import SignInForm
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_page, name="audit"),
     path("audit/verify", views.audit_verify_now, name="audit-verify"),
+    path("teams/<slug:slug>/", team_views.team_detail, name="team-detail"),
+    path("teams/<slug:slug>/members", team_views.team_member_set, name="team-member-set"),
+    path(
+        "teams/<slug:slug>/members/<int:pk>/remove",
+        team_views.team_member_remove,
+        name="team-member-remove",
+    ),
+    path("teams/<slug:slug>/targets", team_views.team_target_save, name="team-target-create"),
+    path(
+        "teams/<slug:slug>/targets/<int:pk>", team_views.team_target_save, name="team-target-save"
+    ),
+    path("teams/<slug:slug>/freezes", team_views.team_freeze_create, name="team-freeze-create"),
+    path(
+        "teams/<slug:slug>/freezes/<int:pk>/end",
+        team_views.team_freeze_delete,
+        name="team-freeze-delete",
+    ),
+    path("tokens/", team_views.tokens, name="tokens"),
+    path("tokens/new", team_views.token_create, name="token-create"),
+    path("tokens/<int:pk>/revoke", team_views.token_revoke_view, name="token-revoke"),
     path("admin/", admin.site.urls),
-    path("api/v1/me", MeApi.as_view(), name="api-me"),
+    path("api/v1/me", api.MeApi.as_view(), name="api-me"),
+    path("api/v1/audit-events/", api.AuditEventListApi.as_view(), name="api-audit-events"),
+    path(
+        "api/v1/environments/<slug:slug>/freezes/",
+        api.FreezeListApi.as_view(),
+        name="api-freezes",
+    ),
+    path(
+        "api/v1/environments/<slug:slug>/freezes/<int:pk>/",
+        api.FreezeDetailApi.as_view(),
+        name="api-freeze",
+    ),
     path("api/v1/", include("releases.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The schema and its docs page are public, like any API reference; the calls are not.
+    path(
+        "api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
+        name="api-docs",
+    ),
     path("", include("releases.urls")),
 ]
 

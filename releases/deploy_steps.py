@@ -17,6 +17,7 @@ from clusters.errors import HelmFailed
 from clusters.helm import Helm, helm_deadline_seconds
 from clusters.rollout import REQUEST_TIMEOUT_SECONDS, RolloutWatcher
 from portal.audit import audit_record
+from portal.freezes import active_freeze, describe
 from portal.images import is_digest, render_image_values, tag_for
 from releases.choices import DeploymentStatus
 from releases.models import Deployment
@@ -103,6 +104,9 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     refusal = deployment_refusal(
         release=deployment.release, environment=deployment.environment, kind=deployment.kind
     )
+    freeze = active_freeze(deployment.service, deployment.environment)
+    if refusal is None and freeze is not None and deployment.freeze_override is None:
+        refusal = f"{describe(freeze)}. A lead may override it with a reason."
     if refusal:
         deployment_fail(deployment=deployment, reason=f"Refused when starting: {refusal}")
         return Step.DONE

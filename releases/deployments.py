@@ -12,7 +12,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.audit import Actor, RequestContext, audit_record
+from portal.choices import Role
+from portal.freezes import active_freeze, describe
 from portal.models import DeploymentTarget, Environment
+from portal.permissions import has_role
 from releases import dispatch
 from releases.choices import (
     DEPLOYMENT_RUNNING,
@@ -20,7 +23,7 @@ from releases.choices import (
     DeploymentKind,
     DeploymentStatus,
 )
-from releases.errors import Conflict, DeploymentBusy, ReleaseRefused
+from releases.errors import Conflict, DeploymentBusy, NotPermitted, ReleaseRefused
 from releases.models import Approval, Deployment, Release
 from releases.promotion import (
     check_deployable,
@@ -76,6 +79,22 @@ def _waiting_message(release: Release, environment: Environment) -> str:
     )
 
 
+def freeze_check(
+    *, service, environment: Environment, user, override_reason: str = ""
+) -> dict | None:
+    """Refuse a deployment into a frozen environment, unless a lead overrides the freeze
+    with a reason; returns the override to record, or None when nothing is frozen."""
+    freeze = active_freeze(service, environment)
+    if freeze is None:
+        return None
+    reason = (override_reason or "").strip()
+    if not reason:
+        raise Conflict(f"{describe(freeze)}. A lead may override it with a reason.")
+    if user is None or not has_role(user, service, Role.LEAD):
+        raise NotPermitted("Only a lead may override a freeze.")
+    return {"freeze": freeze.pk, "reason": reason[:300], "by": user.get_username()}
+
+
 def deployment_start(
     *,
     release: Release,
@@ -85,13 +104,18 @@ def deployment_start(
     kind: str = DeploymentKind.DEPLOY,
     context: RequestContext | None = None,
     wait_if_busy: bool = False,
+    freeze_override: str = "",
 ) -> Deployment:
     """Deploy a built release to an environment: the same image digest, never a rebuild.
 
-    The path rule (promotion.py) is checked here, again on approval and again when the
-    worker starts. `wait_if_busy`: queue behind a running deployment instead of refusing.
+    The path rule (promotion.py) and freezes are checked here, again on approval and
+    again when the worker starts. `wait_if_busy`: queue behind a running deployment
+    instead of refusing. `freeze_override`: a lead's reason to deploy during a freeze.
     """
     check_deployable(release=release, environment=environment, kind=kind)
+    override = freeze_check(
+        service=release.service, environment=environment, user=user, override_reason=freeze_override
+    )
     target = (
         DeploymentTarget.objects.select_related("cluster")
         .filter(service=release.service_id, environment=environment)
@@ -104,22 +128,23 @@ def deployment_start(
         if needs_approval(environment, kind)
         else DeploymentStatus.PENDING
     )
+    request = {"kind": kind, "actor": actor, "user": user, "context": context, "override": override}
     try:
-        return _create(release, environment, target, kind, status, actor, user, context)
+        return _create(release, environment, target, status, **request)
     except IntegrityError as exc:
         if _violated(exc) == WAITING_CONSTRAINT:
             raise Conflict(_waiting_message(release, environment)) from exc
         if not wait_if_busy:
             raise DeploymentBusy(busy_message(release.service_id, environment)) from exc
     try:
-        return _create(
-            release, environment, target, kind, DeploymentStatus.QUEUED, actor, user, context
-        )
+        return _create(release, environment, target, DeploymentStatus.QUEUED, **request)
     except IntegrityError as exc:
         raise Conflict(_waiting_message(release, environment)) from exc
 
 
-def _create(release, environment, target, kind, status, actor, user, context) -> Deployment:
+def _create(
+    release, environment, target, status, *, kind, actor, user, context, override
+) -> Deployment:
     with transaction.atomic():
         deployment = Deployment.objects.create(
             release=release,
@@ -130,6 +155,7 @@ def _create(release, environment, target, kind, status, actor, user, context) ->
             kind=kind,
             image=release.image,
             status=status,
+            freeze_override=override,
         )
         audit_record(
             actor=actor,
@@ -143,6 +169,14 @@ def _create(release, environment, target, kind, status, actor, user, context) ->
                 "status": status,
             },
         )
+        if override:
+            audit_record(
+                actor=actor,
+                action="freeze.override",
+                target=deployment,
+                context=context,
+                after=override,
+            )
         if status == DeploymentStatus.PENDING:
             dispatch.advance_deployment(deployment)
     return deployment
@@ -156,16 +190,26 @@ def deployment_decide(
     actor: Actor,
     comment: str = "",
     context: RequestContext | None = None,
+    freeze_override: str = "",
 ) -> Deployment:
     """A lead approves (the deployment takes the environment's slot and starts) or rejects
-    (it is cancelled). Approving a busy environment is refused and the request waits on."""
+    (it is cancelled). Approving a busy or frozen environment is refused and the request
+    waits on (a lead may override a freeze with a reason)."""
     refusal = decision_refusal(deployment=deployment, user=user)
     if refusal:
         raise refusal
+    override = None
     if approve:
         check_deployable(
             release=deployment.release, environment=deployment.environment, kind=deployment.kind
         )
+        if deployment.freeze_override is None:
+            override = freeze_check(
+                service=deployment.service,
+                environment=deployment.environment,
+                user=user,
+                override_reason=freeze_override,
+            )
     to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
     reason = "" if approve else f"rejected by {user.get_username()}: {comment}".strip(": ")
     try:
@@ -182,6 +226,16 @@ def deployment_decide(
             Approval.objects.create(
                 deployment=deployment, decided_by=user, approved=approve, comment=comment[:500]
             )
+            if override:
+                Deployment.objects.filter(pk=deployment.pk).update(freeze_override=override)
+                deployment.freeze_override = override
+                audit_record(
+                    actor=actor,
+                    action="freeze.override",
+                    target=deployment,
+                    context=context,
+                    after=override,
+                )
             if approve:
                 dispatch.advance_deployment(deployment)
     except IntegrityError as exc:

@@ -8,6 +8,7 @@ never succeed as given, 403 for a missing role, 409 for one the current state re
 from __future__ import annotations
 
 from portal.errors import Refused
+from portal.permissions import RoleMissing
 
 
 class ReleaseRefused(Refused):
@@ -16,11 +17,9 @@ class ReleaseRefused(Refused):
     http_status = 400
 
 
-class NotPermitted(ReleaseRefused):
-    """The caller lacks the role (or is the wrong person) for this action."""
-
-    http_status = 403
-    title = "Not permitted"
+class NotPermitted(RoleMissing):
+    """The caller lacks the role (or is the wrong person) for this action: a 403, on a
+    page as in the API (not a message, as refusals of the request itself are)."""
 
 
 class Conflict(ReleaseRefused):

@@ -182,6 +182,11 @@ class Deployment(models.Model):
     previous_revision = models.IntegerField(null=True, blank=True)
     rolled_back_to_revision = models.IntegerField(null=True, blank=True)
     image = models.CharField(max_length=400, help_text="repo@sha256:… deployed")
+    freeze_override = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The freeze a lead overrode to request it, with their reason.",
+    )
     values = models.JSONField(
         default=list,
         blank=True,

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import yaml
 from django.core.cache import cache
 
-from portal.models import DeploymentTarget, Environment
+from portal.freezes import active_freeze, describe
+from portal.models import DeploymentTarget, Environment, Freeze
 from releases import dispatch
 from releases.deploy_steps import deployment_values
 from releases.models import Deployment, Release
@@ -66,6 +67,11 @@ class Preview:
     refusal: str | None
     between: list[Release] = field(default_factory=list)
     values_diff: list[str] = field(default_factory=list)
+    freeze: Freeze | None = None
+
+    @property
+    def freeze_text(self) -> str:
+        return describe(self.freeze) if self.freeze else ""
 
     @property
     def same_image(self) -> bool:
@@ -100,7 +106,10 @@ def promotion_preview(*, release: Release, environment: Environment, kind: str) 
             f"{environment.name} now (release #{current.release_id})" if current else "nothing",
             f"release #{release.pk}",
         )
-    return Preview(release, environment, kind, target, current, refusal, between, values_diff)
+    freeze = active_freeze(release.service, environment)
+    return Preview(
+        release, environment, kind, target, current, refusal, between, values_diff, freeze
+    )
 
 
 def _values_for(release: Release, target: DeploymentTarget) -> list[dict]:

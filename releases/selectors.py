@@ -13,7 +13,8 @@ from itertools import pairwise
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from portal.choices import Role
-from portal.models import DeploymentTarget, Environment, Service
+from portal.freezes import freezes_covering
+from portal.models import DeploymentTarget, Environment, Freeze, Service
 from portal.permissions import teams_with_role, visible, visible_services
 from releases.choices import (
     DEPLOYMENT_OPEN,
@@ -45,6 +46,7 @@ class EnvironmentState:
     waiting_count: int = 0
     rollback_to: Release | None = None
     promote_to: Environment | None = None  # runs a release the next environment does not
+    freeze: Freeze | None = None  # a freeze in force for this service here
 
     @property
     def drift(self) -> dict | None:
@@ -104,6 +106,9 @@ def environment_states(
                 n=Count("id")
             )
         }
+    freezes: dict[tuple[int, int | None], Freeze] = {}
+    for freeze in freezes_covering(environment_ids=[e.pk for e in environments]):
+        freezes.setdefault((freeze.environment_id, freeze.team_id), freeze)
     states: dict[int, list[EnvironmentState]] = {}
     for service in services:
         row = []
@@ -120,6 +125,8 @@ def environment_states(
                     active=running.get((service.pk, environment.pk)),
                     waiting=waiting.get((service.pk, environment.pk), []),
                     waiting_count=waiting_counts.get((service.pk, environment.pk), 0),
+                    freeze=freezes.get((environment.pk, service.team_id))
+                    or freezes.get((environment.pk, None)),
                 )
             )
         targeted = [state for state in row if state.targeted]

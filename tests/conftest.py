@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from urllib.parse import urlparse, urlunparse
 
 import pytest
@@ -15,7 +16,12 @@ from portal.celery import app as celery_app
 from tests.support.worker import WorkerProcess
 
 # Fixtures of the Jenkins emulator, the local cluster and the e2e deployment world.
-pytest_plugins = ["tests.support.jenkins", "tests.support.kube", "tests.support.deploy"]
+pytest_plugins = [
+    "tests.support.jenkins",
+    "tests.support.kube",
+    "tests.support.deploy",
+    "tests.support.ldap",
+]
 
 # Tests get their own Redis database so a `make run` worker never takes their tasks.
 TEST_REDIS_DB = 15
@@ -23,6 +29,9 @@ _redis = urlparse(settings.REDIS_URL)
 TEST_REDIS_URL = urlunparse(_redis._replace(path=f"/{TEST_REDIS_DB}"))
 settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = TEST_REDIS_URL
 settings.CACHES["default"]["LOCATION"] = TEST_REDIS_URL
+# A cache of this run's own (throttle counts, previews), shared with its worker.
+TEST_CACHE_PREFIX = f"slipway-test-{uuid.uuid4().hex[:8]}"
+settings.CACHES["default"]["KEY_PREFIX"] = TEST_CACHE_PREFIX
 celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
 
 
@@ -50,6 +59,7 @@ WORKER_ENV = {
     "SLIPWAY_HELM_STUCK_SECONDS": "1",
     "SLIPWAY_HELM_TIMEOUT_SECONDS": "8",
     "SLIPWAY_CLUSTER_MAX_RETRIES": "2",
+    "SLIPWAY_CACHE_PREFIX": TEST_CACHE_PREFIX,
 }
 
 

@@ -6,9 +6,14 @@ from releases.choices import DeploymentKind
 from releases.models import Deployment, Release
 
 
+def username(source: str) -> serializers.CharField:
+    """A user by name; null when there is none (Slipway itself acted)."""
+    return serializers.CharField(source=f"{source}.username", read_only=True, allow_null=True)
+
+
 class DeploymentOutput(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    requested_by = serializers.StringRelatedField()
+    requested_by = username("requested_by")
     approved_by = serializers.SerializerMethodField()
     decision_comment = serializers.SerializerMethodField()
 
@@ -26,6 +31,7 @@ class DeploymentOutput(serializers.ModelSerializer):
             "previous_revision",
             "rolled_back_to_revision",
             "verified_images",
+            "freeze_override",
             "progress",
             "requested_by",
             "approved_by",
@@ -46,7 +52,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 
 class ReleaseOutput(serializers.ModelSerializer):
     service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    requested_by = serializers.StringRelatedField()
+    requested_by = username("requested_by")
     image = serializers.CharField(read_only=True)
     deployments = DeploymentOutput(many=True, read_only=True)
 
@@ -85,7 +91,7 @@ class RunningOutput(serializers.Serializer):
     image = serializers.CharField()
     digest = serializers.CharField(source="release.image_digest")
     since = serializers.DateTimeField(source="finished_at")
-    by = serializers.StringRelatedField(source="requested_by")
+    by = username("requested_by")
 
 
 class BriefDeploymentOutput(serializers.Serializer):
@@ -93,22 +99,38 @@ class BriefDeploymentOutput(serializers.Serializer):
     release = serializers.IntegerField(source="release_id")
     kind = serializers.CharField()
     status = serializers.CharField()
-    requested_by = serializers.StringRelatedField()
+    requested_by = username("requested_by")
     created_at = serializers.DateTimeField()
+
+
+class FreezeBrief(serializers.Serializer):
+    id = serializers.IntegerField()
+    until = serializers.DateTimeField(source="ends_at")
+    reason = serializers.CharField()
+    by = serializers.CharField(source="created_by.username", read_only=True)
 
 
 class EnvironmentStateOutput(serializers.Serializer):
     environment = serializers.SlugField(source="environment.slug")
     name = serializers.CharField(source="environment.name")
-    namespace = serializers.CharField(source="target.namespace")
+    namespace = serializers.CharField(source="target.namespace", allow_null=True, default=None)
     running = RunningOutput(source="current", allow_null=True)
     in_flight = BriefDeploymentOutput(source="active", allow_null=True)
-    waiting = BriefDeploymentOutput(many=True)
+    waiting = serializers.IntegerField(
+        source="waiting_count", help_text="Requests waiting for approval or for the environment."
+    )
+    ready_for = serializers.SlugField(
+        source="promote_to.slug",
+        allow_null=True,
+        default=None,
+        help_text="The next environment, when it does not run this release yet.",
+    )
     drift = serializers.JSONField(
         allow_null=True,
-        help_text="Null when the cluster runs what "
-        "Slipway deployed; else what differs, and since when.",
+        help_text="Null when the cluster runs what Slipway deployed; else what differs, and "
+        "since when.",
     )
+    freeze = FreezeBrief(allow_null=True)
 
 
 class ServiceOutput(serializers.Serializer):
@@ -116,7 +138,7 @@ class ServiceOutput(serializers.Serializer):
     name = serializers.CharField(source="service.name")
     team = serializers.SlugField(source="service.team.slug")
     image_repository = serializers.CharField(source="service.image_repository")
-    environments = EnvironmentStateOutput(many=True)
+    environments = EnvironmentStateOutput(many=True, source="states")
 
 
 class ReleaseInput(serializers.Serializer):
@@ -130,10 +152,22 @@ class ReleaseInput(serializers.Serializer):
 class DeploymentInput(serializers.Serializer):
     environment = serializers.SlugField()
     kind = serializers.ChoiceField(choices=DeploymentKind.choices, default=DeploymentKind.PROMOTE)
+    freeze_override = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="A lead's reason to deploy while the environment is frozen.",
+    )
 
 
 class DecisionInput(serializers.Serializer):
     comment = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    freeze_override = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="A lead's reason to start it while the environment is frozen.",
+    )
 
 
 class LogOutput(serializers.Serializer):

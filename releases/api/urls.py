@@ -17,6 +17,7 @@ urlpatterns = [
         views.ReleaseCreateApi.as_view(),
         name="api-service-releases",
     ),
+    path("deployments/", views.DeploymentListApi.as_view(), name="api-deployments"),
     path("deployments/<int:pk>/", views.DeploymentDetailApi.as_view(), name="api-deployment"),
     path(
         "deployments/<int:pk>/approve",
@@ -33,5 +34,6 @@ urlpatterns = [
         views.DeploymentCancelApi.as_view(),
         name="api-deployment-cancel",
     ),
+    path("services/", views.ServiceListApi.as_view(), name="api-services"),
     path("services/<slug:slug>/", views.ServiceDetailApi.as_view(), name="api-service"),
 ]

@@ -1,23 +1,24 @@
 """The REST API for scripts and CI: everything the buttons do, with a token.
 
-Thin like the pages: check the caller's role, call one workflow function, answer. Every
-error is problem details (portal/drf.py); every POST honours `Idempotency-Key`.
+Thin like the pages: check access with the access policy (portal/permissions.py), call
+one workflow function or selector, answer. Every error is problem details
+(portal/drf.py); every POST honours `Idempotency-Key`; lists page by id.
 """
 
 from __future__ import annotations
 
-import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from portal.api_defaults import Page
 from portal.audit import Actor, RequestContext
-from portal.choices import Role
+from portal.choices import Role, TokenScope
 from portal.drf import ApiView
-from portal.models import Environment, Membership, Service
-from portal.permissions import has_role
+from portal.models import Environment
+from portal.permissions import require_role, visible, visible_services
 from releases import selectors
 from releases.api.serializers import (
     DecisionInput,
@@ -29,56 +30,69 @@ from releases.api.serializers import (
     ServiceOutput,
 )
 from releases.builds import release_cancel, release_create
-from releases.choices import RELEASE_ACTIVE, ReleaseStatus
+from releases.choices import RELEASE_ACTIVE
 from releases.deployments import deployment_decide, deployment_start, deployment_withdraw
+from releases.filters import DeploymentFilter, ReleaseFilter
 from releases.models import Deployment, Release
 from releases.promotion import deployment_role_needed
-
-
-def _require(request, service: Service, role: str) -> None:
-    if not has_role(request.user, service, role):
-        raise PermissionDenied(f"You need the {role} role in {service.team} for this.")
 
 
 def _context(request) -> dict:
     return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
 
 
-def _visible_services(request):
-    if getattr(request, "swagger_fake_view", False) or not request.user.is_authenticated:
-        return Service.objects.none()
-    services = Service.objects.select_related("team")
-    if request.user.is_superuser:
-        return services
-    return services.filter(team__in=Membership.objects.filter(user=request.user).values("team"))
-
-
-def _visible_releases(request):
-    releases = Release.objects.select_related("service__team", "requested_by").prefetch_related(
-        "deployments__environment",
-        "deployments__requested_by",
-        "deployments__approval__decided_by",
+def _releases(request):
+    return visible(
+        Release.objects.select_related("service__team", "requested_by").prefetch_related(
+            "deployments__environment",
+            "deployments__requested_by",
+            "deployments__approval__decided_by",
+        ),
+        request.user,
     )
-    return releases.filter(service__in=_visible_services(request))
 
 
-def _visible_deployment(request, pk: int) -> Deployment:
-    return get_object_or_404(
+def _deployments(request):
+    return visible(
         Deployment.objects.select_related(
             "service__team", "environment", "release", "requested_by", "approval__decided_by"
-        ).filter(service__in=_visible_services(request)),
-        pk=pk,
+        ),
+        request.user,
     )
 
 
-class ReleaseFilter(django_filters.FilterSet):
-    service = django_filters.CharFilter(field_name="service__slug")
-    status = django_filters.ChoiceFilter(choices=ReleaseStatus.choices)
-    ref = django_filters.CharFilter()
+def _environment(slug: str) -> Environment:
+    environment = Environment.objects.filter(slug=slug).first()
+    if environment is None:
+        raise NotFound(f"No environment {slug!r}.")
+    return environment
 
-    class Meta:
-        model = Release
-        fields = ["service", "status", "ref"]
+
+class ServiceListApi(generics.ListAPIView, ApiView):
+    """Services of the caller's teams, each with what runs in every environment."""
+
+    serializer_class = ServiceOutput
+
+    def get_queryset(self):
+        return visible_services(self.request.user).order_by("name")
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        environments = list(Environment.objects.order_by("order"))
+        states = selectors.environment_states(page, environments)
+        rows = [selectors.DashboardRow(s, states[s.pk]) for s in page]
+        return self.get_paginated_response(ServiceOutput(rows, many=True).data)
+
+
+class ServiceDetailApi(ApiView):
+    """One service: per environment, what runs (release, digest, since, by whom), what is
+    in flight or waiting, drift and freeze."""
+
+    @extend_schema(responses=ServiceOutput)
+    def get(self, request, slug: str):
+        service = get_object_or_404(visible_services(request.user), slug=slug)
+        row = selectors.DashboardRow(service, selectors.service_overview(service=service))
+        return Response(ServiceOutput(row).data)
 
 
 class ReleaseListApi(generics.ListAPIView, ApiView):
@@ -86,16 +100,17 @@ class ReleaseListApi(generics.ListAPIView, ApiView):
 
     serializer_class = ReleaseOutput
     filterset_class = ReleaseFilter
+    pagination_class = Page
 
     def get_queryset(self):
-        return _visible_releases(self.request).order_by("-id")
+        return _releases(self.request)
 
 
 class ReleaseDetailApi(generics.RetrieveAPIView, ApiView):
     serializer_class = ReleaseOutput
 
     def get_queryset(self):
-        return _visible_releases(self.request)
+        return _releases(self.request)
 
 
 class ReleaseCreateApi(ApiView):
@@ -103,19 +118,15 @@ class ReleaseCreateApi(ApiView):
 
     @extend_schema(request=ReleaseInput, responses={201: ReleaseOutput})
     def post(self, request, slug: str):
-        service = get_object_or_404(_visible_services(request), slug=slug)
-        _require(request, service, Role.DEVELOPER)
+        service = get_object_or_404(visible_services(request.user), slug=slug)
+        require_role(request.user, service, Role.DEVELOPER)
         data = ReleaseInput(data=request.data)
         data.is_valid(raise_exception=True)
-        deploy_to = None
-        if data.validated_data.get("deploy_to"):
-            deploy_to = Environment.objects.filter(slug=data.validated_data["deploy_to"]).first()
-            if deploy_to is None:
-                raise NotFound(f"No environment {data.validated_data['deploy_to']!r}.")
+        deploy_to = data.validated_data.get("deploy_to")
         release = release_create(
             service=service,
             ref=data.validated_data["ref"],
-            deploy_to=deploy_to,
+            deploy_to=_environment(deploy_to) if deploy_to else None,
             user=request.user,
             **_context(request),
         )
@@ -127,7 +138,7 @@ class ReleaseLogApi(ApiView):
 
     @extend_schema(parameters=[OpenApiParameter("offset", int)], responses=LogOutput)
     def get(self, request, pk: int):
-        release = get_object_or_404(_visible_releases(request), pk=pk)
+        release = get_object_or_404(_releases(request), pk=pk)
         try:
             offset = int(request.query_params.get("offset", "0"))
         except ValueError:
@@ -143,10 +154,12 @@ class ReleaseLogApi(ApiView):
 
 
 class ReleaseCancelApi(ApiView):
+    """Stop the build, or cancel its queue item."""
+
     @extend_schema(request=None, responses={202: ReleaseOutput})
     def post(self, request, pk: int):
-        release = get_object_or_404(_visible_releases(request), pk=pk)
-        _require(request, release.service, Role.DEVELOPER)
+        release = get_object_or_404(_releases(request), pk=pk)
+        require_role(request.user, release.service, Role.DEVELOPER)
         release = release_cancel(release=release, **_context(request))
         return Response(ReleaseOutput(release).data, status=status.HTTP_202_ACCEPTED)
 
@@ -156,38 +169,49 @@ class DeploymentCreateApi(ApiView):
 
     @extend_schema(request=DeploymentInput, responses={201: DeploymentOutput})
     def post(self, request, pk: int):
-        release = get_object_or_404(_visible_releases(request), pk=pk)
+        release = get_object_or_404(_releases(request), pk=pk)
         data = DeploymentInput(data=request.data)
         data.is_valid(raise_exception=True)
         kind = data.validated_data["kind"]
-        _require(request, release.service, deployment_role_needed(kind))
-        environment = Environment.objects.filter(slug=data.validated_data["environment"]).first()
-        if environment is None:
-            raise NotFound(f"No environment {data.validated_data['environment']!r}.")
+        require_role(request.user, release.service, deployment_role_needed(kind))
         deployment = deployment_start(
             release=release,
-            environment=environment,
+            environment=_environment(data.validated_data["environment"]),
             kind=kind,
             user=request.user,
+            freeze_override=data.validated_data.get("freeze_override", ""),
             **_context(request),
         )
         return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)
 
 
-class DeploymentDetailApi(ApiView):
-    @extend_schema(responses=DeploymentOutput)
-    def get(self, request, pk: int):
-        return Response(DeploymentOutput(_visible_deployment(request, pk)).data)
+class DeploymentListApi(generics.ListAPIView, ApiView):
+    """Deployments of the caller's teams, newest first."""
+
+    serializer_class = DeploymentOutput
+    filterset_class = DeploymentFilter
+    pagination_class = Page
+
+    def get_queryset(self):
+        return _deployments(self.request)
+
+
+class DeploymentDetailApi(generics.RetrieveAPIView, ApiView):
+    serializer_class = DeploymentOutput
+
+    def get_queryset(self):
+        return _deployments(self.request)
 
 
 class DeploymentDecisionApi(ApiView):
     """A lead other than the requester approves or rejects a protected deployment."""
 
     approve = True
+    scope = TokenScope.APPROVE
 
     @extend_schema(request=DecisionInput, responses=DeploymentOutput)
     def post(self, request, pk: int):
-        deployment = _visible_deployment(request, pk)
+        deployment = get_object_or_404(_deployments(request), pk=pk)
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         deployment_decide(
@@ -195,9 +219,10 @@ class DeploymentDecisionApi(ApiView):
             user=request.user,
             approve=self.approve,
             comment=data.validated_data.get("comment", ""),
+            freeze_override=data.validated_data.get("freeze_override", ""),
             **_context(request),
         )
-        return Response(DeploymentOutput(_visible_deployment(request, pk)).data)
+        return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
 
 
 class DeploymentRejectApi(DeploymentDecisionApi):
@@ -210,17 +235,6 @@ class DeploymentCancelApi(ApiView):
 
     @extend_schema(request=None, responses=DeploymentOutput)
     def post(self, request, pk: int):
-        deployment = _visible_deployment(request, pk)
+        deployment = get_object_or_404(_deployments(request), pk=pk)
         deployment_withdraw(deployment=deployment, user=request.user, **_context(request))
-        return Response(DeploymentOutput(_visible_deployment(request, pk)).data)
-
-
-class ServiceDetailApi(ApiView):
-    """One service: per environment, what runs (release, digest, since, by whom), what is in
-    flight or waiting, and drift."""
-
-    @extend_schema(responses=ServiceOutput)
-    def get(self, request, slug: str):
-        service = get_object_or_404(_visible_services(request), slug=slug)
-        overview = selectors.service_overview(service=service)
-        return Response(ServiceOutput({"service": service, "environments": overview}).data)
+        return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)

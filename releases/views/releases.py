@@ -116,7 +116,8 @@ def release_confirm(request, pk: int):
     require(request, release.service, deployment_role_needed(kind))
     environment = get_object_or_404(Environment, slug=request.GET.get("environment", ""))
     context = {
-        "preview": preview.promotion_preview(release=release, environment=environment, kind=kind)
+        "preview": preview.promotion_preview(release=release, environment=environment, kind=kind),
+        "may_override": has_role(request.user, release.service, Role.LEAD),
     }
     template = "releases/_confirm.html" if request.htmx else "releases/confirm.html"
     return render(request, template, context)
@@ -151,6 +152,7 @@ def release_deploy(request, pk: int):
             environment=environment,
             kind=kind,
             user=request.user,
+            freeze_override=request.POST.get("freeze_override", ""),
             **actor_and_context(request),
         )
         waits = {

@@ -1,4 +1,5 @@
 import pytest
+from django.db import connection
 
 from portal.tasks import ping
 
@@ -7,4 +8,5 @@ from portal.tasks import ping
 def test_a_real_worker_process_runs_a_task_through_redis(celery_worker):
     result = ping.delay("hello")
     # The worker answers from its own process, connected to the test database.
-    assert result.get(timeout=30) == "pong:hello:test_slipway"
+    # The worker uses the tests' own database, not the one `make run` uses.
+    assert result.get(timeout=30) == f"pong:hello:{connection.settings_dict['NAME']}"

@@ -9,7 +9,7 @@ import requests
 
 from clusters.models import Cluster
 from portal.audit import Actor
-from portal.choices import Role
+from portal.choices import Role, TokenScope
 from portal.models import AuditEvent
 from portal.tokens import token_issue
 from releases.deployments import deployment_start
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _token(team, name: str, role: str) -> str:
-    return token_issue(user=member(team, name, role), name="script")[1]
+    return token_issue(user=member(team, name, role), name="script", scopes=TokenScope.values)[1]
 
 
 def _all_at_once(calls: list) -> list[requests.Response]:

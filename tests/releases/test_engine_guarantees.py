@@ -5,7 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster
-from portal.choices import Role
+from portal.choices import Role, TokenScope
 from portal.models import AuditEvent, DeploymentTarget
 from portal.tokens import token_issue
 from releases.models import Deployment, Release
@@ -30,7 +30,9 @@ def api(world, emulator):
     jenkins.save()
     clients = {}
     for name, role in (("ci", Role.DEVELOPER), ("lead", Role.LEAD), ("lead2", Role.LEAD)):
-        _, raw = token_issue(user=member(world["service"].team, name, role), name="script")
+        _, raw = token_issue(
+            user=member(world["service"].team, name, role), name="script", scopes=TokenScope.values
+        )
         clients[name] = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return clients
 

@@ -1,7 +1,8 @@
-"""How the API reads and writes bodies: bounded JSON in, JSON or problem+json out.
+"""What DRF's settings name for the whole API: bounded JSON in, JSON or problem+json out,
+token scopes, a rate per caller, paging.
 
 Kept apart from portal/drf.py because DRF's settings import these classes while DRF's
-views are still loading."""
+views are still loading (so nothing here imports rest_framework.views)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import json
 
 from django.conf import settings
 from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.renderers import JSONRenderer
+from rest_framework.throttling import SimpleRateThrottle
+
+from portal.choices import TokenScope
+from portal.models import ApiToken
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 MAX_JSON_DEPTH = 32
@@ -75,3 +82,66 @@ class ProblemJSONRenderer(JSONRenderer):
     """Lets a client ask for `application/problem+json` explicitly."""
 
     media_type = PROBLEM_CONTENT_TYPE
+
+
+class CSVRenderer(JSONRenderer):
+    """Names `?format=csv` for content negotiation; views that offer CSV answer it with a
+    stream of their own (the renderer itself never runs on their lists)."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+
+class TokenScopes(BasePermission):
+    """A token does only what its scopes allow: GET needs `read`; other methods the
+    view's `scope` (`deploy` unless it says `approve`). A browser session is not scoped."""
+
+    def has_permission(self, request, view) -> bool:
+        token = request.auth
+        if not isinstance(token, ApiToken):
+            return True
+        needed = (
+            TokenScope.READ
+            if request.method in SAFE_METHODS
+            else getattr(view, "scope", TokenScope.DEPLOY)
+        )
+        if needed in token.scopes:
+            return True
+        self.message = (
+            f"This token lacks the '{needed}' scope (it has {', '.join(token.scopes)}); "
+            "issue one with it."
+        )
+        return False
+
+
+class CallerRateThrottle(SimpleRateThrottle):
+    """SLIPWAY_API_RATE requests per token (or signed-in user, or address); more get 429
+    with Retry-After."""
+
+    scope = "caller"
+
+    def get_rate(self) -> str:
+        return settings.SLIPWAY_API_RATE
+
+    def get_cache_key(self, request, view) -> str:
+        if isinstance(request.auth, ApiToken):
+            who = f"token:{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            who = f"user:{request.user.pk}"
+        else:
+            who = f"ip:{self.get_ident(request)}"
+        return f"slipway:throttle:{who}"
+
+
+class Page(CursorPagination):
+    """Newest first, by id: a page deep in history costs what the first does."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class SmallPage(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200

@@ -1,0 +1,72 @@
+"""Sign-in with LDAP (django-auth-ldap): users come from the directory, and their roles
+from its groups, refreshed at every sign-in.
+
+An `LdapGroupRole` (admin) maps a group's DN to a role in a team. At sign-in a user gets,
+per team, the highest role their groups map to; roles that came from LDAP and no longer
+do are removed. Roles granted in Slipway by hand are left alone, so local break-glass
+admins and exceptions keep working. Members of SLIPWAY_LDAP_DENY_GROUP cannot sign in.
+"""
+
+from __future__ import annotations
+
+import ldap
+from django_auth_ldap.backend import LDAPBackend, ldap_error
+
+from portal.audit import Actor
+from portal.choices import MembershipSource, Role
+from portal.models import LdapGroupRole, Membership
+from portal.teams import membership_remove, membership_set
+
+
+class SlipwayLDAPBackend(LDAPBackend):
+    """django-auth-ldap's backend, refreshing team roles after each successful sign-in."""
+
+    def authenticate_ldap_user(self, ldap_user, password):
+        user = super().authenticate_ldap_user(ldap_user, password)
+        if user is not None:
+            ldap_roles_sync(user=user, group_dns=set(ldap_user.group_dns))
+        return user
+
+
+def ldap_roles_sync(*, user, group_dns: set[str]) -> dict[int, str]:
+    """Make the user's LDAP-granted roles match their groups; returns team id → role."""
+    member_of = {dn.lower() for dn in group_dns}
+    wanted: dict[int, str] = {}
+    teams = {}
+    for mapping in LdapGroupRole.objects.select_related("team"):
+        if mapping.group_dn.lower() in member_of:
+            teams[mapping.team_id] = mapping.team
+            current = wanted.get(mapping.team_id)
+            if current is None or Role.rank(mapping.role) > Role.rank(current):
+                wanted[mapping.team_id] = mapping.role
+    actor = Actor.system("ldap")
+    memberships = {
+        m.team_id: m for m in Membership.objects.filter(user=user).select_related("team")
+    }
+    for team_id, role in wanted.items():
+        existing = memberships.get(team_id)
+        if existing is not None and existing.source == MembershipSource.MANUAL:
+            continue  # granted by hand: not LDAP's to change
+        if existing is None or existing.role != role:
+            membership_set(
+                team=teams[team_id],
+                username=user.get_username(),
+                role=role,
+                by="LDAP groups at sign-in",
+                actor=actor,
+                source=MembershipSource.LDAP,
+            )
+    for team_id, membership in memberships.items():
+        if membership.source == MembershipSource.LDAP and team_id not in wanted:
+            membership_remove(membership=membership, actor=actor)
+    user.__dict__.pop("_slipway_team_roles", None)
+    return wanted
+
+
+def _directory_down(sender, context, user, request=None, exception=None, **kwargs) -> None:
+    # Tell the sign-in form the directory failed, so it does not say "wrong password".
+    if request is not None and isinstance(exception, ldap.SERVER_DOWN | ldap.TIMEOUT):
+        request.slipway_directory_down = True
+
+
+ldap_error.connect(_directory_down, dispatch_uid="slipway-ldap-down")

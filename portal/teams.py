@@ -1,0 +1,117 @@
+"""A team's own administration: who has which role, and where its services deploy.
+
+Team admins (and site admins) grant, change and remove roles and edit their services'
+deployment targets from the portal; every change is audited with before and after.
+Roles that come from LDAP groups are refreshed at each sign-in (portal/ldap.py).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from portal.admin_audit import snapshot
+from portal.audit import Actor, RequestContext, audit_record
+from portal.choices import MembershipSource, Role
+from portal.errors import Refused
+from portal.models import DeploymentTarget, Membership, Team
+from portal.permissions import RoleMissing, role_in_team
+
+
+class TeamRefused(Refused):
+    """The change cannot be made as asked."""
+
+
+def require_team_admin(user, team: Team) -> None:
+    role = role_in_team(user, team.pk)
+    if role != Role.ADMIN:
+        raise RoleMissing(f"You need the admin role in {team} for this.")
+
+
+def membership_set(
+    *,
+    team: Team,
+    username: str,
+    role: str,
+    by,
+    actor: Actor,
+    context: RequestContext | None = None,
+    source: str = MembershipSource.MANUAL,
+) -> Membership:
+    """Grant `role` in `team` to the user named `username` (or change their role)."""
+    if role not in Role.values:
+        raise TeamRefused(f"A role is one of {', '.join(Role.values)}.")
+    user = get_user_model().objects.filter(username=(username or "").strip()).first()
+    if user is None:
+        raise TeamRefused(f"No user named {username!r}; they appear after their first sign-in.")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(team=team, user=user).first()
+        before = membership.role if membership else None
+        if membership is None:
+            membership = Membership.objects.create(team=team, user=user, role=role, source=source)
+        elif membership.role != role or membership.source != source:
+            Membership.objects.filter(pk=membership.pk).update(role=role, source=source)
+            membership.role, membership.source = role, source
+        else:
+            return membership
+        audit_record(
+            actor=actor,
+            action="membership.create" if before is None else "membership.change",
+            target=membership,
+            context=context,
+            before={"user": user.get_username(), "role": before} if before else None,
+            after={"user": user.get_username(), "role": role, "source": source, "by": str(by)},
+        )
+    return membership
+
+
+def membership_remove(
+    *, membership: Membership, actor: Actor, context: RequestContext | None = None
+) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="membership.delete",
+            target=membership,
+            context=context,
+            before={
+                "user": membership.user.get_username(),
+                "team": membership.team.slug,
+                "role": membership.role,
+                "source": membership.source,
+            },
+        )
+        membership.delete()
+
+
+def target_save(
+    *,
+    target: DeploymentTarget,
+    actor: Actor,
+    context: RequestContext | None = None,
+) -> DeploymentTarget:
+    """Create or change a deployment target (validated like the admin does), audited."""
+    try:
+        target.full_clean()
+    except ValidationError as exc:
+        raise TeamRefused(
+            "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+        ) from exc
+    with transaction.atomic():
+        before = snapshot(DeploymentTarget.objects.get(pk=target.pk)) if target.pk else None
+        target.save()
+        after = snapshot(target)
+        if before is not None:
+            changed = sorted(k for k in after if before.get(k) != after.get(k))
+            before = {k: before.get(k) for k in changed}
+            after = {k: after[k] for k in changed}
+        audit_record(
+            actor=actor,
+            action="deploymenttarget.change" if before is not None else "deploymenttarget.create",
+            target=target,
+            context=context,
+            before=before,
+            after=after,
+        )
+    return target

@@ -1,0 +1,267 @@
+"""Who may do what, for every page and API endpoint, from the URL configuration itself:
+each named URL needs an entry here, so a new endpoint without one fails this test.
+
+Roles: anonymous, outsider (signed in, in no team), viewer, developer, lead, admin (of
+the service's team). API calls use a token with every scope, pages a session.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from portal.audit import Actor
+from portal.choices import TokenScope
+from portal.models import Freeze, Membership
+from portal.tokens import token_issue
+from releases.deployments import deployment_start
+from tests.factories import BuiltReleaseFactory, UserFactory, member, service_path, succeeded_in
+
+pytestmark = pytest.mark.django_db
+ROLES = ("anonymous", "outsider", "viewer", "developer", "lead", "admin")
+# Not the portal's to police: Django's own admin (staff only, its own checks).
+EXCLUDED_NAMESPACES = {"admin"}
+
+
+def statuses(anonymous, outsider, viewer, developer, lead, admin) -> dict[str, int]:
+    return dict(zip(ROLES, (anonymous, outsider, viewer, developer, lead, admin), strict=True))
+
+
+READ_API = statuses(401, 200, 200, 200, 200, 200)
+TEAM_API = statuses(401, 404, 200, 200, 200, 200)
+READ_PAGE = statuses(302, 200, 200, 200, 200, 200)
+TEAM_PAGE = statuses(302, 404, 200, 200, 200, 200)
+PUBLIC = statuses(200, 200, 200, 200, 200, 200)
+DEVELOPER_API = statuses(401, 404, 403, 201, 201, 201)
+DEVELOPER_PAGE = statuses(302, 404, 403, 302, 302, 302)
+ADMIN_PAGE = statuses(302, 404, 403, 403, 403, 302)
+LEAD_PAGE = statuses(302, 404, 403, 403, 302, 302)
+
+# name: (method, path arguments, body, expected per role)
+MATRIX = {
+    # -- pages -------------------------------------------------------------------------
+    "healthz": ("get", {}, None, PUBLIC),
+    "login": ("get", {}, None, PUBLIC),
+    "logout": ("post", {}, None, statuses(302, 302, 302, 302, 302, 302)),
+    "home": ("get", {}, None, READ_PAGE),
+    "approvals": ("get", {}, None, READ_PAGE),
+    "history": ("get", {}, None, READ_PAGE),
+    "audit": ("get", {}, None, READ_PAGE),
+    "audit-verify": ("post", {}, None, statuses(302, 403, 403, 403, 403, 403)),
+    "tokens": ("get", {}, None, READ_PAGE),
+    "token-create": (
+        "post",
+        {},
+        {"name": "x", "scopes": "read", "days": "5"},
+        statuses(302, 302, 302, 302, 302, 302),
+    ),
+    "token-revoke": ("post", {"pk": "token"}, None, statuses(302, 302, 302, 302, 302, 302)),
+    "team-detail": ("get", {"slug": "team"}, None, TEAM_PAGE),
+    "team-member-set": (
+        "post",
+        {"slug": "team"},
+        {"username": "viewer", "role": "developer"},
+        ADMIN_PAGE,
+    ),
+    "team-member-remove": ("post", {"slug": "team", "pk": "membership"}, None, ADMIN_PAGE),
+    "team-target-create": ("post", {"slug": "team"}, {}, ADMIN_PAGE),
+    "team-target-save": ("post", {"slug": "team", "pk": "target"}, {}, ADMIN_PAGE),
+    "team-freeze-create": ("post", {"slug": "team"}, {}, LEAD_PAGE),
+    "team-freeze-delete": ("post", {"slug": "team", "pk": "freeze"}, None, LEAD_PAGE),
+    "service-detail": ("get", {"slug": "service"}, None, TEAM_PAGE),
+    "service-history": ("get", {"slug": "service"}, None, TEAM_PAGE),
+    "service-audit": ("get", {"slug": "service"}, None, TEAM_PAGE),
+    "release-new": ("post", {"slug": "service"}, {"ref": "main"}, DEVELOPER_PAGE),
+    "release-detail": ("get", {"pk": "release"}, None, TEAM_PAGE),
+    "release-status": ("get", {"pk": "release"}, None, TEAM_PAGE),
+    "release-log": ("get", {"pk": "release"}, None, TEAM_PAGE),
+    "release-confirm": (
+        "get",
+        {"pk": "release", "?": "environment=prod"},
+        None,
+        statuses(302, 404, 403, 200, 200, 200),
+    ),
+    "release-confirm-manifests": (
+        "get",
+        {"pk": "release", "?": "environment=prod"},
+        None,
+        TEAM_PAGE,
+    ),
+    "release-deploy": (
+        "post",
+        {"pk": "release"},
+        {"environment": "beta", "kind": "deploy"},
+        DEVELOPER_PAGE,
+    ),
+    "release-cancel": ("post", {"pk": "release"}, None, DEVELOPER_PAGE),
+    "deployment-detail": ("get", {"pk": "deployment"}, None, TEAM_PAGE),
+    "deployment-decide": ("post", {"pk": "deployment"}, {"decision": "approve"}, LEAD_PAGE),
+    "deployment-withdraw": (
+        "post",
+        {"pk": "deployment"},
+        None,
+        statuses(302, 404, 403, 302, 302, 302),
+    ),
+    # -- API ---------------------------------------------------------------------------
+    "api-schema": ("get", {}, None, PUBLIC),
+    "api-docs": ("get", {}, None, PUBLIC),
+    "api-me": ("get", {}, None, READ_API),
+    "api-audit-events": ("get", {}, None, READ_API),
+    "api-freezes": ("get", {"slug": "beta"}, None, READ_API),
+    "api-freezes POST": (
+        "post",
+        {"slug": "beta"},
+        "freeze",
+        statuses(401, 404, 403, 403, 201, 201),
+    ),
+    "api-freeze": ("get", {"slug": "beta", "pk": "freeze"}, None, TEAM_API),
+    "api-freeze DELETE": (
+        "delete",
+        {"slug": "beta", "pk": "freeze"},
+        None,
+        statuses(401, 404, 403, 403, 204, 204),
+    ),
+    "api-services": ("get", {}, None, READ_API),
+    "api-service": ("get", {"slug": "service"}, None, TEAM_API),
+    "api-service-releases": ("post", {"slug": "service"}, {"ref": "main"}, DEVELOPER_API),
+    "api-releases": ("get", {}, None, READ_API),
+    "api-release": ("get", {"pk": "release"}, None, TEAM_API),
+    "api-release-log": ("get", {"pk": "release"}, None, TEAM_API),
+    "api-release-cancel": ("post", {"pk": "release"}, None, statuses(401, 404, 403, 400, 400, 400)),
+    "api-release-deploy": (
+        "post",
+        {"pk": "release"},
+        {"environment": "beta", "kind": "deploy"},
+        DEVELOPER_API,
+    ),
+    "api-deployments": ("get", {}, None, READ_API),
+    "api-deployment": ("get", {"pk": "deployment"}, None, TEAM_API),
+    "api-deployment-approve": (
+        "post",
+        {"pk": "deployment"},
+        {},
+        statuses(401, 404, 403, 403, 200, 200),
+    ),
+    "api-deployment-reject": (
+        "post",
+        {"pk": "deployment"},
+        {},
+        statuses(401, 404, 403, 403, 200, 200),
+    ),
+    "api-deployment-cancel": (
+        "post",
+        {"pk": "deployment"},
+        None,
+        statuses(401, 404, 403, 200, 200, 200),
+    ),
+}
+
+
+def _url_names(patterns, namespace=None) -> set[str]:
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace in EXCLUDED_NAMESPACES:
+                continue
+            names |= _url_names(pattern.url_patterns, pattern.namespace)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(f"{namespace}:{pattern.name}" if namespace else pattern.name)
+    return names
+
+
+def test_every_named_url_has_an_entry_in_the_matrix():
+    named = _url_names(get_resolver().url_patterns)
+    covered = {name.split(" ")[0] for name in MATRIX}
+    assert named - covered == set(), "add these endpoints to MATRIX with who may use them"
+    assert covered - named == set(), "these MATRIX entries name no URL any more"
+
+
+@pytest.fixture
+def world():
+    path = service_path()
+    team = path.team
+    users = {"outsider": UserFactory(username="outsider")}
+    for role in ("viewer", "developer", "lead", "admin"):
+        users[role] = member(team, role, role)
+    release = BuiltReleaseFactory(service=path.service)
+    succeeded_in(release, path.beta)
+    waiting = deployment_start(
+        release=release,
+        environment=path.prod,
+        kind="promote",
+        user=users["developer"],
+        actor=Actor.for_user(users["developer"]),
+    )
+    freeze = Freeze.objects.create(
+        environment=path.beta,
+        team=team,
+        starts_at=timezone.now() + timedelta(days=1),
+        ends_at=timezone.now() + timedelta(days=2),
+        reason="release train",
+        created_by=users["lead"],
+    )
+    return {
+        "users": users,
+        "team": team.slug,
+        "service": path.service.slug,
+        "release": release.pk,
+        "deployment": waiting.pk,
+        "freeze": freeze.pk,
+        "membership": Membership.objects.get(user=users["viewer"]).pk,
+        "target": path.service.targets.get(environment=path.beta).pk,
+        "beta": path.beta.slug,
+    }
+
+
+def _call(world, role: str, name: str):
+    method, arguments, body, _ = MATRIX[name]
+    url_name = name.split(" ")[0]
+    query = arguments.get("?", "")
+    kwargs = {}
+    for key, value in arguments.items():
+        if key == "?":
+            continue
+        if value == "token":
+            user = world["users"].get(role) or world["users"]["outsider"]
+            value = token_issue(user=user, name="t")[0].pk
+        elif value in world:
+            value = world[value]
+        kwargs[key] = value
+    url = reverse(url_name, kwargs=kwargs) + (f"?{query}" if query else "")
+    if body == "freeze":
+        body = {
+            "team": world["team"],
+            "ends_at": (timezone.now() + timedelta(hours=1)).isoformat(),
+            "reason": "incident",
+        }
+    api = url.startswith("/api/")
+    if api:
+        client = APIClient()
+        if role != "anonymous":
+            raw = token_issue(user=world["users"][role], name="matrix", scopes=TokenScope.values)[1]
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return (
+            getattr(client, method)(url, body, format="json")
+            if body is not None
+            else getattr(client, method)(url)
+        )
+    from django.test import Client
+
+    client = Client()
+    if role != "anonymous":
+        client.force_login(world["users"][role])
+    return getattr(client, method)(url, body or {})
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_who_may_do_what(world, name, role):
+    response = _call(world, role, name)
+    expected = MATRIX[name][3][role]
+    assert response.status_code == expected, (
+        f"{name} as {role}: {response.status_code}, expected {expected}: {response.content[:300]!r}"
+    )
+    if name.startswith("api-") and response.status_code >= 400:
+        assert response["Content-Type"] == "application/problem+json"
