@@ -41,6 +41,7 @@ def free_port(preferred: int) -> int:
 
 def main() -> None:
     os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("SLIPWAY_LOG_FORMAT", "console")  # for a person at a terminal
     from devtools.kube.__main__ import local_plane
     from devtools.kube.binaries import ensure_all
 

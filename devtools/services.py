@@ -30,6 +30,37 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 ENV_FILE = LOCAL / "services.env"
 PG_LINK = LOCAL / "pg"
+# Two roles, as in production: the owner runs migrations; the app's runtime role owns
+# nothing, so it can never TRUNCATE, ALTER or disable the audit log's trigger.
+OWNER_ROLE = "slipway_owner"
+RUNTIME_ROLE = "slipway_app"
+CREATE_ROLES = f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
+    CREATE ROLE {OWNER_ROLE} LOGIN CREATEDB;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{RUNTIME_ROLE}') THEN
+    CREATE ROLE {RUNTIME_ROLE} LOGIN;
+  END IF;
+END $$;
+"""
+# Hands over what an older checkout created as the bootstrap superuser.
+OWN_SCHEMA = f"""
+ALTER SCHEMA public OWNER TO {OWNER_ROLE};
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO {RUNTIME_ROLE};
+DO $$ DECLARE item record; BEGIN
+  FOR item IN SELECT tablename FROM pg_tables
+              WHERE schemaname = 'public' AND tableowner <> '{OWNER_ROLE}' LOOP
+    EXECUTE format('ALTER TABLE public.%I OWNER TO {OWNER_ROLE}', item.tablename);
+  END LOOP;
+  FOR item IN SELECT p.oid::regprocedure AS signature FROM pg_proc p
+              JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> '{OWNER_ROLE}' LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO {OWNER_ROLE}', item.signature);
+  END LOOP;
+END $$;
+"""
 REDIS_DIR = LOCAL / "redis"
 DB_NAME = "slipway"
 
@@ -170,20 +201,28 @@ def start_postgres(port: int | None) -> str:
             stdout=subprocess.DEVNULL,
         )
     base = f"postgresql://slipway@127.0.0.1:{port}"
-    exists = as_postgres(
-        [
-            "psql",
-            f"{base}/postgres",
-            "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'",
-        ],
+    _psql(f"{base}/postgres", CREATE_ROLES)
+    exists = _psql(f"{base}/postgres", f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'")
+    if exists.strip() != "1":
+        _psql(f"{base}/postgres", f"CREATE DATABASE {DB_NAME} OWNER {OWNER_ROLE}")
+    _psql(f"{base}/postgres", f"ALTER DATABASE {DB_NAME} OWNER TO {OWNER_ROLE}")
+    _psql(f"{base}/{DB_NAME}", OWN_SCHEMA)
+    return f"postgresql://{RUNTIME_ROLE}@127.0.0.1:{port}/{DB_NAME}"
+
+
+def _psql(url: str, sql: str) -> str:
+    return as_postgres(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-qtAc", sql],
         capture_output=True,
         text=True,
         check=True,
-    )
-    if exists.stdout.strip() != "1":
-        as_postgres(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
-    return f"{base}/{DB_NAME}"
+    ).stdout
+
+
+def owner_url(runtime_url: str) -> str:
+    """The migration role's URL for the private instance whose runtime URL is given."""
+    parsed = urlparse(runtime_url)
+    return parsed._replace(netloc=f"{OWNER_ROLE}@{parsed.hostname}:{parsed.port}").geturl()
 
 
 def start_redis(port: int | None) -> str:
@@ -236,14 +275,22 @@ def up() -> dict[str, str]:
             values[key] = given
             continue
         known = recorded.get(key)
-        if known and url_answers(known):
+        # A private PostgreSQL set up before the two roles existed is set up again.
+        legacy = key == "DATABASE_URL" and known and urlparse(known).username != RUNTIME_ROLE
+        if known and url_answers(known) and not legacy:
             say(f"{key.split('_')[0].lower()} already running")
             values[key] = known
             continue
         port = urlparse(known).port if known else None
-        if port and port_answers("127.0.0.1", port):
+        if port and port_answers("127.0.0.1", port) and not legacy:
             port = None  # someone else took the port meanwhile
         values[key] = start(port)
+    if urlparse(values["DATABASE_URL"]).username == RUNTIME_ROLE:
+        values["MIGRATION_DATABASE_URL"] = owner_url(values["DATABASE_URL"])
+    elif os.environ.get("MIGRATION_DATABASE_URL"):
+        values["MIGRATION_DATABASE_URL"] = os.environ["MIGRATION_DATABASE_URL"]
+    # This checkout runs with its development secrets (settings refuse them otherwise).
+    values["SLIPWAY_DEV"] = "1"
     write_env_file(values)
     return values
 

@@ -6,3 +6,6 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from portal import auth_audit  # noqa: F401 (connects the sign-in audit receivers)
+        from portal.logs import configure_structlog
+
+        configure_structlog()

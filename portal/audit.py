@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import json
 import uuid
 from collections.abc import Iterator
@@ -10,11 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from portal.choices import ActorType
+from portal.logs import REQUEST_ID
 from portal.models import AuditCheck, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -61,9 +65,40 @@ class RequestContext:
     def from_request(cls, request) -> RequestContext:
         return cls(
             request_id=getattr(request, "request_id", "") or "",
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
             user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:300],
         )
+
+
+def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or, when that is one of SLIPWAY_TRUSTED_PROXIES,
+    the nearest address in X-Forwarded-For that is not a trusted proxy."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    if not remote or not _trusted(remote):
+        return remote
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for address in reversed([a for a in forwarded if a]):
+        if not _trusted(address):
+            return address if _valid(address) else remote
+    return remote
+
+
+def _valid(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(
+        ip in ipaddress.ip_network(net, strict=False) for net in settings.SLIPWAY_TRUSTED_PROXIES
+    )
 
 
 def _normalise(data: Any) -> Any:
@@ -94,8 +129,26 @@ def canonical_content(event: AuditEvent) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def chain_hash(prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_content(event)).hexdigest()
+def key_id(key: str) -> str:
+    """A key's public name, stored on each event it signs (never the key itself)."""
+    return hashlib.sha256(b"slipway-audit-key\n" + key.encode()).hexdigest()[:16]
+
+
+def audit_keys() -> dict[str, bytes]:
+    """SLIPWAY_AUDIT_KEYS by id, newest first: new events use the first; older events
+    verify with the key they name, so a key is rotated by putting a new one in front (and
+    kept as long as its events must verify)."""
+    return {key_id(key): key.encode() for key in settings.SLIPWAY_AUDIT_KEYS}
+
+
+def chain_hash(prev_hash: str, event: AuditEvent, key: bytes | None = None) -> str:
+    """HMAC-SHA256 with the audit key over the previous hash, the key's id and the event,
+    so someone who can write rows but lacks the key cannot re-hash a changed chain.
+    Events written before keys existed (no key id) keep their plain SHA-256."""
+    if not event.key_id:
+        return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_content(event)).hexdigest()
+    message = prev_hash.encode() + b"\n" + event.key_id.encode() + b"\n" + canonical_content(event)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _team_of(target) -> int | None:
@@ -123,7 +176,8 @@ def audit_record(
 
     Call it inside the transaction of the change it records, so both commit or neither.
     """
-    context = context or RequestContext()
+    # In a task started by a request, the event carries that request's id.
+    context = context or RequestContext(request_id=REQUEST_ID.get())
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Appends are serialised so each event chains to the one committed before it.
@@ -146,7 +200,8 @@ def audit_record(
             prev_hash=last or GENESIS_HASH,
             team_id=_team_of(target),
         )
-        event.hash = chain_hash(event.prev_hash, event)
+        event.key_id, key = next(iter(audit_keys().items()))
+        event.hash = chain_hash(event.prev_hash, event, key)
         event.save(force_insert=True)
     return event
 
@@ -157,31 +212,70 @@ class ChainBreak:
     reason: str
 
 
-def audit_verify() -> Iterator[int | ChainBreak]:
-    """Walk the chain in order; yield each good event id, then the first break if any."""
+def audit_verify(anchors: list[tuple[int, str]] = ()) -> Iterator[int | ChainBreak]:
+    """Walk the chain in order; yield each good event id, then the first break if any.
+
+    `anchors` are (event id, hash) pairs published earlier (logs, metrics): an anchor the
+    chain no longer reaches means its tail was cut off.
+    """
+    keys = audit_keys()
     expected_prev = GENESIS_HASH
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+    keyed = False
+    pending = dict(anchors)
+    last_id = 0
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=5000):
         if event.prev_hash != expected_prev:
             yield ChainBreak(
                 event.pk, "previous-hash link broken (an event was removed or inserted before it)"
             )
             return
-        if chain_hash(event.prev_hash, event) != event.hash:
-            yield ChainBreak(event.pk, "content does not match its hash (altered)")
+        if event.key_id:
+            keyed = True
+            if event.key_id not in keys:
+                yield ChainBreak(
+                    event.pk, f"signed with key {event.key_id}, which SLIPWAY_AUDIT_KEYS lacks"
+                )
+                return
+        elif keyed:
+            yield ChainBreak(event.pk, "unsigned event after signed ones (forged)")
             return
-        expected_prev = event.hash
+        if not hmac.compare_digest(
+            chain_hash(event.prev_hash, event, keys.get(event.key_id)), event.hash
+        ):
+            yield ChainBreak(event.pk, "content does not match its hash (altered or re-hashed)")
+            return
+        if event.pk in pending and pending.pop(event.pk) != event.hash:
+            yield ChainBreak(event.pk, "differs from the hash an anchor recorded for it")
+            return
+        expected_prev, last_id = event.hash, event.pk
         yield event.pk
+    if pending:
+        anchor = max(pending)
+        yield ChainBreak(
+            anchor,
+            f"chain cut short: an anchor recorded event #{anchor}, but the log ends at #{last_id}",
+        )
+
+
+def audit_head() -> dict:
+    """The chain's head, published as an anchor: how many events, the last id and hash."""
+    last = AuditEvent.objects.order_by("-id").values("id", "hash").first()
+    return {
+        "count": AuditEvent.objects.count(),
+        "last_id": last["id"] if last else 0,
+        "last_hash": last["hash"] if last else GENESIS_HASH,
+    }
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def audit_check(*, trigger: str) -> AuditCheck:
+def audit_check(*, trigger: str, anchors: list[tuple[int, str]] = ()) -> AuditCheck:
     """Walk the chain and record the result (shown on the audit page)."""
     started = timezone.now()
     count, broken = 0, None
-    for item in audit_verify():
+    for item in audit_verify(anchors):
         if isinstance(item, ChainBreak):
             broken = item
             break

@@ -6,6 +6,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from portal import queues
+from portal.logs import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -17,3 +18,4 @@ app.conf.task_default_queue = queues.DEFAULT
 app.conf.task_default_exchange = queues.DEFAULT
 app.conf.task_default_routing_key = queues.DEFAULT
 app.autodiscover_tasks()
+connect_celery_signals()

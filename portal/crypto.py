@@ -13,6 +13,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
 
+from portal.logs import remember_secret
+
 
 class SecretUnreadable(Exception):
     """A stored secret could not be decrypted with any configured key."""
@@ -33,9 +35,11 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     try:
-        return fernet().decrypt(token.encode()).decode()
+        plaintext = fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise SecretUnreadable("secret cannot be decrypted with SLIPWAY_ENCRYPTION_KEYS") from exc
+    remember_secret(plaintext)  # masked in every log line from now on
+    return plaintext
 
 
 def rotate(token: str) -> str:

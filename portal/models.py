@@ -327,6 +327,9 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=300, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(
+        max_length=16, blank=True, help_text="Which audit key signed it (empty: before keys)."
+    )
     # Whose event it is, for who may read it (not part of the hashed content: it decides
     # visibility only, like an index).
     team_id = models.BigIntegerField(null=True, blank=True, db_index=True)

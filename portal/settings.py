@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -16,27 +18,47 @@ for env_file in (BASE_DIR / ".local" / "services.env", BASE_DIR / ".env"):
     if env_file.exists():
         env.read_env(str(env_file), overwrite=False)
 
-# A default that works on a laptop and is refused in production (see below).
+# Public development secrets: used only with SLIPWAY_DEV=1 (`make run`, `make test` and
+# this checkout's .local/services.env set it); anywhere else Slipway refuses to start
+# without real ones, so a forgotten variable never means a public key in use.
 DEV_SECRET_KEY = "dev-insecure-slipway-secret-key-change-me-0123456789abcdefghijklmnop"
-# A valid Fernet key for local development only; production must set its own.
 DEV_ENCRYPTION_KEY = "bG9jYWwtZGV2LW9ubHktc2xpcHdheS1lbmNyeXB0aW8="
+DEV_AUDIT_KEY = "dev-insecure-slipway-audit-key-0123456789abcdef"
 
+DEV = env.bool("SLIPWAY_DEV", default=False)
 DEBUG = env.bool("DEBUG", default=False)
 PRODUCTION = env.bool("SLIPWAY_PRODUCTION", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
+# An empty variable counts as unset.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (DEV_SECRET_KEY if DEV else "")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SLIPWAY_ENCRYPTION_KEYS = env.list("SLIPWAY_ENCRYPTION_KEYS", default=[DEV_ENCRYPTION_KEY])
+SLIPWAY_ENCRYPTION_KEYS = env.list("SLIPWAY_ENCRYPTION_KEYS", default=[]) or (
+    [DEV_ENCRYPTION_KEY] if DEV else []
+)
+# HMAC keys of the audit chain, newest first (rotate by putting a new one in front).
+SLIPWAY_AUDIT_KEYS = env.list("SLIPWAY_AUDIT_KEYS", default=[]) or (
+    [DEV_AUDIT_KEY] if DEV else []
+)
 
-if PRODUCTION:
-    if DEBUG:
-        raise ImproperlyConfigured("DEBUG must be off when SLIPWAY_PRODUCTION is on.")
-    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured("Set SECRET_KEY to a random value of 50+ characters.")
-    if DEV_ENCRYPTION_KEY in SLIPWAY_ENCRYPTION_KEYS:
-        raise ImproperlyConfigured(
-            "Set SLIPWAY_ENCRYPTION_KEYS to your own Fernet key(s); the development key is public."
-        )
+
+def _refuse(message: str) -> None:
+    raise ImproperlyConfigured(
+        f"{message} (Only SLIPWAY_DEV=1, for local development, allows the public "
+        "development values; see .env.example.)"
+    )
+
+
+if not DEV or PRODUCTION:
+    if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50:
+        _refuse("Set SECRET_KEY to a random value of 50+ characters.")
+    if not SLIPWAY_ENCRYPTION_KEYS or DEV_ENCRYPTION_KEY in SLIPWAY_ENCRYPTION_KEYS:
+        _refuse("Set SLIPWAY_ENCRYPTION_KEYS to your own Fernet key(s).")
+    if not SLIPWAY_AUDIT_KEYS or DEV_AUDIT_KEY in SLIPWAY_AUDIT_KEYS:
+        _refuse("Set SLIPWAY_AUDIT_KEYS to your own random key(s) of 32+ characters.")
+    if any(len(key) < 32 for key in SLIPWAY_AUDIT_KEYS):
+        _refuse("Each of SLIPWAY_AUDIT_KEYS must be 32+ characters.")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when SLIPWAY_PRODUCTION is on.")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -69,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.RequestIdMiddleware",
+    "portal.logs.RequestLogMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into its answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -100,6 +123,12 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL.")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+RUNTIME_DATABASE_USER = DATABASES["default"]["USER"]
+# The owner role that runs migrations (the runtime role above owns nothing); empty when
+# one role does both (not for production: see docs/operations.md).
+MIGRATION_DATABASE = (
+    env.db_url("MIGRATION_DATABASE_URL") if env.str("MIGRATION_DATABASE_URL", default="") else None
+)
 # Two test runs at once (a developer's, CI's) each need their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env.str("SLIPWAY_TEST_DATABASE", default="test_slipway")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -220,6 +249,13 @@ REST_FRAMEWORK = {
 SLIPWAY_TOKEN_DAYS = env.int("SLIPWAY_TOKEN_DAYS", default=90)
 # Requests per token (or per signed-in user) to the API; more answer 429 with Retry-After.
 SLIPWAY_API_RATE = env.str("SLIPWAY_API_RATE", default="1200/min")
+# Proxies (CIDRs) whose X-Forwarded-For names the client (audit events record it); from
+# any other address, the connection's own address is the client's.
+SLIPWAY_TRUSTED_PROXIES = env.list("SLIPWAY_TRUSTED_PROXIES", default=[])
+# /metrics: a bearer token, or these client networks (not public).
+SLIPWAY_METRICS_TOKEN = env.str("SLIPWAY_METRICS_TOKEN", default="")
+SLIPWAY_METRICS_ALLOW = env.list("SLIPWAY_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+SLIPWAY_AUDIT_ANCHOR_SECONDS = env.float("SLIPWAY_AUDIT_ANCHOR_SECONDS", default=300.0)
 # The largest JSON body the API reads (bigger: 413).
 SLIPWAY_API_MAX_BODY_BYTES = env.int("SLIPWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
 SPECTACULAR_SETTINGS = {
@@ -241,6 +277,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A lost broker (Redis restarting) is waited for, never a reason to exit.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Django's LOGGING (structured JSON) applies to the worker too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False
 # The release engine's rhythm: how often to poll Jenkins/Kubernetes, when a silent run
 # counts as dead and is resumed, and how hard to retry an unavailable Jenkins.
@@ -268,20 +309,10 @@ CELERY_BEAT_SCHEDULE = {
     "check-drift": {"task": "releases.check_drift_all", "schedule": SLIPWAY_DRIFT_CHECK_SECONDS},
     "forget-idempotency-keys": {"task": "portal.forget_idempotency_keys", "schedule": 3600.0},
     "verify-audit": {"task": "portal.verify_audit", "schedule": 24 * 3600.0},
+    "audit-anchor": {"task": "portal.audit_anchor", "schedule": SLIPWAY_AUDIT_ANCHOR_SECONDS},
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "kubernetes": {"level": "WARNING"},
-        "urllib3": {"level": "WARNING"},
-        "axes": {"level": "WARNING"},
-    },
-}
+# json (one JSON object a line, for ELK and friends) or console (for a person).
+SLIPWAY_LOG_FORMAT = env.str("SLIPWAY_LOG_FORMAT", default="json")
+LOGGING = logging_config(LOG_LEVEL, SLIPWAY_LOG_FORMAT)

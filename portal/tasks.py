@@ -39,3 +39,19 @@ def verify_audit(trigger: str = "beat") -> dict:
 
     check = audit_check(trigger=trigger)
     return {"ok": check.ok, "events": check.events, "broken_event_id": check.broken_event_id}
+
+
+@shared_task(name="portal.audit_anchor", queue=queues.DEFAULT, soft_time_limit=60, time_limit=90)
+def audit_anchor() -> dict:
+    """Publish the audit chain's head (count, last id and hash) to the log, where it lives
+    outside the database; `verify_audit --anchor ID:HASH` later detects a tail cut off
+    after it. /metrics shows the same head."""
+    import structlog
+
+    from portal.audit import audit_head
+
+    head = audit_head()
+    structlog.get_logger("slipway.audit").info(
+        "audit.anchor", anchor=f"{head['last_id']}:{head['last_hash']}", **head
+    )
+    return head

@@ -10,6 +10,7 @@ from celery import current_app
 from django.db import transaction
 
 from portal import queues
+from portal.logs import task_headers
 
 ADVANCE_RELEASE = "releases.advance"
 ADVANCE_DEPLOYMENT = "releases.deploy"
@@ -18,8 +19,11 @@ RENDER_PREVIEW = "releases.render_preview"
 
 
 def _send_on_commit(name: str, args: tuple, queue: str, countdown: float = 0) -> None:
+    headers = task_headers()  # the request id goes along, and on to the next task
     transaction.on_commit(
-        lambda: current_app.send_task(name, args=args, queue=queue, countdown=countdown)
+        lambda: current_app.send_task(
+            name, args=args, queue=queue, countdown=countdown, headers=headers
+        )
     )
 
 

@@ -10,7 +10,6 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 import redis
 from django.conf import settings
-from django.db.backends.signals import connection_created
 
 from portal.celery import app as celery_app
 from tests.support.worker import WorkerProcess
@@ -35,14 +34,22 @@ settings.CACHES["default"]["KEY_PREFIX"] = TEST_CACHE_PREFIX
 celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
 
 
-def _allow_test_flush(sender, connection, **kwargs):
-    # pytest-django empties tables with TRUNCATE between transactional tests; the audit
-    # trigger lets only a session that sets this through (see the 0002 migration).
-    with connection.cursor() as cursor:
-        cursor.execute("SET slipway.test_flush = 'on'")
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """The test database is made (and dropped) by the owner role, as a deployment's
+    migrate Job makes the real one; the tests themselves run as the app's runtime role,
+    which cannot rewrite the audit log. Between tests the owner empties the tables
+    (portal's `flush`)."""
+    from django.test.utils import setup_databases, teardown_databases
 
+    from portal.db_roles import as_owner
 
-connection_created.connect(_allow_test_flush)
+    with django_db_blocker.unblock(), as_owner():
+        databases = setup_databases(verbosity=0, interactive=False, keepdb=django_db_keepdb)
+    yield
+    with django_db_blocker.unblock(), as_owner():
+        teardown_databases(databases, verbosity=0, keepdb=django_db_keepdb)
+
 
 # Hashing test passwords with PBKDF2 would cost ~0.25 s per user for nothing.
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

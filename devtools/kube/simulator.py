@@ -44,6 +44,7 @@ class RolloutSimulator:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.api = client.AppsV1Api(config.new_client_from_config(kubeconfig_path))
         self.core = client.CoreV1Api(self.api.api_client)
+        self.batch = client.BatchV1Api(self.api.api_client)
         self.delay = delay_seconds
         self.interval = interval
         self.first_seen: dict[tuple[str, str, int], float] = {}
@@ -66,6 +67,7 @@ class RolloutSimulator:
                 self.tick()
 
     def tick(self) -> None:
+        self._finish_jobs()
         now = time.monotonic()
         for deployment in self.api.list_deployment_for_all_namespaces().items:
             meta, spec, status = deployment.metadata, deployment.spec, deployment.status
@@ -147,6 +149,30 @@ class RolloutSimulator:
                 )
             with contextlib.suppress(ApiException):
                 self.api.patch_namespaced_deployment_status(meta.name, meta.namespace, body)
+
+    def _finish_jobs(self) -> None:
+        """Play the job controller too: a Job (a Helm hook, say) completes at once, as if
+        its pod had run to success."""
+        for job in self.batch.list_job_for_all_namespaces().items:
+            status = job.status
+            if status and any(c.type in ("Complete", "Failed") for c in status.conditions or []):
+                continue
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            body = {
+                "status": {
+                    "startTime": now,
+                    "completionTime": now,
+                    "succeeded": job.spec.completions or 1,
+                    "conditions": [
+                        _condition("SuccessCriteriaMet", "True", "CompletionsReached", "done"),
+                        _condition("Complete", "True", "CompletionsReached", "done"),
+                    ],
+                }
+            }
+            with contextlib.suppress(ApiException):
+                self.batch.patch_namespaced_job_status(
+                    job.metadata.name, job.metadata.namespace, body
+                )
 
     @staticmethod
     def _status(

@@ -43,6 +43,10 @@ LEAD_PAGE = statuses(302, 404, 403, 403, 302, 302)
 MATRIX = {
     # -- pages -------------------------------------------------------------------------
     "healthz": ("get", {}, None, PUBLIC),
+    "readyz": ("get", {}, None, PUBLIC),
+    # From a loopback address, which SLIPWAY_METRICS_ALLOW lets in (tests/portal/test_ops.py
+    # shows the token and a refused address).
+    "metrics": ("get", {}, None, PUBLIC),
     "login": ("get", {}, None, PUBLIC),
     "logout": ("post", {}, None, statuses(302, 302, 302, 302, 302, 302)),
     "home": ("get", {}, None, READ_PAGE),

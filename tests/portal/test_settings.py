@@ -1,7 +1,12 @@
+"""Settings fail closed: outside local development a missing or public secret refuses to
+start, with a message that says what to set."""
+
 import os
+import secrets
 import subprocess
 import sys
 
+import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 
@@ -21,10 +26,12 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 def _production_env() -> dict[str, str]:
     return {
+        "SLIPWAY_DEV": "0",
         "SLIPWAY_PRODUCTION": "1",
         "DEBUG": "0",
-        "SECRET_KEY": Fernet.generate_key().decode() + Fernet.generate_key().decode(),
+        "SECRET_KEY": secrets.token_urlsafe(60),
         "SLIPWAY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "SLIPWAY_AUDIT_KEYS": secrets.token_urlsafe(40),
         "ALLOWED_HOSTS": "slipway.example.com",
     }
 
@@ -35,18 +42,28 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
-def test_production_refuses_the_default_secret_key():
-    env = _production_env()
-    result = _manage("check", **{**env, "SECRET_KEY": settings.DEV_SECRET_KEY})
-    assert result.returncode != 0
-    assert "Set SECRET_KEY" in result.stderr
-
-
-def test_production_refuses_the_development_encryption_key():
-    env = {**_production_env(), "SLIPWAY_ENCRYPTION_KEYS": settings.DEV_ENCRYPTION_KEY}
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SECRET_KEY", settings.DEV_SECRET_KEY, "Set SECRET_KEY"),
+        ("SECRET_KEY", "", "Set SECRET_KEY"),
+        ("SLIPWAY_ENCRYPTION_KEYS", settings.DEV_ENCRYPTION_KEY, "Set SLIPWAY_ENCRYPTION_KEYS"),
+        ("SLIPWAY_ENCRYPTION_KEYS", "", "Set SLIPWAY_ENCRYPTION_KEYS"),
+        ("SLIPWAY_AUDIT_KEYS", settings.DEV_AUDIT_KEY, "Set SLIPWAY_AUDIT_KEYS"),
+        ("SLIPWAY_AUDIT_KEYS", "short", "32+ characters"),
+    ],
+)
+def test_without_the_dev_flag_a_missing_or_public_secret_refuses_to_start(variable, value, message):
+    env = {**_production_env(), "SLIPWAY_PRODUCTION": "0", variable: value}
     result = _manage("check", **env)
     assert result.returncode != 0
-    assert "SLIPWAY_ENCRYPTION_KEYS" in result.stderr
+    assert message in result.stderr and "Only SLIPWAY_DEV=1" in result.stderr
+
+
+def test_the_public_development_secrets_start_only_with_the_dev_flag():
+    dev_env = {"SECRET_KEY": "", "SLIPWAY_ENCRYPTION_KEYS": "", "SLIPWAY_AUDIT_KEYS": ""}
+    assert _manage("check", SLIPWAY_DEV="0", **dev_env).returncode != 0
+    assert _manage("check", SLIPWAY_DEV="1", **dev_env).returncode == 0
 
 
 def test_a_non_postgresql_database_is_refused():

@@ -27,8 +27,10 @@ class WorkerProcess:
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
     ) -> None:
+        # A worker, like the web, has only the runtime role's database URL.
+        inherited = {k: v for k, v in os.environ.items() if k != "MIGRATION_DATABASE_URL"}
         self.env = {
-            **os.environ,
+            **inherited,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "DJANGO_SETTINGS_MODULE": "portal.settings",
@@ -58,6 +60,7 @@ class WorkerProcess:
                 "INFO",
                 "--without-gossip",
                 "--without-mingle",
+                "--without-heartbeat",
                 "-n",
                 f"test-{os.getpid()}-{time.time()}@%h",
                 *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else []),
