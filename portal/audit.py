@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import json
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
+from django.db.models import CharField, Func
+from django.dispatch import Signal
 from django.utils import timezone
 
 from portal.choices import ActorType
@@ -106,9 +109,14 @@ def _normalise(data: Any) -> Any:
     return None if data is None else json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 
+# One encoder for every event: json.dumps with options builds a new one per call, which
+# was a third of verifying a million events.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_content(event: AuditEvent) -> bytes:
     """The bytes an event's hash covers (everything but the hashes themselves)."""
-    created = event.created_at
+    created = getattr(event, "created_iso", None) or event.created_at
     if isinstance(created, datetime):
         created = created.astimezone(UTC).isoformat(timespec="microseconds")
     payload = {
@@ -126,7 +134,7 @@ def canonical_content(event: AuditEvent) -> bytes:
         "ip": event.ip,
         "user_agent": event.user_agent,
     }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(payload).encode()
 
 
 def key_id(key: str) -> str:
@@ -163,6 +171,11 @@ def _team_of(target) -> int | None:
     return getattr(service, "team_id", None)
 
 
+# Sent inside the change's transaction, once the event is written: listeners (the
+# notifications app) act on commit, so they never announce what was rolled back.
+audit_recorded = Signal()
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -180,9 +193,10 @@ def audit_record(
     context = context or RequestContext(request_id=REQUEST_ID.get())
     with transaction.atomic():
         with connection.cursor() as cursor:
-            # Appends are serialised so each event chains to the one committed before it.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+            # Appends are serialised so each event chains to the one committed before it:
+            # the lock and the chain's head in one round trip (migration 0007).
+            cursor.execute("SELECT slipway_audit_lock_head(%s)", [AUDIT_LOCK_KEY])
+            last = cursor.fetchone()[0]
         event = AuditEvent(
             created_at=timezone.now(),
             actor_type=actor.type,
@@ -203,7 +217,28 @@ def audit_record(
         event.key_id, key = next(iter(audit_keys().items()))
         event.hash = chain_hash(event.prev_hash, event, key)
         event.save(force_insert=True)
+        audit_recorded.send(sender=AuditEvent, event=event)
     return event
+
+
+# What verification reads of each event: the hashed content, the link and the hash.
+_VerifiedRow = namedtuple(
+    "_VerifiedRow",
+    [
+        "pk", "created_iso", "actor_type", "actor_id", "actor_name", "action", "target_type",
+        "target_id", "target_repr", "before", "after", "request_id", "ip", "user_agent",
+        "prev_hash", "hash", "key_id",
+    ],
+)  # fmt: skip
+
+
+# created_at exactly as canonical_content writes it (isoformat in UTC, microseconds),
+# formatted by PostgreSQL: parsing a million timestamps only to print them again is slow.
+class _UtcIso(Func):
+    template = (
+        "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+    )
+    output_field = CharField()
 
 
 @dataclass(frozen=True)
@@ -223,7 +258,14 @@ def audit_verify(anchors: list[tuple[int, str]] = ()) -> Iterator[int | ChainBre
     keyed = False
     pending = dict(anchors)
     last_id = 0
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=5000):
+    # Plain rows, not model instances: a million events verify in seconds, not minutes,
+    # in the memory of one chunk (a server-side cursor).
+    rows = (
+        AuditEvent.objects.order_by("id")
+        .annotate(created_iso=_UtcIso("created_at"))
+        .values_list(*_VerifiedRow._fields)
+    )
+    for event in map(_VerifiedRow._make, rows.iterator(chunk_size=10_000)):
         if event.prev_hash != expected_prev:
             yield ChainBreak(
                 event.pk, "previous-hash link broken (an event was removed or inserted before it)"

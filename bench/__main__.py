@@ -1,0 +1,143 @@
+"""`make bench`: Slipway at a large company's scale, measured against the database's own
+floor.
+
+Seeds a separate database (slipway_bench, recreated each run) with 200 services × 2
+environments, 100,000 releases, 200,000 deployments and 1,000,000 chained audit events,
+then measures pages, API pages, export, audit writes and verification, and 50 concurrent
+releases through the Jenkins emulator, a real worker, helm and a local kube-apiserver.
+Writes bench/results.json and bench/RESULTS.md, and the README's table.
+
+    make bench                       # everything (about 10 minutes on 2 cores)
+    .venv/bin/python -m bench --quick --no-releases   # a small smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE = "slipway_bench"
+STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
+def prepare_environment() -> tuple[str, str]:
+    """Point this process (and its children) at a fresh bench database and Redis db 14."""
+    sys.path.insert(0, str(ROOT))
+    from devtools.services import read_env_file
+
+    services = read_env_file()
+    if not services.get("MIGRATION_DATABASE_URL"):
+        sys.exit("Run `make services` first (it writes .local/services.env).")
+    owner = services["MIGRATION_DATABASE_URL"]
+    admin = _with_database(owner, "postgres")
+    for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
+        subprocess.run(["psql", admin, "-qc", sql], check=True)
+    redis = urlunparse(urlparse(services["REDIS_URL"])._replace(path="/14"))
+    (ROOT / ".local" / "staticfiles").mkdir(parents=True, exist_ok=True)  # whitenoise's
+    os.environ.update(
+        services,
+        DATABASE_URL=_with_database(services["DATABASE_URL"], DATABASE),
+        MIGRATION_DATABASE_URL=_with_database(owner, DATABASE),
+        REDIS_URL=redis,
+        SLIPWAY_CACHE_PREFIX="slipway-bench",
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
+        SLIPWAY_API_RATE="1000000/min",
+        LOG_LEVEL="WARNING",
+        SLIPWAY_LOG_FORMAT="console",
+        DEBUG="0",
+    )
+    return os.environ["MIGRATION_DATABASE_URL"], redis
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small scale, for a smoke run")
+    parser.add_argument("--repeat", type=int, default=15, help="runs per page figure")
+    parser.add_argument("--concurrent", type=int, default=50, help="releases at once")
+    parser.add_argument("--no-releases", action="store_true", help="skip the concurrent run")
+    args = parser.parse_args()
+
+    owner_url, redis = prepare_environment()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from bench import costs, pages, report
+    from bench.measure import RawSQL
+    from bench.seed import Scale, seed_history, seed_structure
+
+    scale = Scale.quick() if args.quick else Scale()
+    progress(f"migrating {DATABASE}")
+    call_command("migrate", verbosity=0)
+    progress(f"seeding {scale.services} services × 2 environments")
+    world = seed_structure(scale)
+    raw = RawSQL(os.environ["DATABASE_URL"])
+    measured = pages.Pages(world, raw, args.repeat)
+    figures = []
+
+    progress("measuring the dashboard and a service page with no history")
+    figures.append(measured.dashboard("no history"))
+    figures.append(measured.service_page("monolith", "no history"))
+
+    seeded = time.monotonic()
+    counts = seed_history(owner_url, world, scale, progress)
+    seeding = {**counts, "seconds": round(time.monotonic() - seeded, 1)}
+    progress(f"seeded in {seeding['seconds']} s: {counts}")
+
+    progress("measuring pages and API pages")
+    history = f"{scale.releases:,} releases"
+    figures.append(measured.dashboard(history))
+    monolith_releases = raw.rows(
+        "SELECT count(*) FROM releases_release WHERE service_id = %s", (world.services[0],)
+    )[0][0]
+    figures.append(measured.service_page("monolith", f"{monolith_releases:,} releases"))
+    figures.extend(measured.api_pages())
+    figures.extend(measured.audit_pages())
+    for figure in figures:
+        print("  " + figure.line())
+
+    progress("CSV export in a fresh process")
+    figures.append(costs.csv_export(world.lead_username, raw))
+    print("  " + figures[-1].line())
+    progress("audit writes: 1 writer, then 8 at once")
+    for figure in costs.audit_writes():
+        figures.append(figure)
+        print("  " + figure.line())
+    progress(f"verify_audit over {counts['audit_events']:,} events")
+    events = raw.rows("SELECT count(*) FROM portal_auditevent")[0][0]
+    figures.append(costs.verify(events))
+    print("  " + figures[-1].line())
+
+    if not args.no_releases:
+        from bench import concurrent_releases
+
+        for figure in concurrent_releases.run(args.concurrent, redis, progress):
+            figures.append(figure)
+            print("  " + figure.line())
+
+    raw.close()
+    data = report.write(
+        figures, asdict(scale), time.monotonic() - STARTED, seeding, readme=not args.quick
+    )
+    progress(f"done in {data['bench_seconds']:.0f} s: bench/results.json, bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

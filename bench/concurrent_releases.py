@@ -1,0 +1,228 @@
+"""Many releases at once, with real parts: each is built by the Jenkins emulator (over
+HTTP, through python-jenkins) and deployed to Beta by a real Celery worker with real helm
+against a local kube-apiserver whose rollouts the simulator completes.
+
+It checks that every release ends, none is lost, no build or Helm revision is made twice,
+and measures Slipway's own time at the two hand-offs: request → Jenkins trigger, and build
+end → helm upgrade start.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.measure import Figure
+
+DEPLOY_SLOTS = 12
+WORKER_ENV = {
+    "SLIPWAY_POLL_SECONDS": "0.5",
+    "SLIPWAY_WATCH_BUDGET_SECONDS": "20",
+}
+
+
+def _percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {
+        "p50_s": round(statistics.median(ordered), 3),
+        "p95_s": round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 3),
+        "max_s": round(ordered[-1], 3),
+    }
+
+
+def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Figure]:
+    import os
+
+    from django.conf import settings
+    from django.db import connections
+    from django.test import Client
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from clusters.models import Cluster
+    from devtools.jenkins_emulator import JenkinsEmulator
+    from devtools.kube.binaries import HELM, find
+    from devtools.kube.controlplane import ControlPlane
+    from devtools.kube.simulator import RolloutSimulator
+    from portal.choices import Role, TokenScope
+    from portal.models import (
+        DeploymentTarget,
+        Environment,
+        JenkinsServer,
+        Membership,
+        Service,
+        Team,
+    )
+    from portal.tokens import token_issue
+    from releases.models import Release
+    from tests.factories import DEMO_CHART, UserFactory
+    from tests.support.jenkins import TOKEN, USERS, job_config
+    from tests.support.worker import WorkerProcess
+
+    helm = str(find(HELM))
+    settings.SLIPWAY_HELM = helm
+    names = [f"load-{n:02d}" for n in range(count)]
+    jobs = [
+        job_config(f"load/{name}", quiet_period_seconds=0.5, duration_seconds=2.0) for name in names
+    ]
+    # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
+    emulator = JenkinsEmulator({"users": USERS, "jobs": jobs, "executors": 10}).start()
+    root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
+    progress("starting kube-apiserver + etcd and the rollout simulator")
+    plane = ControlPlane(root).start()
+    simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=1.0).start()
+    # As docs/operations.md sizes them: builds and deploys on their own workers, so
+    # rollouts being watched never hold a build's hand-off, and deploy slots enough for
+    # the rollouts in flight (they mostly wait on the cluster).
+    workers = [
+        WorkerProcess(
+            database_url=os.environ["DATABASE_URL"],
+            redis_url=redis_url,
+            log_path=root / f"worker-{queues.replace(',', '-')}.log",
+            queues=queues,
+            concurrency=concurrency,
+            extra_env={**WORKER_ENV, "SLIPWAY_HELM": helm},
+        )
+        for queues, concurrency in (("default,builds", 4), ("deploys", DEPLOY_SLOTS))
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        jenkins = JenkinsServer.objects.create(
+            name="emulator", url=emulator.url, username="slipway", api_token=TOKEN
+        )
+        cluster = Cluster.objects.create(slug="local", name="local", kubeconfig=plane.kubeconfig())
+        beta = Environment.objects.get(slug="beta")
+        team = Team.objects.create(slug="load", name="Load")
+        user = UserFactory(username="bench-ci")
+        Membership.objects.create(team=team, user=user, role=Role.DEVELOPER)
+        services = Service.objects.bulk_create(
+            Service(
+                slug=name,
+                name=name,
+                team=team,
+                jenkins_server=jenkins,
+                jenkins_job=f"load/{name}",
+                chart=DEMO_CHART,
+                image_repository="registry.local/demo/app",
+            )
+            for name in names
+        )
+        DeploymentTarget.objects.bulk_create(
+            DeploymentTarget(
+                service=s,
+                environment=beta,
+                cluster=cluster,
+                namespace="load",
+                helm_release_name=s.slug,
+            )
+            for s in services
+        )
+        token = token_issue(user=user, name="load", scopes=TokenScope.values)[1]
+
+        accepted: dict[int, float] = {}
+
+        def submit(name: str) -> tuple[int, float]:
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+            sent = time.time()
+            response = client.post(
+                f"/api/v1/services/{name}/releases/",
+                {"ref": "main", "deploy_to": "beta"},
+                content_type="application/json",
+            )
+            connections.close_all()
+            if response.status_code != 201:
+                raise SystemExit(f"{name}: HTTP {response.status_code} {response.content[:300]}")
+            accepted[response.json()["id"]] = time.time()
+            return response.json()["id"], sent
+
+        progress(f"submitting {count} releases at once (build + Beta deploy each)")
+        started = time.time()
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            submitted = dict(pool.map(submit, names))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            releases = list(
+                Release.objects.filter(pk__in=submitted).prefetch_related("deployments")
+            )
+            finished = [
+                r
+                for r in releases
+                if r.status in ("failed", "cancelled")
+                or (r.status == "built" and any(d.finished_at for d in r.deployments.all()))
+            ]
+            if len(finished) == count:
+                break
+            time.sleep(1)
+        elapsed = time.time() - started
+        releases = list(Release.objects.filter(pk__in=submitted).prefetch_related("deployments"))
+        state = emulator.control("GET", "state")
+        builds = [b for job in state["jobs"].values() for b in job["builds"]]
+        queued = {
+            int(i["parameters"].get("SLIPWAY_RELEASE_ID", 0)): i["queued"] for i in state["queue"]
+        }
+        per_release: dict[int, list] = {}
+        for build in builds:
+            per_release.setdefault(int(build["parameters"]["SLIPWAY_RELEASE_ID"]), []).append(build)
+        k8s_config.load_kube_config(config_file=str(plane.kubeconfig_path))
+        secrets = k8s.CoreV1Api().list_namespaced_secret("load", label_selector="owner=helm")
+        revisions: dict[str, int] = {}
+        for secret in secrets.items:
+            name = secret.metadata.labels.get("name", "")
+            revisions[name] = revisions.get(name, 0) + 1
+
+        deployed = [
+            r
+            for r in releases
+            if r.status == "built" and any(d.status == "succeeded" for d in r.deployments.all())
+        ]
+        to_trigger, accepted_to_trigger, to_upgrade = [], [], []
+        for release in releases:
+            if release.pk in queued:
+                to_trigger.append(queued[release.pk] - submitted[release.pk])
+                accepted_to_trigger.append(queued[release.pk] - accepted[release.pk])
+            made = per_release.get(release.pk, [])
+            deployment = next(iter(release.deployments.all()), None)
+            if made and made[0]["finished"] and deployment and deployment.started_at:
+                to_upgrade.append(deployment.started_at.timestamp() - made[0]["finished"])
+        outcome = {
+            "releases": count,
+            "built_and_deployed": len(deployed),
+            "lost": count - len(deployed),
+            "duplicate_builds": sum(len(b) - 1 for b in per_release.values() if len(b) > 1),
+            "duplicate_helm_revisions": sum(n - 1 for n in revisions.values() if n > 1),
+            "seconds_for_all": round(elapsed, 1),
+        }
+        if outcome["lost"]:
+            outcome["not_done"] = {
+                r.pk: f"{r.status}: {r.status_reason[:120]}" for r in releases if r not in deployed
+            }
+        return [
+            Figure(
+                f"{count} concurrent releases: request → Jenkins trigger",
+                [v * 1000 for v in to_trigger],
+                extra={**_percentiles(to_trigger), **outcome},
+                goal="0 lost, 0 duplicated, p95 ≤ 1 s",
+            ),
+            Figure(
+                f"{count} concurrent releases: 201 answered → Jenkins trigger",
+                [v * 1000 for v in accepted_to_trigger],
+                extra=_percentiles(accepted_to_trigger),
+                goal="p95 ≤ 1 s",
+            ),
+            Figure(
+                f"{count} concurrent releases: build end → helm upgrade start",
+                [v * 1000 for v in to_upgrade],
+                extra=_percentiles(to_upgrade),
+                goal="p95 ≤ 1 s",
+            ),
+        ]
+    finally:
+        for worker in workers:
+            worker.stop()
+        simulator.stop()
+        plane.stop()
+        emulator.stop()

@@ -1,0 +1,123 @@
+"""bench/results.json, bench/RESULTS.md, and the table in the README."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.measure import Figure
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def machine() -> dict:
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = found.group(1).strip() if found else ""
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        found = re.search(r"MemTotal:\s*(\d+)", meminfo.read_text())
+        memory = f"{int(found.group(1)) / 1024 / 1024:.0f} GiB" if found else ""
+    postgres = ""
+    with contextlib.suppress(OSError):
+        postgres = subprocess.run(
+            ["psql", "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "postgresql": postgres,
+    }
+
+
+def _cell(figure: dict) -> str:
+    return (
+        f"{figure['median_ms']:.1f} ms"
+        if figure["median_ms"] < 10_000
+        else (f"{figure['median_ms'] / 1000:.1f} s")
+    )
+
+
+def _detail(figure: dict) -> str:
+    skip = {"name", "min_ms", "median_ms", "max_ms", "runs", "queries", "raw_sql_median_ms",
+            "ratio", "goal", "not_done"}  # fmt: skip
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in figure.items() if k not in skip]
+    return ", ".join(parts)
+
+
+def table(figures: list[dict]) -> str:
+    lines = [
+        "| measured | median (min–max) | queries | raw SQL | ratio | goal | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        raw = f"{f['raw_sql_median_ms']:.2f} ms" if "raw_sql_median_ms" in f else ""
+        ratio = f"×{f['ratio']}" if "ratio" in f else ""
+        span = f"{_cell(f)} ({f['min_ms']:.0f}–{f['max_ms']:.0f})"
+        lines.append(
+            f"| {f['name']} | {span} | {f.get('queries', '')} | {raw} | {ratio} | "
+            f"{f.get('goal', '')} | {_detail(f)} |"
+        )
+    return "\n".join(lines)
+
+
+def write(
+    figures: list[Figure], scale: dict, seconds: float, seeding: dict, *, readme: bool = True
+) -> dict:
+    data = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scale": scale,
+        "seeding": seeding,
+        "bench_seconds": round(seconds, 1),
+        "figures": [f.as_dict() for f in figures],
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+    m = data["machine"]
+    text = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"`make bench`, {data['when']}, in {data['bench_seconds']:.0f} s. Machine: "
+            f"{m['cpu']}, {m['cores']} cores, {m['memory']}; {m['postgresql']}; "
+            f"Python {m['python']}.",
+            "",
+            f"Scale: {scale['services']} services × 2 environments, {scale['releases']:,} "
+            f"releases, {scale['deployments']:,} deployments, {scale['audit_events']:,} audit "
+            f"events (seeded in {seeding.get('seconds', 0):.0f} s).",
+            "",
+            "Each page or API figure is the median of repeated runs through Django's test "
+            "client as a lead of every team, beside the raw SQL (psycopg, no ORM, same role) "
+            "that returns the same rows, and their ratio.",
+            "",
+            table(data["figures"]),
+            "",
+        ]
+    )
+    (ROOT / "bench" / "RESULTS.md").write_text(text)
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    if readme and START in content and END in content:
+        head, rest = content.split(START, 1)
+        _, tail = rest.split(END, 1)
+        block = (
+            f"{START}\n_{data['when']}, {m['cores']} cores, {m['cpu']}; "
+            f"{scale['services']} services × 2, {scale['releases']:,} releases, "
+            f"{scale['deployments']:,} deployments, {scale['audit_events']:,} audit events._\n\n"
+            f"{table(data['figures'])}\n{END}"
+        )
+        readme.write_text(head + block + tail)
+    return data
