@@ -14,7 +14,7 @@ PY_SYSTEM_DEPS := missing=""; \
 # Local runs take PostgreSQL/Redis URLs from the file devtools/services.py writes.
 WITH_ENV := set -a; [ -f .local/services.env ] && . ./.local/services.env; set +a;
 
-.PHONY: install services binaries browser-deps ldap-deps run test test-fast lint stop clean
+.PHONY: install services binaries browser-deps ldap-deps registry-deps run test test-fast bench lint stop clean
 
 install: .venv/.installed
 
@@ -31,7 +31,7 @@ services: install
 run: services
 	$(WITH_ENV) exec $(PY) -m devtools.run
 
-test: services browser-deps ldap-deps binaries
+test: services browser-deps ldap-deps registry-deps binaries
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The LDAP tests run a private slapd (Debian's), like PostgreSQL and Redis.
@@ -41,6 +41,13 @@ ldap-deps:
 	  echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null; }
+
+# The registry tests run a private docker-registry (Debian's CNCF distribution).
+registry-deps:
+	@command -v docker-registry >/dev/null 2>&1 || { \
+	  echo "[make] installing docker-registry (image registry tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null; }
 
 # helm, etcd and kube-apiserver for the e2e tier: reused from KUBEBUILDER_ASSETS, PATH or
 # the cache ($$SLIPWAY_CACHE, default ~/.cache/slipway), else built from Go modules (with
@@ -57,6 +64,12 @@ browser-deps:
 # Unit and integration tiers only (no cluster, no browser).
 test-fast: services
 	$(WITH_ENV) $(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+
+# Slipway at a large company's scale, in its own database (slipway_bench): writes
+# bench/results.json, bench/RESULTS.md and the README's table. BENCH_ARGS="--quick" for a
+# small smoke run.
+bench: services binaries
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: install
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -3,17 +3,20 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from portal.admin_audit import AuditedAdmin
-from portal.forms import JenkinsServerForm
+from portal.forms import EnvironmentVariableForm, JenkinsServerForm, RegistryForm
 from portal.models import (
     ApiToken,
     AuditCheck,
     AuditEvent,
     DeploymentTarget,
     Environment,
+    EnvironmentLink,
+    EnvironmentVariable,
     Freeze,
     JenkinsServer,
     LdapGroupRole,
     Membership,
+    Registry,
     Service,
     Team,
 )
@@ -81,9 +84,33 @@ class ServiceAdmin(AuditedAdmin):
     inlines = [DeploymentTargetInline]
 
 
+class EnvironmentLinkInline(admin.TabularInline):
+    model = EnvironmentLink
+    extra = 1
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
     list_display = ["name", "slug", "order", "requires_approval", "auto_rollback"]
+    inlines = [EnvironmentLinkInline]
+
+
+@admin.register(EnvironmentVariable)
+class EnvironmentVariableAdmin(AuditedAdmin):
+    form = EnvironmentVariableForm
+    list_display = ["name", "environment", "target", "shown_value"]
+    list_filter = ["environment", "is_secret"]
+    search_fields = ["name"]
+
+    @admin.display(description="Value")
+    def shown_value(self, variable: EnvironmentVariable) -> str:
+        return "secret, set" if variable.is_secret else variable.value
+
+
+@admin.register(Registry)
+class RegistryAdmin(AuditedAdmin):
+    form = RegistryForm
+    list_display = ["name", "url", "username"]
 
 
 @admin.register(JenkinsServer)

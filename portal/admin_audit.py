@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.forms.models import model_to_dict
 
 from portal.audit import Actor, RequestContext, audit_record
-from portal.crypto import Secret
+from portal.crypto import EncryptedTextField, Secret
 
 MASK = "********"
 # Never copied into an audit event, whatever the model.
@@ -18,8 +18,9 @@ HIDDEN_FIELDS = {"password", "token_hash"}
 def snapshot(obj) -> dict:
     """The row's fields as JSON-friendly data; secrets only say whether they are set."""
     data = {}
+    encrypted = {f.name for f in obj._meta.fields if isinstance(f, EncryptedTextField)}
     for key, value in model_to_dict(obj).items():
-        if key in HIDDEN_FIELDS or isinstance(value, Secret):
+        if key in HIDDEN_FIELDS or key in encrypted or isinstance(value, Secret):
             data[key] = MASK if value else ""
         elif isinstance(value, list):
             data[key] = [getattr(v, "pk", v) for v in value]

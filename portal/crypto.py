@@ -73,6 +73,13 @@ class Secret:
     __repr__ = __str__
 
 
+def plaintext(value: Secret | str | None) -> str:
+    """A field's value as text, whether read back (a `Secret`) or just assigned (a `str`)."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return "" if value is None else str(value)
+
+
 class EncryptedTextField(models.TextField):
     """A text column holding Fernet ciphertext; Python sees a `Secret`.
 

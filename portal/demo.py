@@ -15,6 +15,8 @@ from portal.choices import Role
 from portal.models import (
     DeploymentTarget,
     Environment,
+    EnvironmentLink,
+    EnvironmentVariable,
     JenkinsServer,
     Membership,
     Service,
@@ -102,7 +104,40 @@ def demo_load(
                     "cluster": cluster,
                     "namespace": f"{slug}-{env.slug}",
                     "helm_release_name": slug,
-                    "values": {"replicaCount": 2 if env == prod else 1, "env": {"STAGE": env.slug}},
+                    "values": {"replicaCount": 2 if env == prod else 1},
                 },
             )
+    _demo_environment_config(beta, prod)
     return passwords
+
+
+def _demo_environment_config(beta: Environment, prod: Environment) -> None:
+    """What each environment gives every service: ENV and an Apollo meta server (as the
+    teams' configuration center finds its namespace), a secret, and the usual links."""
+    for env in (beta, prod):
+        for name, value in (
+            ("ENV", env.slug),
+            ("APOLLO_META", f"http://apollo-config-{env.slug}.apollo:8080"),
+        ):
+            EnvironmentVariable.objects.update_or_create(
+                environment=env, target=None, name=name, defaults={"value": value}
+            )
+        if not EnvironmentVariable.objects.filter(environment=env, name="DB_PASSWORD").exists():
+            EnvironmentVariable.objects.create(
+                environment=env,
+                name="DB_PASSWORD",
+                is_secret=True,
+                secret_value=secrets.token_urlsafe(16),
+            )
+        for order, (name, template) in enumerate(
+            (
+                ("Grafana", f"https://grafana.example.com/d/svc?var-service={{service}}"
+                 f"&var-namespace={{namespace}}&var-env={env.slug}"),
+                ("Logs", "https://kibana.example.com/app/discover#/?_a=(query:(language:kuery,"
+                 "query:'kubernetes.namespace:\"{namespace}\"'))"),
+                ("Open", f"https://{{service}}.{env.slug}.example.com/"),
+            )
+        ):  # fmt: skip
+            EnvironmentLink.objects.update_or_create(
+                environment=env, name=name, defaults={"url_template": template, "order": order}
+            )

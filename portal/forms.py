@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from clusters.models import Cluster
-from portal.models import JenkinsServer
+from portal.models import EnvironmentVariable, JenkinsServer, Registry
 
 
 class SecretInput(forms.PasswordInput):
@@ -61,6 +61,36 @@ class JenkinsServerForm(_KeepSecretForm):
     class Meta:
         model = JenkinsServer
         fields = ["name", "url", "username", "api_token", "timeout_seconds"]
+
+
+class RegistryForm(_KeepSecretForm):
+    secret_field = "password"
+    password = forms.CharField(
+        widget=SecretInput(), required=False, help_text="Stored encrypted; never shown again."
+    )
+
+    class Meta:
+        model = Registry
+        fields = ["name", "url", "username", "password", "ca_certificate", "timeout_seconds"]
+
+
+class EnvironmentVariableForm(_KeepSecretForm):
+    secret_field = "secret_value"
+    secret_value = forms.CharField(
+        widget=SecretInput(),
+        required=False,
+        help_text="For a secret variable: stored encrypted, never shown again.",
+    )
+
+    class Meta:
+        model = EnvironmentVariable
+        fields = ["environment", "target", "name", "value", "is_secret", "secret_value"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("is_secret") and data.get("value"):
+            self.add_error("value", "A secret's value goes in the secret field, never here.")
+        return data
 
 
 class SignInForm(AuthenticationForm):

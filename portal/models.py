@@ -3,8 +3,11 @@ API tokens, and the append-only audit log."""
 
 from __future__ import annotations
 
+from string import Formatter
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -79,6 +82,31 @@ class JenkinsServer(models.Model):
         return self.name
 
 
+class Registry(models.Model):
+    """An OCI registry (Harbor, Docker Hub, distribution): where Slipway checks that an
+    image digest exists before it deploys it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(
+        max_length=300,
+        validators=[http_url],
+        help_text="The registry's API root, e.g. https://harbor.example.com",
+    )
+    username = models.CharField(max_length=150, blank=True)
+    password = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    ca_certificate = models.TextField(
+        blank=True, help_text="PEM of a private CA that signed the registry's certificate."
+    )
+    timeout_seconds = models.PositiveIntegerField(default=10)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "registries"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Service(models.Model):
     """One deployable application: its Jenkins job, Helm chart, image repository, team."""
 
@@ -104,6 +132,32 @@ class Service(models.Model):
         help_text="Where the image goes in the chart's values. Strings may hold {repository}, "
         "{digest}, {reference} (repository@digest) and {tag}; at least one must pin the "
         'digest. Default: {"image": {"repository": "{repository}", "digest": "{digest}"}}.',
+    )
+    registry = models.ForeignKey(
+        Registry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="services",
+        help_text="Check that each image digest exists here before deploying it.",
+    )
+    require_image_repository = models.BooleanField(
+        default=False,
+        help_text="Fail a build that reports an image outside this service's image repository.",
+    )
+    env_values_key = models.CharField(
+        max_length=100,
+        default="env",
+        blank=True,
+        help_text="The chart value (a name → value map) that receives the environment's "
+        "variables; empty: not injected.",
+    )
+    secret_env_values_key = models.CharField(
+        max_length=100,
+        default="secretEnv",
+        blank=True,
+        help_text="The chart value that receives secret variables (the chart should put them "
+        "in a Kubernetes Secret); empty: with the others.",
     )
 
     class Meta:
@@ -169,6 +223,84 @@ class DeploymentTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} in {self.environment}"
+
+
+ENV_NAME = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_.-]*$", "A variable name: letters, digits, _ . - (not first)."
+)
+LINK_PLACEHOLDERS = ("service", "namespace", "environment", "release", "digest")
+
+
+def validate_link_template(template: str) -> None:
+    try:
+        fields = {f for _, f, _, _ in Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ValidationError(f"Not a valid template: {exc}") from exc
+    unknown = sorted(fields - set(LINK_PLACEHOLDERS))
+    if unknown:
+        raise ValidationError(
+            f"Unknown placeholder {', '.join('{' + f + '}' for f in unknown)}; use "
+            + ", ".join("{" + p + "}" for p in LINK_PLACEHOLDERS)
+        )
+
+
+class EnvironmentVariable(models.Model):
+    """A variable every service gets in one environment (or one target only, which wins):
+    ENV=beta, an Apollo meta URL. Injected into the chart's values on every deployment."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="variables")
+    target = models.ForeignKey(
+        DeploymentTarget,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="variables",
+        help_text="Only this service's target; empty: every service in the environment.",
+    )
+    name = models.CharField(max_length=100, validators=[ENV_NAME])
+    value = models.TextField(blank=True, help_text="Shown on pages; empty for a secret.")
+    is_secret = models.BooleanField(default=False)
+    secret_value = EncryptedTextField(
+        blank=True, help_text="For a secret: stored encrypted, never shown again."
+    )
+
+    class Meta:
+        ordering = ["environment__order", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "name"],
+                condition=models.Q(target__isnull=True),
+                name="variable_unique_per_environment",
+            ),
+            models.UniqueConstraint(
+                fields=["target", "name"],
+                condition=models.Q(target__isnull=False),
+                name="variable_unique_per_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.target or self.environment
+        return f"{self.name} in {where}"
+
+
+class EnvironmentLink(models.Model):
+    """A link a service gets per environment: its Grafana dashboard, its logs, its URL."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="links")
+    name = models.CharField(max_length=50, help_text="e.g. Grafana, Logs, Open")
+    url_template = models.CharField(
+        max_length=1000,
+        validators=[validate_link_template],
+        help_text="May hold {service}, {namespace}, {environment}, {release}, {digest}.",
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["environment__order", "order", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.environment}"
 
 
 class ApiToken(models.Model):

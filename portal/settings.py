@@ -36,9 +36,7 @@ SLIPWAY_ENCRYPTION_KEYS = env.list("SLIPWAY_ENCRYPTION_KEYS", default=[]) or (
     [DEV_ENCRYPTION_KEY] if DEV else []
 )
 # HMAC keys of the audit chain, newest first (rotate by putting a new one in front).
-SLIPWAY_AUDIT_KEYS = env.list("SLIPWAY_AUDIT_KEYS", default=[]) or (
-    [DEV_AUDIT_KEY] if DEV else []
-)
+SLIPWAY_AUDIT_KEYS = env.list("SLIPWAY_AUDIT_KEYS", default=[]) or ([DEV_AUDIT_KEY] if DEV else [])
 
 
 def _refuse(message: str) -> None:
@@ -78,6 +76,7 @@ INSTALLED_APPS = [
     "portal",
     "clusters",
     "releases",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -286,6 +285,16 @@ CELERY_TASK_ALWAYS_EAGER = False
 # The release engine's rhythm: how often to poll Jenkins/Kubernetes, when a silent run
 # counts as dead and is resumed, and how hard to retry an unavailable Jenkins.
 SLIPWAY_POLL_SECONDS = env.float("SLIPWAY_POLL_SECONDS", default=2.0)
+
+# Where people open Slipway: the links in notifications.
+SLIPWAY_BASE_URL = env.str("SLIPWAY_BASE_URL", default="http://127.0.0.1:8000")
+# Insights: a succeeded Prod change followed by a rollback within this many hours failed.
+SLIPWAY_INSIGHTS_ROLLBACK_HOURS = env.int("SLIPWAY_INSIGHTS_ROLLBACK_HOURS", default=24)
+# Notifications: tries per channel and event, the first retry's delay (doubling after),
+# and how long one try may take.
+SLIPWAY_NOTIFY_ATTEMPTS = env.int("SLIPWAY_NOTIFY_ATTEMPTS", default=5)
+SLIPWAY_NOTIFY_BACKOFF_SECONDS = env.float("SLIPWAY_NOTIFY_BACKOFF_SECONDS", default=10.0)
+SLIPWAY_NOTIFY_TIMEOUT_SECONDS = env.float("SLIPWAY_NOTIFY_TIMEOUT_SECONDS", default=10.0)
 SLIPWAY_STALE_AFTER_SECONDS = env.float("SLIPWAY_STALE_AFTER_SECONDS", default=120.0)
 SLIPWAY_RESUME_EVERY_SECONDS = env.float("SLIPWAY_RESUME_EVERY_SECONDS", default=30.0)
 SLIPWAY_JENKINS_MAX_RETRIES = env.int("SLIPWAY_JENKINS_MAX_RETRIES", default=8)

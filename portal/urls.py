@@ -58,6 +58,7 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
         name="api-docs",
     ),
+    path("", include("notifications.urls")),
     path("", include("releases.urls")),
 ]
 

@@ -17,8 +17,10 @@ from clusters.errors import HelmFailed
 from clusters.helm import Helm, helm_deadline_seconds
 from clusters.rollout import REQUEST_TIMEOUT_SECONDS, RolloutWatcher
 from portal.audit import audit_record
+from portal.environment_config import variable_values
 from portal.freezes import active_freeze, describe
 from portal.images import is_digest, render_image_values, tag_for
+from portal.registry import image_check
 from releases.choices import DeploymentStatus
 from releases.models import Deployment
 from releases.promotion import deployment_refusal
@@ -46,9 +48,11 @@ def rollout_watcher_for(deployment: Deployment) -> RolloutWatcher:
     )
 
 
-def deployment_values(deployment: Deployment) -> list[dict]:
+def deployment_values(deployment: Deployment, *, reveal_secrets: bool = False) -> list[dict]:
     """Helm values, later ones winning: the service's defaults, the environment's target
-    values, then the image by digest, placed where the service's image values say."""
+    values, the environment's variables, then the image by digest, placed where the
+    service's image values say. Secret variables are fingerprints unless `reveal_secrets`
+    (only for helm itself: what Slipway records and shows never holds them)."""
     release, service = deployment.release, deployment.service
     if not is_digest(release.image_digest):
         raise HelmFailed(
@@ -57,6 +61,7 @@ def deployment_values(deployment: Deployment) -> list[dict]:
     return [
         service.default_values or {},
         deployment.target.values or {},
+        variable_values(deployment.target, reveal=reveal_secrets),
         render_image_values(
             service.image_values,
             repository=release.image_repository,
@@ -110,6 +115,14 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     if refusal:
         deployment_fail(deployment=deployment, reason=f"Refused when starting: {refusal}")
         return Step.DONE
+    registry = deployment.service.registry
+    if registry is not None:
+        # Raises: missing → the deployment fails with the reason; no answer → retried.
+        image_check(
+            registry=registry,
+            image_repository=deployment.release.image_repository,
+            digest=deployment.release.image_digest,
+        )
     target = deployment.target
     _recover(deployment, helm, timezone.timedelta(seconds=settings.SLIPWAY_HELM_STUCK_SECONDS))
     current = helm.current(target.helm_release_name, target.namespace)
@@ -126,6 +139,7 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
 def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     target, release, service = deployment.target, deployment.release, deployment.service
     values = deployment_values(deployment)
+    sent = deployment_values(deployment, reveal_secrets=True)
     made = helm.find_revision(target.helm_release_name, target.namespace, marker(deployment))
     if made is not None and made.status.startswith("pending-"):
         # Our own earlier helm run was killed mid-way: clear it, then upgrade again.
@@ -136,7 +150,7 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             service.chart,
             target.helm_release_name,
             target.namespace,
-            *values,
+            *sent,
             version=service.chart_version or None,
         )
         refusal = rendered_refusal(
@@ -149,7 +163,7 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             release=target.helm_release_name,
             namespace=target.namespace,
             chart=service.chart,
-            values=values,
+            values=sent,
             description=f"{marker(deployment)}: release #{release.pk} {release.image}",
             version=service.chart_version or None,
         )

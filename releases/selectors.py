@@ -13,6 +13,13 @@ from itertools import pairwise
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from portal.choices import Role
+from portal.environment_config import (
+    Link,
+    Variable,
+    links_by_environment,
+    target_links,
+    variables_by_target,
+)
 from portal.freezes import freezes_covering
 from portal.models import DeploymentTarget, Environment, Freeze, Service
 from portal.permissions import teams_with_role, visible, visible_services
@@ -22,8 +29,19 @@ from releases.choices import (
     DEPLOYMENT_WAITING,
     DeploymentStatus,
 )
-from releases.models import Deployment, Release, ReleaseLogChunk
-from releases.promotion import CHANGED_WHAT_RUNS
+from releases.models import (
+    ChecklistTick,
+    Deployment,
+    GateResult,
+    PromotionGate,
+    Release,
+    ReleaseLogChunk,
+)
+from releases.promotion import (
+    CHANGED_WHAT_RUNS,
+    previous_environment,
+    release_promotion_target,
+)
 
 
 def service_environments(*, service: Service) -> list[Environment]:
@@ -47,6 +65,8 @@ class EnvironmentState:
     rollback_to: Release | None = None
     promote_to: Environment | None = None  # runs a release the next environment does not
     freeze: Freeze | None = None  # a freeze in force for this service here
+    links: list[Link] = field(default_factory=list)  # the environment's links for it
+    variables: list[Variable] = field(default_factory=list)  # filled by service_overview
 
     @property
     def drift(self) -> dict | None:
@@ -57,9 +77,17 @@ class EnvironmentState:
         return self.target is not None
 
 
-def _last_changes(targets: QuerySet[DeploymentTarget]) -> dict[int, Deployment]:
-    """Per target id, the deployment that last changed what runs there (two queries; one
-    index lookup per target, whatever the history's length)."""
+STATE_FIELDS = [
+    "id", "kind", "status", "image", "helm_revision", "finished_at", "service_id",
+    "environment_id", "target_id", "release_id", "requested_by_id",
+    "release__id", "release__ref", "release__image_repository", "release__image_digest",
+    "requested_by__id", "requested_by__username",
+]  # fmt: skip
+
+
+def _last_changes(targets: QuerySet[DeploymentTarget]) -> dict[tuple[int, int], Deployment]:
+    """Per (service id, environment id), the deployment that last changed what runs there:
+    one query, one index lookup per target, whatever the history's length."""
     latest = (
         Deployment.objects.filter(
             CHANGED_WHAT_RUNS,
@@ -69,18 +97,32 @@ def _last_changes(targets: QuerySet[DeploymentTarget]) -> dict[int, Deployment]:
         .order_by(F("finished_at").desc(nulls_last=True), "-id")
         .values("id")[:1]
     )
-    ids = dict(targets.annotate(last=Subquery(latest)).values_list("pk", "last"))
-    rows = Deployment.objects.select_related("release", "requested_by").in_bulk(
-        [i for i in ids.values() if i]
+    # Only what the pages and the API show of what runs: at 400 cells, decoding each
+    # deployment's JSON fields and whole release and user rows is most of a dashboard.
+    # The ids stay in the database (a subquery): binding 400 ids into the query text
+    # cost more than reading the rows.
+    rows = (
+        Deployment.objects.select_related("release", "requested_by")
+        .only(*STATE_FIELDS)
+        .filter(id__in=targets.annotate(last=Subquery(latest)).values("last"))
     )
-    return {target: rows[deployment] for target, deployment in ids.items() if deployment}
+    return {(d.service_id, d.environment_id): d for d in rows}
 
 
 def environment_states(
-    services: list[Service], environments: list[Environment], *, waiting_rows: bool = False
+    services: list[Service],
+    environments: list[Environment],
+    *,
+    waiting_rows: bool = False,
+    service_query: QuerySet[Service] | None = None,
 ) -> dict[int, list[EnvironmentState]]:
-    """Per service id, its state in each environment (in order), in constant queries."""
-    service_ids = [s.pk for s in services]
+    """Per service id, its state in each environment (in order), in constant queries.
+
+    `service_query`, the query that selected `services`, lets the database join on it
+    rather than receive hundreds of ids."""
+    service_ids = (
+        service_query.values("pk") if service_query is not None else [s.pk for s in services]
+    )
     targets = DeploymentTarget.objects.filter(service_id__in=service_ids)
     by_pair = {(t.service_id, t.environment_id): t for t in targets}
     changes = _last_changes(targets)
@@ -106,6 +148,7 @@ def environment_states(
                 n=Count("id")
             )
         }
+    links = links_by_environment(e.pk for e in environments)
     freezes: dict[tuple[int, int | None], Freeze] = {}
     for freeze in freezes_covering(environment_ids=[e.pk for e in environments]):
         freezes.setdefault((freeze.environment_id, freeze.team_id), freeze)
@@ -114,7 +157,7 @@ def environment_states(
         row = []
         for environment in environments:
             target = by_pair.get((service.pk, environment.pk))
-            last = changes.get(target.pk) if target else None
+            last = changes.get((service.pk, environment.pk)) if target else None
             succeeded = last is not None and last.status == DeploymentStatus.SUCCEEDED
             row.append(
                 EnvironmentState(
@@ -130,6 +173,15 @@ def environment_states(
                 )
             )
         targeted = [state for state in row if state.targeted]
+        for state in targeted:
+            runs = state.current.release if state.current else None
+            state.links = target_links(
+                links,
+                service_slug=service.slug,
+                environment_slug=state.environment.slug,
+                target=state.target,
+                release=runs,
+            )
         for before, after in pairwise(targeted):
             if before.current and (
                 after.current is None or after.current.release_id != before.current.release_id
@@ -154,10 +206,63 @@ def dashboard(
         services = services.filter(team__slug=team)
     if search:
         services = services.filter(Q(name__icontains=search) | Q(slug__icontains=search))
-    services = list(services)
+    service_query, services = services, list(services)
     environments = list(Environment.objects.order_by("order"))
-    states = environment_states(services, environments)
+    states = environment_states(services, environments, service_query=service_query)
     return environments, [DashboardRow(s, states[s.pk]) for s in services]
+
+
+@dataclass
+class GateState:
+    gate: PromotionGate
+    last: GateResult | None
+    tick: ChecklistTick | None
+
+
+def release_gates(*, release: Release) -> tuple[Environment | None, list[GateState]]:
+    """The gates between the release and the next environment, with the last result of
+    each (stored when someone checked them) and checklist ticks: three queries."""
+    target = release_promotion_target(release=release)
+    source = previous_environment(release.service, target) if target else None
+    if source is None:
+        return target, []
+    gates = list(
+        PromotionGate.objects.filter(environment=source, enabled=True).order_by("order", "id")
+    )
+    last: dict[int, GateResult] = {}
+    for result in GateResult.objects.filter(release=release, gate__in=gates).order_by("id"):
+        last[result.gate_id] = result
+    ticks = {
+        t.gate_id: t
+        for t in ChecklistTick.objects.filter(release=release, gate__in=gates).select_related(
+            "ticked_by"
+        )
+    }
+    return target, [GateState(g, last.get(g.pk), ticks.get(g.pk)) for g in gates]
+
+
+def release_links(*, release: Release) -> list[tuple[Environment, list[Link]]]:
+    """Each environment's links for the service, filled with this release."""
+    targets = list(
+        DeploymentTarget.objects.filter(service_id=release.service_id)
+        .select_related("environment")
+        .order_by("environment__order")
+    )
+    links = links_by_environment(t.environment_id for t in targets)
+    made = [
+        (
+            t.environment,
+            target_links(
+                links,
+                service_slug=release.service.slug,
+                environment_slug=t.environment.slug,
+                target=t,
+                release=release,
+            ),
+        )
+        for t in targets
+    ]
+    return [(environment, found) for environment, found in made if found]
 
 
 def service_overview(*, service: Service) -> list[EnvironmentState]:
@@ -165,7 +270,9 @@ def service_overview(*, service: Service) -> list[EnvironmentState]:
     the release a lead can roll back to in one click."""
     environments = service_environments(service=service)
     states = environment_states([service], environments, waiting_rows=True)[service.pk]
+    variables = variables_by_target([s.target for s in states if s.target])
     for state in states:
+        state.variables = variables.get(state.target.pk, []) if state.target else []
         state.rollback_to = environment_rollback_candidate(
             service=service, environment=state.environment, current=state.current
         )

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.support.kube",
     "tests.support.deploy",
     "tests.support.ldap",
+    "tests.support.registry",
 ]
 
 # Tests get their own Redis database so a `make run` worker never takes their tasks.
@@ -67,6 +68,8 @@ WORKER_ENV = {
     "SLIPWAY_HELM_TIMEOUT_SECONDS": "8",
     "SLIPWAY_CLUSTER_MAX_RETRIES": "2",
     "SLIPWAY_CACHE_PREFIX": TEST_CACHE_PREFIX,
+    "SLIPWAY_NOTIFY_ATTEMPTS": "3",
+    "SLIPWAY_NOTIFY_BACKOFF_SECONDS": "0.2",
 }
 
 

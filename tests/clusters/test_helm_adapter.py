@@ -76,7 +76,7 @@ def test_render_previews_without_touching_the_cluster(helm, request):
     ns = _ns(request)
     manifests = helm.render(CHART, "app", ns, image_values("reg/app", DIGEST_A))
     kinds = sorted(m["kind"] for m in manifests)
-    assert kinds == ["ConfigMap", "Deployment", "Service"]
+    assert kinds == ["Deployment", "Service"]
     assert helm.current("app", ns) is None
 
 

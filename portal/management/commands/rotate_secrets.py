@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from clusters.models import Cluster
+from notifications.models import Channel
 from portal.crypto import rotate
 from portal.models import JenkinsServer
 
@@ -12,7 +13,12 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         rotated = 0
-        for model, field in ((Cluster, "kubeconfig"), (JenkinsServer, "api_token")):
+        for model, field in (
+            (Cluster, "kubeconfig"),
+            (JenkinsServer, "api_token"),
+            (Channel, "url"),
+            (Channel, "secret"),
+        ):
             table = connection.ops.quote_name(model._meta.db_table)
             column = connection.ops.quote_name(field)
             # Raw SQL: the ORM would hand back the decrypted Secret, we want the ciphertext.
