@@ -64,7 +64,11 @@ class SlipwaySchema(AutoSchema):
         codes = [401, 403, 404, 429]
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes += [400, 409, 413, 422]
-        elif self.get_filter_backends() or self._get_paginator():
+        elif (
+            self.get_filter_backends()
+            or self._get_paginator()
+            or getattr(self.view, "validates_query", False)
+        ):
             codes.append(400)
         for code in sorted(codes):
             responses.setdefault(

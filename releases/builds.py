@@ -328,10 +328,26 @@ def _built(release: Release, jenkins: JenkinsClient, build) -> Step:
             ),
         )
         return Step.DONE
+    reported = image.repository or release.image_repository
+    expected = release.service.image_repository
+    if release.service.require_image_repository and reported != expected:
+        release_fail(
+            release=release,
+            reason=(
+                f"Build #{build.number} reported the image {reported}@{image.digest}, outside "
+                f"this service's repository {expected}: Slipway deploys only images from there."
+            ),
+        )
+        return Step.DONE
+    # What Jenkins checked out, for lead time (commit → Prod); kept as asked when not told.
+    commit = {}
+    if build.commit is not None:
+        commit = {"commit_sha": build.commit.sha, "commit_time": build.commit.committed_at}
     with transaction.atomic():
         if release_transition(
             release=release,
             to=ReleaseStatus.BUILT,
+            **commit,
             build_result=build.result,
             image_digest=image.digest,
             image_repository=image.repository or release.image_repository,

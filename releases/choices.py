@@ -92,3 +92,9 @@ class DeploymentKind(models.TextChoices):
     DEPLOY = "deploy", "Deploy"
     PROMOTE = "promote", "Promote"
     ROLLBACK = "rollback", "Roll back"
+
+
+class GateKind(models.TextChoices):
+    SOAK = "soak", "Soak time"
+    PROMETHEUS = "prometheus", "Prometheus query"
+    CHECKLIST = "checklist", "Checklist item"

@@ -16,6 +16,7 @@ from portal.choices import Role
 from portal.freezes import active_freeze, describe
 from portal.models import DeploymentTarget, Environment
 from portal.permissions import has_role
+from portal.registry import RegistryError, RegistryUnreachable, image_check
 from releases import dispatch
 from releases.choices import (
     DEPLOYMENT_RUNNING,
@@ -24,6 +25,7 @@ from releases.choices import (
     DeploymentStatus,
 )
 from releases.errors import Conflict, DeploymentBusy, NotPermitted, ReleaseRefused
+from releases.gates import gates_enforce
 from releases.models import Approval, Deployment, Release
 from releases.promotion import (
     check_deployable,
@@ -105,6 +107,7 @@ def deployment_start(
     context: RequestContext | None = None,
     wait_if_busy: bool = False,
     freeze_override: str = "",
+    gate_override: str = "",
 ) -> Deployment:
     """Deploy a built release to an environment: the same image digest, never a rebuild.
 
@@ -123,12 +126,22 @@ def deployment_start(
     )
     if target is None:
         raise ReleaseRefused(f"{release.service.name} has no target in {environment.name}.")
+    if kind != DeploymentKind.DEPLOY:
+        _image_in_registry(release)
+    gates = gates_enforce(
+        release=release,
+        environment=environment,
+        kind=kind,
+        user=user,
+        override_reason=gate_override,
+    )
     status = (
         DeploymentStatus.AWAITING_APPROVAL
         if needs_approval(environment, kind)
         else DeploymentStatus.PENDING
     )
-    request = {"kind": kind, "actor": actor, "user": user, "context": context, "override": override}
+    request = {"kind": kind, "actor": actor, "user": user, "context": context, "override": override,
+               "gates": gates}  # fmt: skip
     try:
         return _create(release, environment, target, status, **request)
     except IntegrityError as exc:
@@ -142,8 +155,27 @@ def deployment_start(
         raise Conflict(_waiting_message(release, environment)) from exc
 
 
+def _image_in_registry(release: Release) -> None:
+    """A promotion or rollback is refused at once when its image is gone from the registry;
+    a registry that does not answer now does not refuse it (the worker checks again, with
+    retries, before deploying)."""
+    registry = release.service.registry
+    if registry is None:
+        return
+    try:
+        image_check(
+            registry=registry,
+            image_repository=release.image_repository,
+            digest=release.image_digest,
+        )
+    except RegistryUnreachable:
+        return
+    except RegistryError as exc:
+        raise ReleaseRefused(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
+
+
 def _create(
-    release, environment, target, status, *, kind, actor, user, context, override
+    release, environment, target, status, *, kind, actor, user, context, override, gates
 ) -> Deployment:
     with transaction.atomic():
         deployment = Deployment.objects.create(
@@ -156,6 +188,7 @@ def _create(
             image=release.image,
             status=status,
             freeze_override=override,
+            gate_override=gates,
         )
         audit_record(
             actor=actor,
@@ -177,6 +210,10 @@ def _create(
                 context=context,
                 after=override,
             )
+        if gates:
+            audit_record(
+                actor=actor, action="gate.override", target=deployment, context=context, after=gates
+            )
         if status == DeploymentStatus.PENDING:
             dispatch.advance_deployment(deployment)
     return deployment
@@ -191,6 +228,7 @@ def deployment_decide(
     comment: str = "",
     context: RequestContext | None = None,
     freeze_override: str = "",
+    gate_override: str = "",
 ) -> Deployment:
     """A lead approves (the deployment takes the environment's slot and starts) or rejects
     (it is cancelled). Approving a busy or frozen environment is refused and the request
@@ -210,6 +248,16 @@ def deployment_decide(
                 user=user,
                 override_reason=freeze_override,
             )
+    gates = None
+    if approve and deployment.gate_override is None:
+        # The gates are checked again: Beta may have gone bad since the request.
+        gates = gates_enforce(
+            release=deployment.release,
+            environment=deployment.environment,
+            kind=deployment.kind,
+            user=user,
+            override_reason=gate_override,
+        )
     to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
     reason = "" if approve else f"rejected by {user.get_username()}: {comment}".strip(": ")
     try:
@@ -226,6 +274,16 @@ def deployment_decide(
             Approval.objects.create(
                 deployment=deployment, decided_by=user, approved=approve, comment=comment[:500]
             )
+            if gates:
+                Deployment.objects.filter(pk=deployment.pk).update(gate_override=gates)
+                deployment.gate_override = gates
+                audit_record(
+                    actor=actor,
+                    action="gate.override",
+                    target=deployment,
+                    context=context,
+                    after=gates,
+                )
             if override:
                 Deployment.objects.filter(pk=deployment.pk).update(freeze_override=override)
                 deployment.freeze_override = override

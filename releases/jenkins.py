@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -82,6 +83,37 @@ class BuildStatus:
     description: str
     artifacts: list[str] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)
+    commit: GitCommit | None = None
+
+
+@dataclass(frozen=True)
+class GitCommit:
+    """What the build checked out, as the git plugin reports it."""
+
+    sha: str
+    committed_at: datetime | None  # None when the change set does not list it
+
+
+def git_commit(data: dict[str, Any]) -> GitCommit | None:
+    """The git plugin's BuildData `lastBuiltRevision`, and that commit's time from the
+    build's change sets (`changeSets[].items[]` for pipelines, `changeSet.items[]` for
+    freestyle jobs). None when the build reports no git data."""
+    sha = ""
+    for action in data.get("actions") or []:
+        if isinstance(action, dict) and "lastBuiltRevision" in action:
+            sha = str((action.get("lastBuiltRevision") or {}).get("SHA1") or "")
+            if sha:
+                break
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        return None
+    change_sets = list(data.get("changeSets") or [])
+    if isinstance(data.get("changeSet"), dict):
+        change_sets.append(data["changeSet"])
+    for change_set in change_sets:
+        for item in (change_set or {}).get("items") or []:
+            if item.get("commitId") == sha and isinstance(item.get("timestamp"), int | float):
+                return GitCommit(sha, datetime.fromtimestamp(item["timestamp"] / 1000, tz=UTC))
+    return GitCommit(sha, None)
 
 
 @dataclass(frozen=True)
@@ -302,6 +334,7 @@ class JenkinsClient:
             description=data.get("description") or "",
             artifacts=[a["relativePath"] for a in data.get("artifacts") or []],
             parameters=_parameters(data.get("actions")),
+            commit=git_commit(data),
         )
 
     def console(self, job: str, number: int, start: int = 0) -> ConsoleChunk:

@@ -14,6 +14,7 @@ from releases.choices import (
     DEPLOYMENT_WAITING,
     DeploymentKind,
     DeploymentStatus,
+    GateKind,
     ReleaseStatus,
 )
 
@@ -28,6 +29,9 @@ class Release(models.Model):
     service = models.ForeignKey("portal.Service", on_delete=models.PROTECT, related_name="releases")
     ref = models.CharField(max_length=200, help_text="Branch, tag or commit asked for.")
     commit_sha = models.CharField(max_length=64, blank=True)
+    commit_time = models.DateTimeField(
+        null=True, blank=True, help_text="When the built commit was made (from Jenkins's git data)."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -182,6 +186,11 @@ class Deployment(models.Model):
     previous_revision = models.IntegerField(null=True, blank=True)
     rolled_back_to_revision = models.IntegerField(null=True, blank=True)
     image = models.CharField(max_length=400, help_text="repo@sha256:… deployed")
+    gate_override = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A lead's reason to promote past failing gates, and the gates it passed.",
+    )
     freeze_override = models.JSONField(
         null=True,
         blank=True,
@@ -247,3 +256,86 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release} → {self.environment}"
+
+
+class PromotionGate(models.Model):
+    """Something that must hold in an environment before a release is promoted out of it."""
+
+    environment = models.ForeignKey(
+        "portal.Environment",
+        on_delete=models.CASCADE,
+        related_name="gates",
+        help_text="Checked before a release is promoted out of this environment (e.g. Beta).",
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=GateKind.choices)
+    soak_minutes = models.PositiveIntegerField(
+        default=30,
+        help_text="Soak: minutes the release must have run here. Prometheus: the {window}.",
+    )
+    prometheus_url = models.CharField(
+        max_length=300, blank=True, help_text="e.g. http://prometheus.monitoring:9090"
+    )
+    query = models.TextField(
+        blank=True,
+        help_text="PromQL giving one value; {service}, {namespace} and {window} are filled in.",
+    )
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["environment__order", "order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}) in {self.environment}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.kind == GateKind.PROMETHEUS:
+            if not self.prometheus_url.startswith(("http://", "https://")):
+                raise ValidationError({"prometheus_url": "An http:// or https:// address."})
+            if not self.query.strip():
+                raise ValidationError({"query": "A PromQL query."})
+            if self.min_value is None and self.max_value is None:
+                raise ValidationError({"max_value": "Give a minimum, a maximum or both."})
+
+
+class GateResult(models.Model):
+    """One evaluation of one gate for one release, as shown on its page."""
+
+    gate = models.ForeignKey(PromotionGate, on_delete=models.CASCADE, related_name="results")
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="gate_results")
+    passed = models.BooleanField()
+    detail = models.CharField(max_length=500)
+    value = models.FloatField(null=True, blank=True)
+    checked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["release", "gate", "-id"], name="gate_result_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.gate.name} for release {self.release_id}: {self.detail}"
+
+
+class ChecklistTick(models.Model):
+    """A lead's tick of a checklist gate for one release."""
+
+    gate = models.ForeignKey(PromotionGate, on_delete=models.CASCADE, related_name="ticks")
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="checklist_ticks")
+    ticked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    ticked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["gate", "release"], name="tick_once_per_release")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gate.name} ticked for release {self.release_id}"

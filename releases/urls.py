@@ -1,11 +1,12 @@
 from django.urls import path
 
-from releases.views import deployments, history, releases, services
+from releases.views import deployments, history, insights, releases, services
 
 urlpatterns = [
     path("", services.dashboard, name="home"),
     path("approvals/", deployments.approvals, name="approvals"),
     path("history/", history.history_page, name="history"),
+    path("insights/", insights.insights_page, name="insights"),
     path("services/<slug:slug>/", services.service_detail, name="service-detail"),
     path("services/<slug:slug>/history/", history.history_page, name="service-history"),
     path("services/<slug:slug>/audit/", services.service_audit, name="service-audit"),
@@ -20,6 +21,12 @@ urlpatterns = [
         name="release-confirm-manifests",
     ),
     path("releases/<int:pk>/deploy", releases.release_deploy, name="release-deploy"),
+    path("releases/<int:pk>/gates", releases.release_gates_check, name="release-gates-check"),
+    path(
+        "releases/<int:pk>/gates/<int:gate>/tick",
+        releases.release_gate_tick,
+        name="release-gate-tick",
+    ),
     path("releases/<int:pk>/cancel", releases.release_cancel_view, name="release-cancel"),
     path("deployments/<int:pk>/", deployments.deployment_detail, name="deployment-detail"),
     path(

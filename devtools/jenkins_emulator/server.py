@@ -433,12 +433,54 @@ class Handler(BaseHTTPRequestHandler):
             data["pending"] = False
         return data
 
+    @staticmethod
+    def git_build_data(build: Build) -> dict[str, Any]:
+        """The git plugin's BuildData action: what revision this build checked out."""
+        sha, ref = build.commit["sha"], build.commit["ref"]
+        branch = {"SHA1": sha, "name": f"refs/remotes/origin/{ref}"}
+        return {
+            "_class": "hudson.plugins.git.util.BuildData",
+            "buildsByBranchName": {branch["name"]: {"buildNumber": build.number, "revision": {
+                "SHA1": sha, "branch": [branch]}}},
+            "lastBuiltRevision": {"SHA1": sha, "branch": [branch]},
+            "remoteUrls": [f"https://git.example.com/{build.job}.git"],
+            "scmName": "",
+        }  # fmt: skip
+
+    @staticmethod
+    def change_set(build: Build) -> dict[str, Any]:
+        """The git plugin's change set: the commits new in this build (here, the one)."""
+        commit = build.commit
+        return {
+            "_class": "hudson.plugins.git.GitChangeSetList",
+            "kind": "git",
+            "items": [
+                {
+                    "_class": "hudson.plugins.git.GitChangeSet",
+                    "affectedPaths": ["app.py"],
+                    "commitId": commit["sha"],
+                    "id": commit["sha"],
+                    "timestamp": int(commit["timestamp"] * 1000),
+                    "msg": commit["message"],
+                    "comment": commit["message"] + "\n",
+                    "author": {"fullName": "Dev Eloper"},
+                    "authorEmail": "dev@example.com",
+                }
+            ],
+        }
+
     def build_json(self, build: Build, now: float) -> dict[str, Any]:
         building = build.building(now)
         end = build.finished if not building else now
         return {
             "_class": "hudson.model.FreeStyleBuild",
-            "actions": [self.cause_action(build.user), self.parameters_action(build.parameters)],
+            "actions": [
+                self.cause_action(build.user),
+                self.parameters_action(build.parameters),
+                self.git_build_data(build),
+            ],
+            "changeSet": self.change_set(build),
+            "changeSets": [self.change_set(build)],
             "artifacts": [
                 {"displayPath": n, "fileName": n, "relativePath": n} for n in build.artifacts(now)
             ],
@@ -563,6 +605,8 @@ class Handler(BaseHTTPRequestHandler):
                                 "building": b.building(now),
                                 "result": None if b.building(now) else b.final_result,
                                 "digest": b.digest,
+                                "started": b.started,
+                                "finished": b.finished,
                             }
                             for b in state.builds[name].values()
                         ],
@@ -574,6 +618,7 @@ class Handler(BaseHTTPRequestHandler):
                         "id": i.id,
                         "job": i.job,
                         "parameters": i.parameters,
+                        "queued": i.queued,
                         "cancelled": i.cancelled,
                         "left": i.left_at is not None,
                     }

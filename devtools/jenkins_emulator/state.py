@@ -40,6 +40,10 @@ class JobConfig:
     digest: str | None = None
     disabled: bool = False
     concurrent: bool = False
+    # The git data Jenkins's git plugin reports, per GIT_REF: {"main": {"sha": …,
+    # "timestamp": epoch seconds, "message": …}}. A ref not listed gets a commit made up
+    # from the ref's name, committed a minute before the build was queued.
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobConfig:
@@ -63,6 +67,14 @@ class JobConfig:
         return job
 
 
+def _commit_for(job: JobConfig, ref: str, queued: float) -> dict[str, Any]:
+    given = job.commits.get(ref)
+    if given is not None:
+        return {"ref": ref, "message": f"commit on {ref}", **given}
+    sha = ref if len(ref) == 40 else hashlib.sha1(f"{job.name}:{ref}".encode()).hexdigest()
+    return {"ref": ref, "sha": sha, "timestamp": queued - 60, "message": f"commit on {ref}"}
+
+
 @dataclass
 class Build:
     job: str
@@ -80,6 +92,7 @@ class Build:
     finished: float | None = None
     final_result: str | None = None
     aborted_by: str | None = None
+    commit: dict[str, Any] = field(default_factory=dict)  # sha, timestamp, message, ref
 
     def building(self, now: float) -> bool:
         return self.finished is None or now < self.finished
@@ -270,6 +283,7 @@ class JenkinsState:
             digest=digest,
             image=job.image,
             report=job.report,
+            commit=_commit_for(job, item.parameters.get("GIT_REF", "main"), item.queued),
         )
         item.left_at = now
         item.build_number = number

@@ -32,6 +32,7 @@ class DeploymentOutput(serializers.ModelSerializer):
             "rolled_back_to_revision",
             "verified_images",
             "freeze_override",
+            "gate_override",
             "progress",
             "requested_by",
             "approved_by",
@@ -110,6 +111,24 @@ class FreezeBrief(serializers.Serializer):
     by = serializers.CharField(source="created_by.username", read_only=True)
 
 
+class LinkOutput(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField(help_text="The environment's link template, filled in.")
+
+
+class VariableOutput(serializers.Serializer):
+    name = serializers.CharField()
+    value = serializers.SerializerMethodField(help_text="Null for a secret: never shown.")
+    secret = serializers.BooleanField(source="is_secret")
+    scope = serializers.ChoiceField(
+        choices=["environment", "target"],
+        help_text="Set for the whole environment, or for this service's target (wins).",
+    )
+
+    def get_value(self, variable) -> str | None:
+        return None if variable.is_secret else variable.value
+
+
 class EnvironmentStateOutput(serializers.Serializer):
     environment = serializers.SlugField(source="environment.slug")
     name = serializers.CharField(source="environment.name")
@@ -131,6 +150,19 @@ class EnvironmentStateOutput(serializers.Serializer):
         "since when.",
     )
     freeze = FreezeBrief(allow_null=True)
+    links = LinkOutput(many=True, help_text="Grafana, logs, URL… for the service here.")
+
+
+class EnvironmentDetailOutput(EnvironmentStateOutput):
+    rollback_to = serializers.IntegerField(
+        source="rollback_to.pk",
+        allow_null=True,
+        default=None,
+        help_text="The release that succeeded here before the one running now.",
+    )
+    variables = VariableOutput(
+        many=True, help_text="Injected into the chart's values on every deployment here."
+    )
 
 
 class ServiceOutput(serializers.Serializer):
@@ -139,6 +171,10 @@ class ServiceOutput(serializers.Serializer):
     team = serializers.SlugField(source="service.team.slug")
     image_repository = serializers.CharField(source="service.image_repository")
     environments = EnvironmentStateOutput(many=True, source="states")
+
+
+class ServiceDetailOutput(ServiceOutput):
+    environments = EnvironmentDetailOutput(many=True, source="states")
 
 
 class ReleaseInput(serializers.Serializer):
@@ -158,6 +194,12 @@ class DeploymentInput(serializers.Serializer):
         allow_blank=True,
         help_text="A lead's reason to deploy while the environment is frozen.",
     )
+    gate_override = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="A lead's reason to promote although promotion gates fail.",
+    )
 
 
 class DecisionInput(serializers.Serializer):
@@ -167,6 +209,12 @@ class DecisionInput(serializers.Serializer):
         required=False,
         allow_blank=True,
         help_text="A lead's reason to start it while the environment is frozen.",
+    )
+    gate_override = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="A lead's reason to approve although promotion gates fail.",
     )
 
 

@@ -1,11 +1,18 @@
 from django.urls import path
 
-from releases.api import views
+from releases.api import gates, insights, views
 
 urlpatterns = [
+    path("insights/", insights.InsightsApi.as_view(), name="api-insights"),
     path("releases/", views.ReleaseListApi.as_view(), name="api-releases"),
     path("releases/<int:pk>/", views.ReleaseDetailApi.as_view(), name="api-release"),
     path("releases/<int:pk>/log", views.ReleaseLogApi.as_view(), name="api-release-log"),
+    path("releases/<int:pk>/gates", gates.ReleaseGatesApi.as_view(), name="api-release-gates"),
+    path(
+        "releases/<int:pk>/gates/<int:gate>/tick",
+        gates.ChecklistTickApi.as_view(),
+        name="api-release-gate-tick",
+    ),
     path("releases/<int:pk>/cancel", views.ReleaseCancelApi.as_view(), name="api-release-cancel"),
     path(
         "releases/<int:pk>/deployments/",

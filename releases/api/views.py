@@ -27,6 +27,7 @@ from releases.api.serializers import (
     LogOutput,
     ReleaseInput,
     ReleaseOutput,
+    ServiceDetailOutput,
     ServiceOutput,
 )
 from releases.builds import release_cancel, release_create
@@ -88,11 +89,11 @@ class ServiceDetailApi(ApiView):
     """One service: per environment, what runs (release, digest, since, by whom), what is
     in flight or waiting, drift and freeze."""
 
-    @extend_schema(responses=ServiceOutput)
+    @extend_schema(responses=ServiceDetailOutput)
     def get(self, request, slug: str):
         service = get_object_or_404(visible_services(request.user), slug=slug)
         row = selectors.DashboardRow(service, selectors.service_overview(service=service))
-        return Response(ServiceOutput(row).data)
+        return Response(ServiceDetailOutput(row).data)
 
 
 class ReleaseListApi(generics.ListAPIView, ApiView):
@@ -180,6 +181,7 @@ class DeploymentCreateApi(ApiView):
             kind=kind,
             user=request.user,
             freeze_override=data.validated_data.get("freeze_override", ""),
+            gate_override=data.validated_data.get("gate_override", ""),
             **_context(request),
         )
         return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)
@@ -220,6 +222,7 @@ class DeploymentDecisionApi(ApiView):
             approve=self.approve,
             comment=data.validated_data.get("comment", ""),
             freeze_override=data.validated_data.get("freeze_override", ""),
+            gate_override=data.validated_data.get("gate_override", ""),
             **_context(request),
         )
         return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)

@@ -38,6 +38,7 @@ def deployment_decide_view(request, pk: int):
             user=request.user,
             approve=decision == "approve",
             comment=request.POST.get("comment", ""),
+            gate_override=request.POST.get("gate_override", ""),
             **actor_and_context(request),
         )
         messages.success(request, f"Deployment #{deployment.pk} {decision}d.")

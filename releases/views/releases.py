@@ -25,6 +25,8 @@ from releases.choices import (
 )
 from releases.deployments import deployment_start
 from releases.errors import ReleaseRefused
+from releases.gates import checklist_tick, gates_check
+from releases.models import PromotionGate
 from releases.promotion import (
     decision_refusal,
     deployment_role_needed,
@@ -71,6 +73,9 @@ def release_detail(request, pk: int):
     context["audit_targets"] = ",".join(
         f"{row._meta.label}:{row.pk}" for row in (release, *context["deployments"])
     )
+    context["links"] = selectors.release_links(release=release)
+    context["gates_to"], context["gates"] = selectors.release_gates(release=release)
+    context["may_tick"] = has_role(request.user, release.service, Role.LEAD)
     return render(request, "releases/release_detail.html", context)
 
 
@@ -115,9 +120,21 @@ def release_confirm(request, pk: int):
         return HttpResponse("kind must be deploy, promote or rollback", status=400)
     require(request, release.service, deployment_role_needed(kind))
     environment = get_object_or_404(Environment, slug=request.GET.get("environment", ""))
+    shown = preview.promotion_preview(release=release, environment=environment, kind=kind)
+    may_override = has_role(request.user, release.service, Role.LEAD)
+    verdicts = (
+        gates_check(release=release, environment=environment)
+        if kind == DeploymentKind.PROMOTE and not shown.refusal
+        else []
+    )
+    gates_failed = any(not v.passed for v in verdicts)
     context = {
-        "preview": preview.promotion_preview(release=release, environment=environment, kind=kind),
-        "may_override": has_role(request.user, release.service, Role.LEAD),
+        "preview": shown,
+        "may_override": may_override,
+        "gates": verdicts,
+        "gates_failed": gates_failed,
+        "may_submit": not shown.refusal
+        and (may_override or (not shown.freeze and not gates_failed)),
     }
     template = "releases/_confirm.html" if request.htmx else "releases/confirm.html"
     return render(request, template, context)
@@ -153,6 +170,7 @@ def release_deploy(request, pk: int):
             kind=kind,
             user=request.user,
             freeze_override=request.POST.get("freeze_override", ""),
+            gate_override=request.POST.get("gate_override", ""),
             **actor_and_context(request),
         )
         waits = {
@@ -174,6 +192,47 @@ def release_cancel_view(request, pk: int):
     try:
         release_cancel(release=release, **actor_and_context(request))
         messages.success(request, "Cancelling the build.")
+    except ReleaseRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("release-detail", pk=release.pk)
+
+
+@login_required
+@require_POST
+@acts_once
+def release_gates_check(request, pk: int):
+    """Evaluate the gates to the next environment now (results are stored and shown)."""
+    release = release_or_404(request, pk)
+    require(request, release.service, Role.DEVELOPER)
+    target = release_promotion_target(release=release)
+    if target is not None:
+        verdicts = gates_check(release=release, environment=target)
+        failed = [v for v in verdicts if not v.passed]
+        if failed:
+            messages.error(
+                request, "Not passed: " + "; ".join(f"{v.gate.name}: {v.detail}" for v in failed)
+            )
+        else:
+            messages.success(request, f"Every gate to {target.name} passed.")
+    return redirect("release-detail", pk=release.pk)
+
+
+@login_required
+@require_POST
+@acts_once
+def release_gate_tick(request, pk: int, gate: int):
+    """A lead ticks a checklist item for this release."""
+    release = release_or_404(request, pk)
+    found = get_object_or_404(PromotionGate, pk=gate, enabled=True)
+    try:
+        checklist_tick(
+            gate=found,
+            release=release,
+            user=request.user,
+            note=request.POST.get("note", "")[:300],
+            **actor_and_context(request),
+        )
+        messages.success(request, f"{found.name}: ticked.")
     except ReleaseRefused as exc:
         messages.error(request, str(exc))
     return redirect("release-detail", pk=release.pk)

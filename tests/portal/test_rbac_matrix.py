@@ -12,11 +12,13 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from notifications.models import Channel
 from portal.audit import Actor
 from portal.choices import TokenScope
 from portal.models import Freeze, Membership
 from portal.tokens import token_issue
 from releases.deployments import deployment_start
+from releases.models import PromotionGate
 from tests.factories import BuiltReleaseFactory, UserFactory, member, service_path, succeeded_in
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +54,20 @@ MATRIX = {
     "home": ("get", {}, None, READ_PAGE),
     "approvals": ("get", {}, None, READ_PAGE),
     "history": ("get", {}, None, READ_PAGE),
+    "insights": ("get", {}, None, READ_PAGE),
+    "release-gates-check": ("post", {"pk": "release"}, None, DEVELOPER_PAGE),
+    "release-gate-tick": ("post", {"pk": "release", "gate": "gate"}, None, LEAD_PAGE),
+    "api-release-gates": ("get", {"pk": "release"}, None, TEAM_API),
+    "api-release-gate-tick": (
+        "post",
+        {"pk": "release", "gate": "gate"},
+        {},
+        statuses(401, 404, 403, 403, 201, 201),
+    ),
+    "api-insights": ("get", {}, None, READ_API),
+    "team-notifications": ("get", {"slug": "team"}, None, TEAM_PAGE),
+    "team-channel-create": ("post", {"slug": "team"}, {}, ADMIN_PAGE),
+    "team-channel-change": ("post", {"slug": "team", "pk": "channel"}, None, ADMIN_PAGE),
     "audit": ("get", {}, None, READ_PAGE),
     "audit-verify": ("post", {}, None, statuses(302, 403, 403, 403, 403, 403)),
     "tokens": ("get", {}, None, READ_PAGE),
@@ -216,6 +232,11 @@ def world():
         "membership": Membership.objects.get(user=users["viewer"]).pk,
         "target": path.service.targets.get(environment=path.beta).pk,
         "beta": path.beta.slug,
+        # On Prod: it gates promotions out of Prod (none), so it holds up no other call.
+        "gate": PromotionGate.objects.create(environment=path.prod, name="QA", kind="checklist").pk,
+        "channel": Channel.objects.create(
+            team=team, name="ops", kind="slack", url="https://hooks.example.test/x", events=[]
+        ).pk,
     }
 
 

@@ -259,3 +259,19 @@ def test_an_unexpected_error_in_a_step_fails_the_release_naming_it(emulator, ser
     assert release.status_reason.startswith(
         "Unexpected error in the queued step: AttributeError: 'str' object has no attribute"
     )
+
+
+def test_the_built_commit_and_its_time_come_from_jenkins_git_data(emulator, service, dev):
+    """lastBuiltRevision of the git plugin's BuildData, and the matching changeSets item."""
+    sha = "3f" * 20
+    emulator.control(
+        "POST",
+        "jobs",
+        job_config("demo/app", commits={"v2.1": {"sha": sha, "timestamp": 1_790_000_000.5}}),
+    )
+    release = wait_for_release(_create(service, dev, "v2.1"))
+    assert release.status == "built", release.status_reason
+    assert release.commit_sha == sha
+    assert release.commit_time.timestamp() == 1_790_000_000.5
+    built = AuditEvent.objects.get(target_id=str(release.pk), action="release.built")
+    assert built.after["commit_sha"] == sha

@@ -1,0 +1,3 @@
+from slipway_cli.main import cli
+
+cli(prog_name="slipway")

@@ -1,0 +1,360 @@
+"""The `slipway` command: login, services, build, promote, approve, rollback, status, history.
+
+Every command takes `--json` for scripts (one JSON document on stdout, progress on stderr)
+and exits non-zero when what it asked for failed: 1 for a failed build or deployment, 2
+for a refused or bad request.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from slipway_cli import config
+from slipway_cli.client import ApiError, Client
+
+FAILED = 1
+REFUSED = 2
+RELEASE_ACTIVE = {"requested", "queued", "building"}
+DEPLOYMENT_OPEN = {"queued", "awaiting_approval", "pending", "deploying", "rolling_out"}
+
+
+class Context:
+    def __init__(self, url: str | None, token: str | None, as_json: bool):
+        self.settings = config.load(url, token)
+        self.as_json = as_json
+        self._client: Client | None = None
+
+    @property
+    def api(self) -> Client:
+        if self._client is None:
+            if not self.settings.token:
+                fail("Not logged in: run `slipway login` or set SLIPWAY_TOKEN.", REFUSED)
+            self._client = Client(self.settings.url, self.settings.token)
+        return self._client
+
+    def out(self, data: Any, text: str) -> None:
+        click.echo(json.dumps(data, indent=2) if self.as_json else text)
+
+
+def fail(message: str, code: int = FAILED) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def progress(message: str) -> None:
+    click.echo(f"[{time.strftime('%H:%M:%S')}] {message}", err=True)
+
+
+def _short(digest: str) -> str:
+    return digest[7:19] if digest else "—"
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--url", envvar="SLIPWAY_URL", help="The portal, e.g. https://slipway.example.com")
+@click.option("--token", envvar="SLIPWAY_TOKEN", help="An API token (else the stored one).")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout, for scripts.")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> None:
+    """Build once, deploy to Beta, promote the same digest to Prod — from a terminal."""
+    ctx.obj = Context(url, token, as_json)
+
+
+def _run(function):
+    """Turn API errors into one line on stderr and exit code 2."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ApiError as exc:
+            fail(str(exc), REFUSED)
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+@cli.command()
+@click.option("--url", "login_url", required=True, help="The portal's address.")
+@click.option("--token", "login_token", prompt=True, hide_input=True, help="An API token.")
+@pass_context
+@_run
+def login(obj: Context, login_url: str, login_token: str) -> None:
+    """Check a token against the portal and store both (mode 0600)."""
+    me = Client(login_url, login_token).get("/api/v1/me")
+    path = config.save(login_url, login_token)
+    obj.out(
+        {"username": me["username"], "config": str(path)},
+        f"Logged in to {login_url} as {me['username']} (saved in {path}).",
+    )
+
+
+@cli.command()
+@pass_context
+@_run
+def services(obj: Context) -> None:
+    """Services of your teams and what runs in each environment."""
+    rows = list(obj.api.pages("/api/v1/services/"))
+    lines = []
+    for service in rows:
+        cells = []
+        for env in service["environments"]:
+            running = env.get("running")
+            cells.append(
+                f"{env['environment']}: #{running['release']} {_short(running['digest'])}"
+                if running
+                else f"{env['environment']}: —"
+            )
+        lines.append(f"{service['slug']:<24} {'  '.join(cells)}")
+    obj.out(rows, "\n".join(lines) or "No services.")
+
+
+def _follow_log(api: Client, release_id: int) -> dict:
+    """Print the build console as it grows; return the release once its build ended."""
+    offset = 0
+    while True:
+        chunk = api.get(f"/api/v1/releases/{release_id}/log", offset=offset)
+        if chunk["text"]:
+            click.echo(chunk["text"], nl=False, err=True)
+        offset = chunk["next_offset"]
+        if not chunk["more"]:
+            release = api.get(f"/api/v1/releases/{release_id}/")
+            if release["status"] not in RELEASE_ACTIVE:
+                return release
+        time.sleep(1)
+
+
+def _wait_release(api: Client, release_id: int) -> dict:
+    seen = ""
+    while True:
+        release = api.get(f"/api/v1/releases/{release_id}/")
+        state = f"{release['status']} {release.get('progress') or ''}".strip()
+        if state != seen:
+            progress(f"release #{release_id}: {state}")
+            seen = state
+        if release["status"] not in RELEASE_ACTIVE:
+            return release
+        time.sleep(1)
+
+
+def _wait_deployment(api: Client, deployment_id: int, timeout: float = 3600) -> dict:
+    seen, deadline = "", time.monotonic() + timeout
+    while True:
+        deployment = api.get(f"/api/v1/deployments/{deployment_id}/")
+        progress_ = deployment.get("progress") or {}
+        bar = ""
+        if isinstance(progress_, dict) and progress_.get("desired"):
+            bar = f" {progress_.get('updated', 0)}/{progress_['desired']} updated"
+        state = f"{deployment['status']}{bar}"
+        if state != seen:
+            progress(f"deployment #{deployment_id} to {deployment['environment']}: {state}")
+            seen = state
+        if deployment["status"] not in DEPLOYMENT_OPEN or time.monotonic() > deadline:
+            return deployment
+        if deployment["status"] == "awaiting_approval" and not seen.endswith("(waiting)"):
+            progress("waiting for a lead's approval")
+            seen += " (waiting)"
+        time.sleep(1)
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--ref", required=True, help="Branch, tag or commit to build.")
+@click.option("--deploy-to", help="Deploy to this (first) environment once built, e.g. beta.")
+@click.option("--follow", is_flag=True, help="Stream the log; wait for the build and deploy.")
+@pass_context
+@_run
+def build(obj: Context, service: str, ref: str, deploy_to: str | None, follow: bool) -> None:
+    """Build SERVICE at REF once; optionally deploy it to Beta."""
+    body = {"ref": ref, **({"deploy_to": deploy_to} if deploy_to else {})}
+    release = obj.api.post(f"/api/v1/services/{service}/releases/", body)
+    progress(f"release #{release['id']} of {service} at {ref}: {release['status']}")
+    if follow:
+        release = _follow_log(obj.api, release["id"])
+        if release["status"] == "built" and deploy_to:
+            deployment = _first_deployment(obj.api, release["id"], deploy_to)
+            if deployment is not None:
+                deployment = _wait_deployment(obj.api, deployment["id"])
+            release = obj.api.get(f"/api/v1/releases/{release['id']}/")
+    obj.out(release, _release_line(release))
+    if follow:
+        _exit_for(release, deploy_to)
+
+
+def _first_deployment(api: Client, release_id: int, environment: str) -> dict | None:
+    for _ in range(30):  # the worker starts it right after the build
+        release = api.get(f"/api/v1/releases/{release_id}/")
+        found = [d for d in release["deployments"] if d["environment"] == environment]
+        if found:
+            return found[0]
+        time.sleep(1)
+    return None
+
+
+def _release_line(release: dict) -> str:
+    line = f"release #{release['id']} {release['service']} {release['ref']}: {release['status']}"
+    if release.get("image_digest"):
+        line += f" {release['image']}"
+    if release.get("status_reason"):
+        line += f"\n  {release['status_reason']}"
+    for d in release.get("deployments", []):
+        line += f"\n  deployment #{d['id']} to {d['environment']}: {d['status']}"
+        if d.get("status_reason"):
+            line += f" ({d['status_reason']})"
+    return line
+
+
+def _exit_for(release: dict, deploy_to: str | None) -> None:
+    if release["status"] != "built":
+        sys.exit(FAILED)
+    if deploy_to:
+        statuses = [d["status"] for d in release["deployments"] if d["environment"] == deploy_to]
+        if not statuses or statuses[-1] != "succeeded":
+            sys.exit(FAILED)
+
+
+def _deploy(obj: Context, release: int, environment: str, kind: str, wait: bool, **extra) -> None:
+    body = {"environment": environment, "kind": kind}
+    body.update({k: v for k, v in extra.items() if v})
+    deployment = obj.api.post(f"/api/v1/releases/{release}/deployments/", body)
+    progress(f"deployment #{deployment['id']} to {environment}: {deployment['status']}")
+    if wait:
+        deployment = _wait_deployment(obj.api, deployment["id"])
+    text = f"deployment #{deployment['id']} of release #{release} to {environment}: "
+    text += deployment["status"] + (
+        f" ({deployment['status_reason']})" if deployment.get("status_reason") else ""
+    )
+    obj.out(deployment, text)
+    if wait and deployment["status"] != "succeeded":
+        sys.exit(FAILED)
+
+
+@cli.command()
+@click.argument("release", type=int)
+@click.option("--to", "environment", required=True, help="The environment, e.g. prod.")
+@click.option("--wait", is_flag=True, help="Wait (approval, rollout) until it ends.")
+@click.option("--override-freeze", help="A lead's reason to deploy during a freeze.")
+@click.option("--override-gates", help="A lead's reason to promote past failing gates.")
+@pass_context
+@_run
+def promote(
+    obj: Context,
+    release: int,
+    environment: str,
+    wait: bool,
+    override_freeze: str | None,
+    override_gates: str | None,
+) -> None:
+    """Promote RELEASE (the same image digest) to an environment."""
+    _deploy(
+        obj,
+        release,
+        environment,
+        "promote",
+        wait,
+        freeze_override=override_freeze,
+        gate_override=override_gates,
+    )
+
+
+@cli.command()
+@click.argument("deployment", type=int)
+@click.option("--comment", default="", help="Recorded with the decision.")
+@click.option("--reject", is_flag=True, help="Reject instead of approving.")
+@pass_context
+@_run
+def approve(obj: Context, deployment: int, comment: str, reject: bool) -> None:
+    """Approve (or --reject) a deployment waiting for a lead."""
+    verb = "reject" if reject else "approve"
+    result = obj.api.post(f"/api/v1/deployments/{deployment}/{verb}", {"comment": comment})
+    obj.out(result, f"deployment #{deployment}: {result['status']}")
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--env", "environment", required=True, help="The environment, e.g. prod.")
+@click.option(
+    "--to",
+    "release",
+    type=int,
+    help="The release to go back to (default: the last good one before).",
+)
+@click.option("--wait", is_flag=True, help="Wait until the rollback ends.")
+@pass_context
+@_run
+def rollback(obj: Context, service: str, environment: str, release: int | None, wait: bool) -> None:
+    """Roll SERVICE back in an environment."""
+    if release is None:
+        detail = obj.api.get(f"/api/v1/services/{service}/")
+        env = next((e for e in detail["environments"] if e["environment"] == environment), None)
+        if env is None:
+            fail(f"{service} has no environment {environment!r}.", REFUSED)
+        release = env.get("rollback_to")
+        if release is None:
+            fail(
+                f"Nothing to roll back to in {environment}: no earlier release succeeded there.",
+                REFUSED,
+            )
+    _deploy(obj, release, environment, "rollback", wait)
+
+
+@cli.command()
+@click.argument("service")
+@pass_context
+@_run
+def status(obj: Context, service: str) -> None:
+    """What runs in each environment of SERVICE, and what moves."""
+    detail = obj.api.get(f"/api/v1/services/{service}/")
+    lines = [f"{detail['name']} ({detail['slug']})"]
+    for env in detail["environments"]:
+        running = env.get("running")
+        line = f"  {env['environment']:<8}"
+        if running:
+            line += (
+                f" release #{running['release']} {running['digest']}"
+                f" since {running.get('since') or '?'}"
+                f" by {running.get('by') or 'Slipway'}"
+            )
+        else:
+            line += " nothing running"
+        if env.get("in_flight"):
+            line += f"  [{env['in_flight']['status']} #{env['in_flight']['release']}]"
+        if env.get("waiting"):
+            line += f"  [{env['waiting']} waiting]"
+        if env.get("freeze"):
+            line += "  [frozen]"
+        if env.get("drift"):
+            line += "  [drift]"
+        lines.append(line)
+    obj.out(detail, "\n".join(lines))
+
+
+@cli.command()
+@click.option("--service", help="One service's releases.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@pass_context
+@_run
+def history(obj: Context, service: str | None, limit: int) -> None:
+    """Recent releases, newest first."""
+    rows = []
+    for release in obj.api.pages("/api/v1/releases/", service=service):
+        rows.append(release)
+        if len(rows) >= limit:
+            break
+    lines = [
+        f"#{r['id']:<6} {r['service']:<20} {r['ref']:<20} {r['status']:<10} "
+        + " ".join(f"{d['environment']}:{d['status']}" for d in r["deployments"])
+        for r in rows
+    ]
+    obj.out(rows, "\n".join(lines) or "No releases.")
+
+
+def main() -> None:
+    cli(prog_name="slipway")
