@@ -44,7 +44,7 @@ class ImageRef:
     repository: str  # the path inside the registry, e.g. team/app
 
 
-def split_image(image_repository: str) -> ImageRef:
+def registry_location(image_repository: str) -> ImageRef:
     """`harbor.example.com/team/app` → host + repository, as Docker reads references: the
     first part is a host when it has a dot or a port, or is `localhost`."""
     first, _, rest = image_repository.partition("/")
@@ -65,7 +65,7 @@ def _ca_file(pem: str) -> str:
 def image_check(*, registry: Registry, image_repository: str, digest: str) -> None:
     """Raise unless the registry holds `image_repository@digest` (a manifest or an index)."""
     url = urlsplit(registry.url)
-    ref = split_image(image_repository)
+    ref = registry_location(image_repository)
     where = f"{registry.name} ({registry.url})"
     image = f"{image_repository}@{digest}"
     username, password = registry.username, plaintext(registry.password)
