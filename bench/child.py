@@ -2,6 +2,7 @@
 
     python -m bench.child csv USERNAME          stream the releases history as CSV
     python -m bench.child audit-writer N START  append N audit events from START (epoch)
+    python -m bench.child verify                 verify_audit over the whole chain
 
 Prints one JSON object.
 """
@@ -10,23 +11,28 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 
-def _maxrss_mb() -> float:
-    """The process's peak resident memory so far."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux folds the forking
+    parent's high-water mark into ru_maxrss at exec, so a child of a bench that has just
+    seeded a million rows would report the parent's peak."""
+    return _status_mb("VmHWM")
 
 
 def _rss_mb() -> float:
-    """Its resident memory now (the peak may be higher: import time)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return _maxrss_mb()
+    """Its resident memory now."""
+    return _status_mb("VmRSS")
 
 
 def csv_export(username: str) -> dict:
@@ -47,8 +53,21 @@ def csv_export(username: str) -> dict:
         "rows": lines - 1,
         "bytes": size,
         "rss_before_mb": before,
-        "rss_peak_mb": _maxrss_mb(),
+        "rss_peak_mb": _peak_mb(),
     }
+
+
+def verify() -> dict:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    started = time.perf_counter()
+    try:
+        call_command("verify_audit", verbosity=0)
+        intact = True
+    except (CommandError, SystemExit):
+        intact = False
+    return {"seconds": time.perf_counter() - started, "intact": intact, "peak_mb": _peak_mb()}
 
 
 def audit_writer(count: int, start: float) -> dict:
@@ -73,6 +92,8 @@ def main() -> None:
     mode, *args = sys.argv[1:]
     if mode == "csv":
         result = csv_export(args[0])
+    elif mode == "verify":
+        result = verify()
     elif mode == "audit-writer":
         result = audit_writer(int(args[0]), float(args[1]))
     else:

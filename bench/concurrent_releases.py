@@ -9,6 +9,7 @@ end → helm upgrade start.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from bench.measure import Figure
 
-DEPLOY_SLOTS = 12
+BUILD_SLOTS = int(os.environ.get("BENCH_BUILD_SLOTS", "4"))
+DEPLOY_SLOTS = int(os.environ.get("BENCH_DEPLOY_SLOTS", "4"))
+ROLLOUT_SLOTS = int(os.environ.get("BENCH_ROLLOUT_SLOTS", "16"))
 WORKER_ENV = {
     "SLIPWAY_POLL_SECONDS": "0.5",
     "SLIPWAY_WATCH_BUDGET_SECONDS": "20",
@@ -74,9 +77,9 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     progress("starting kube-apiserver + etcd and the rollout simulator")
     plane = ControlPlane(root).start()
     simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=1.0).start()
-    # As docs/operations.md sizes them: builds and deploys on their own workers, so
-    # rollouts being watched never hold a build's hand-off, and deploy slots enough for
-    # the rollouts in flight (they mostly wait on the cluster).
+    # As docs/operations.md sizes them: builds, deploys (helm) and rollouts (watching) on
+    # their own workers, so rollouts being watched never hold a build's hand-off, and
+    # rollout slots enough for the rollouts in flight (they mostly wait on the cluster).
     workers = [
         WorkerProcess(
             database_url=os.environ["DATABASE_URL"],
@@ -86,7 +89,11 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
             concurrency=concurrency,
             extra_env={**WORKER_ENV, "SLIPWAY_HELM": helm},
         )
-        for queues, concurrency in (("default,builds", 4), ("deploys", DEPLOY_SLOTS))
+        for queues, concurrency in (
+            ("default,builds", BUILD_SLOTS),
+            ("deploys", DEPLOY_SLOTS),
+            ("rollouts", ROLLOUT_SLOTS),
+        )
     ]
     for worker in workers:
         worker.start()

@@ -112,10 +112,10 @@ def audit_writes(single: int = 300, writers: int = 8, each: int = 100) -> list[F
 
 
 def verify(events: int) -> Figure:
-    _, wall, rss, code = run_child(sys.executable, "manage.py", "verify_audit", "--verbosity", "0")
+    result, _, _, _ = run_child(sys.executable, "-m", "bench.child", "verify")
     return Figure(
         f"verify_audit over {events:,} events",
-        [wall * 1000],
-        extra={"peak_rss_mb": round(rss, 1), "intact": code == 0},
+        [result["seconds"] * 1000],
+        extra={"peak_rss_mb": round(result["peak_mb"], 1), "intact": result["intact"]},
         goal="≤ 60 s",
     )

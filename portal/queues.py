@@ -1,7 +1,10 @@
 """Celery queue names, in one place: builds and deploys run apart so a slow Jenkins
-never holds up a rollout, and small housekeeping tasks never wait behind either."""
+never holds up a rollout, and small housekeeping tasks never wait behind either.
+Watching a rollout (minutes of waiting on the cluster) has its own queue, so the helm
+upgrade of a build that just finished never waits behind rollouts being watched."""
 
 DEFAULT = "default"
 BUILDS = "builds"
 DEPLOYS = "deploys"
-ALL = (DEFAULT, BUILDS, DEPLOYS)
+ROLLOUTS = "rollouts"
+ALL = (DEFAULT, BUILDS, DEPLOYS, ROLLOUTS)

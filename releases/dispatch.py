@@ -12,6 +12,7 @@ from django.db import transaction
 from portal import queues
 from portal.logs import task_headers
 
+ROLLING_OUT = "rolling_out"  # DeploymentStatus.ROLLING_OUT (no model import here)
 ADVANCE_RELEASE = "releases.advance"
 ADVANCE_DEPLOYMENT = "releases.deploy"
 START_WAITING = "releases.start_waiting"
@@ -33,9 +34,11 @@ def advance_release(release, countdown: float = 0) -> None:
 
 
 def advance_deployment(deployment, countdown: float = 0) -> None:
-    """Run the deployment's next step (with its current run token)."""
+    """Run the deployment's next step (with its current run token): watching a rollout on
+    the rollouts queue, the rest (checks, helm) on the deploys queue."""
+    queue = queues.ROLLOUTS if deployment.status == ROLLING_OUT else queues.DEPLOYS
     _send_on_commit(
-        ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queues.DEPLOYS, countdown
+        ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queue, countdown
     )
 
 

@@ -22,7 +22,7 @@ class WorkerProcess:
         database_url: str,
         redis_url: str,
         log_path: Path,
-        queues: str = "default,builds,deploys",
+        queues: str = "default,builds,deploys,rollouts",
         concurrency: int = 2,
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
