@@ -66,7 +66,12 @@ def table(figures: list[dict]) -> str:
     for f in figures:
         raw = f"{f['raw_sql_median_ms']:.2f} ms" if "raw_sql_median_ms" in f else ""
         ratio = f"×{f['ratio']}" if "ratio" in f else ""
-        span = f"{_cell(f)} ({f['min_ms']:.0f}–{f['max_ms']:.0f})"
+        low, high = f["min_ms"], f["max_ms"]
+        span = (
+            f"{_cell(f)} ({low:.0f}–{high:.0f})"
+            if f["median_ms"] < 10_000
+            else f"{_cell(f)} ({low / 1000:.1f}–{high / 1000:.1f})"
+        )
         lines.append(
             f"| {f['name']} | {span} | {f.get('queries', '')} | {raw} | {ratio} | "
             f"{f.get('goal', '')} | {_detail(f)} |"
