@@ -275,3 +275,14 @@ def test_the_built_commit_and_its_time_come_from_jenkins_git_data(emulator, serv
     assert release.commit_time.timestamp() == 1_790_000_000.5
     built = AuditEvent.objects.get(target_id=str(release.pk), action="release.built")
     assert built.after["commit_sha"] == sha
+
+
+def test_a_build_reporting_an_image_outside_the_services_repository_fails(emulator, service, dev):
+    service.require_image_repository = True
+    service.save()
+    emulator.control("POST", "jobs", job_config("demo/app", image="evil.example.com/x/app"))
+    release = wait_for_release(_create(service, dev))
+    assert release.status == "failed"
+    assert "reported the image evil.example.com/x/app@sha256:" in release.status_reason
+    assert f"outside this service's repository {service.image_repository}" in release.status_reason
+    assert release.image_digest == ""

@@ -1,0 +1,65 @@
+"""The CLI's HTTP client: a POST retried after a dropped connection carries the same
+Idempotency-Key, so the portal acts once; problem details become one clear message."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from slipway_cli import client as cli_client
+from slipway_cli.client import ApiError, Client
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    monkeypatch.setattr(cli_client.time, "sleep", lambda s: None)
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(dict(self.headers))
+            if len(seen) == 1:
+                self.close_connection = True  # drop it: no answer at all
+                return
+            if self.path == "/refused":
+                problem = {"type": "x", "title": "Conflict", "status": 409,
+                           "detail": "Beta runs release #11", "errors": {}}  # fmt: skip
+                body = json.dumps(problem).encode()
+                self.send_response(409)
+                self.send_header("Content-Type", "application/problem+json")
+            else:
+                body = b'{"id": 7}'
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_retried_post_sends_the_same_idempotency_key(flaky):
+    url, seen = flaky
+    assert Client(url, "slw_x").post("/made", {"ref": "main"}) == {"id": 7}
+    assert len(seen) == 2
+    keys = {headers["Idempotency-Key"] for headers in seen}
+    assert len(keys) == 1 and len(keys.pop()) == 36
+    assert seen[0]["Authorization"] == "Bearer slw_x"
+
+
+def test_a_problem_becomes_one_message(flaky):
+    url, _ = flaky
+    with pytest.raises(ApiError, match=r"^HTTP 409: Beta runs release #11$") as refused:
+        Client(url, "slw_x").post("/refused")
+    assert refused.value.status == 409
