@@ -98,10 +98,31 @@ def test_the_whole_flow_from_the_command_line(live_server, shop, tmp_path):
     text = slipway(tmp_path, "status", "shop").stdout
     assert text.count(release["image_digest"]) == 2
 
-    history = json.loads(slipway(tmp_path, "--json", "history", "--service", "shop").stdout)
-    assert [r["id"] for r in history] == [release["id"]]
     services = json.loads(slipway(tmp_path, "--json", "services").stdout)
     assert [s["slug"] for s in services] == ["shop"]
+
+    # A second release reaches Prod; the lead rolls Prod back to the first one.
+    second = json.loads(
+        slipway(
+            tmp_path, "--json", "build", "shop", "--ref", "v2", "--deploy-to", "beta", "--follow"
+        ).stdout
+    )
+    waiting = json.loads(
+        slipway(tmp_path, "--json", "promote", str(second["id"]), "--to", "prod").stdout
+    )
+    slipway(tmp_path, "approve", str(waiting["id"]), token=lead_token)
+    wait_until(
+        lambda: prod_running()["prod"]["running"]["release"] == second["id"], 90, "Prod to run v2"
+    )
+    back = slipway(
+        tmp_path, "--json", "rollback", "shop", "--env", "prod", "--wait", token=lead_token
+    )
+    assert json.loads(back.stdout)["status"] == "succeeded", back.stderr
+    assert json.loads(back.stdout)["release"] == release["id"]
+    assert prod_running()["prod"]["running"]["release"] == release["id"]
+
+    history = json.loads(slipway(tmp_path, "--json", "history", "--service", "shop").stdout)
+    assert [r["id"] for r in history] == [second["id"], release["id"]]
 
 
 def test_a_failing_build_exits_non_zero(live_server, shop, emulator, tmp_path):
