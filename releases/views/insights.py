@@ -73,11 +73,13 @@ def chart(result: Insights, width: int = 640, height: int = 160) -> dict:
     top = max(max(w.deployments for w in weeks), 1)
     step = width / len(weeks)
     bars = []
+    bar = min(max(step - 4, 1), 48)  # a lone week is a bar, not a band across the chart
     for i, week in enumerate(weeks):
         h = (height - 20) * week.deployments / top
         f = (height - 20) * week.failures / top
+        x = i * step + (step - bar) / 2
         bars.append({
-            "x": round(i * step + 2, 1), "w": round(max(step - 4, 1), 1),
+            "x": round(x, 1), "w": round(bar, 1),
             "y": round(height - 20 - h, 1), "h": round(h, 1),
             "fy": round(height - 20 - f, 1), "fh": round(f, 1),
             "label": week.week.strftime("%b %-d"), "deployments": week.deployments,

@@ -129,10 +129,18 @@ def test_a_lead_approves_a_promotion_found_in_the_inbox(
     lead.goto(f"{live_server.url}/history/")
     pages.check(lead, "history")
 
+    # Insights count the promotion to Prod; the team's notifications page reads clean
+    lead.goto(f"{live_server.url}/insights/")
+    assert "1 deployment\n" in lead.locator("section.cards").inner_text() + "\n"
+    assert lead.locator("figure.chart svg rect.week.ok").count() >= 1
+    pages.check(lead, "insights")
+    lead.goto(f"{live_server.url}/teams/{demo.team.slug}/notifications/")
+    pages.check(lead, "notifications")
+
     # Usable at 375 px: nothing but the tables scrolls sideways
     phone = browser.new_page(viewport={"width": 375, "height": 800})
     phone.context.add_cookies(lead.context.cookies())
-    for path in ("/", f"/releases/{release.pk}/", "/approvals/", "/history/"):
+    for path in ("/", f"/releases/{release.pk}/", "/approvals/", "/history/", "/insights/"):
         phone.goto(live_server.url + path)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path} is {width} px wide at 375"
