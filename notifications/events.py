@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from releases.choices import DeploymentStatus, ReleaseStatus
+
 
 class EventKind(models.TextChoices):
     BUILD_FAILED = "build_failed", "Build failed"
@@ -20,10 +22,10 @@ class EventKind(models.TextChoices):
 
 # audit action -> event kind
 ACTIONS: dict[str, str] = {
-    "release.failed": EventKind.BUILD_FAILED,
-    "deployment.succeeded": EventKind.DEPLOYED,
-    "deployment.failed": EventKind.ROLLOUT_FAILED,
-    "deployment.rolled_back": EventKind.ROLLOUT_FAILED,
+    f"release.{ReleaseStatus.FAILED}": EventKind.BUILD_FAILED,
+    f"deployment.{DeploymentStatus.SUCCEEDED}": EventKind.DEPLOYED,
+    f"deployment.{DeploymentStatus.FAILED}": EventKind.ROLLOUT_FAILED,
+    f"deployment.{DeploymentStatus.ROLLED_BACK}": EventKind.ROLLOUT_FAILED,
     "drift.detected": EventKind.DRIFT,
     "freeze.override": EventKind.FREEZE_OVERRIDE,
 }
@@ -33,6 +35,7 @@ def event_kind(event) -> str | None:
     """The kind an audit event announces, if any. A request to a protected environment is
     recorded as `deployment.<kind>` with the status it starts in."""
     after = event.after if isinstance(event.after, dict) else {}
-    if event.action.startswith("deployment.") and after.get("status") == "awaiting_approval":
+    waiting = DeploymentStatus.AWAITING_APPROVAL
+    if event.action.startswith("deployment.") and after.get("status") == waiting:
         return EventKind.AWAITING_APPROVAL
     return ACTIONS.get(event.action)

@@ -11,8 +11,8 @@ from django.db import transaction
 
 from portal import queues
 from portal.logs import task_headers
+from releases.choices import DeploymentStatus
 
-ROLLING_OUT = "rolling_out"  # DeploymentStatus.ROLLING_OUT (no model import here)
 ADVANCE_RELEASE = "releases.advance"
 ADVANCE_DEPLOYMENT = "releases.deploy"
 START_WAITING = "releases.start_waiting"
@@ -36,7 +36,7 @@ def advance_release(release, countdown: float = 0) -> None:
 def advance_deployment(deployment, countdown: float = 0) -> None:
     """Run the deployment's next step (with its current run token): watching a rollout on
     the rollouts queue, the rest (checks, helm) on the deploys queue."""
-    queue = queues.ROLLOUTS if deployment.status == ROLLING_OUT else queues.DEPLOYS
+    queue = queues.ROLLOUTS if deployment.status == DeploymentStatus.ROLLING_OUT else queues.DEPLOYS
     _send_on_commit(
         ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queue, countdown
     )
