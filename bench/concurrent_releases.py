@@ -37,8 +37,6 @@ def _percentiles(values: list[float]) -> dict:
 
 
 def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Figure]:
-    import os
-
     from django.conf import settings
     from django.db import connections
     from django.test import Client

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from notifications.channels import channel_create, channel_delete, channel_set_enabled
 from notifications.events import EventKind
 from notifications.models import Attempt, Channel, ChannelKind
-from portal.audit import Actor, RequestContext
+from portal.audit import actor_and_context
 from portal.choices import Role
 from portal.errors import Refused
 from portal.once import acts_once
@@ -34,10 +34,6 @@ class ChannelForm(forms.Form):
     events = forms.MultipleChoiceField(
         choices=EventKind.choices, widget=forms.CheckboxSelectMultiple, initial=EventKind.values
     )
-
-
-def _who(request) -> dict:
-    return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
 
 
 @login_required
@@ -70,7 +66,7 @@ def team_channel_create(request, slug: str):
         messages.error(request, f"Channel not added: {errors}")
         return redirect("team-notifications", slug=slug)
     try:
-        channel = channel_create(team=team, **form.cleaned_data, **_who(request))
+        channel = channel_create(team=team, **form.cleaned_data, **actor_and_context(request))
     except Refused as exc:
         messages.error(request, str(exc))
         return redirect("team-notifications", slug=slug)
@@ -87,10 +83,12 @@ def team_channel_change(request, slug: str, pk: int):
     channel = get_object_or_404(Channel, team=team, pk=pk)
     action = request.POST.get("action", "")
     if action == "delete":
-        channel_delete(channel=channel, **_who(request))
+        channel_delete(channel=channel, **actor_and_context(request))
         messages.success(request, f"Channel {channel.name} removed.")
     elif action in ("pause", "enable"):
-        channel_set_enabled(channel=channel, enabled=action == "enable", **_who(request))
+        channel_set_enabled(
+            channel=channel, enabled=action == "enable", **actor_and_context(request)
+        )
         messages.success(
             request, f"Channel {channel.name} {'enabled' if action == 'enable' else 'paused'}."
         )

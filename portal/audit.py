@@ -73,6 +73,12 @@ class RequestContext:
         )
 
 
+def actor_and_context(request) -> dict:
+    """Who acts in a web request and where from: the `actor` and `context` keyword
+    arguments every audited workflow function takes."""
+    return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
+
+
 def client_ip(request) -> str | None:
     """The client's address: REMOTE_ADDR, or, when that is one of SLIPWAY_TRUSTED_PROXIES,
     the nearest address in X-Forwarded-For that is not a trusted proxy."""

@@ -81,14 +81,18 @@ def image_check(*, registry: Registry, image_repository: str, digest: str) -> No
         tlsverify=_ca_file(registry.ca_certificate) if registry.ca_certificate else True,
         timeout=registry.timeout_seconds,
     )
+
+    def refused(status: int) -> RegistryError:
+        return RegistryError(
+            f"registry {where} refused Slipway's credentials (HTTP {status}) for "
+            f"{ref.repository}; check the registry's username and password"
+        )
+
     try:
         with client:
             client.head_manifest_and_response(digest)
-    except DXFUnauthorizedError as exc:
-        raise RegistryError(
-            f"registry {where} refused Slipway's credentials (HTTP 401) for "
-            f"{ref.repository}; check the registry's username and password"
-        ) from exc
+    except DXFUnauthorizedError as exc:  # python-dxf's own 401, after its auth retry
+        raise refused(401) from exc
     except DXFAuthInsecureError as exc:
         raise RegistryError(
             f"registry {where} asks for credentials over plain http; use its https:// address"
@@ -98,10 +102,7 @@ def image_check(*, registry: Registry, image_repository: str, digest: str) -> No
         if status == 404:
             raise ImageNotFound(f"image {image} not found in registry {where}") from exc
         if status in (401, 403):
-            raise RegistryError(
-                f"registry {where} refused Slipway's credentials (HTTP {status}) for "
-                f"{ref.repository}; check the registry's username and password"
-            ) from exc
+            raise refused(status) from exc
         if status >= 500 or status == 429:
             raise RegistryUnreachable(f"registry {where} answered HTTP {status}") from exc
         raise RegistryError(f"registry {where} answered HTTP {status} for {image}") from exc

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clusters.models import Cluster
-from portal.audit import Actor, RequestContext
+from portal.audit import actor_and_context
 from portal.choices import Role, TokenScope
 from portal.errors import Refused
 from portal.freezes import freeze_create, freeze_delete
@@ -25,10 +25,6 @@ from portal.teams import membership_remove, membership_set, require_team_admin, 
 from portal.tokens import DEFAULT_SCOPES, token_issue, token_revoke
 
 LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-
-
-def _who(request) -> dict:
-    return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
 
 
 class MemberForm(forms.Form):
@@ -121,7 +117,10 @@ def team_member_set(request, slug: str):
         return redirect("team-detail", slug=slug)
     try:
         membership_set(
-            team=team, by=request.user.get_username(), **form.cleaned_data, **_who(request)
+            team=team,
+            by=request.user.get_username(),
+            **form.cleaned_data,
+            **actor_and_context(request),
         )
     except Refused as exc:
         return _refused(request, exc, slug)
@@ -140,7 +139,7 @@ def team_member_remove(request, slug: str, pk: int):
     membership = get_object_or_404(
         Membership.objects.select_related("user", "team"), team=team, pk=pk
     )
-    membership_remove(membership=membership, **_who(request))
+    membership_remove(membership=membership, **actor_and_context(request))
     messages.success(request, f"{membership.user} is no longer in {team}.")
     return redirect("team-detail", slug=slug)
 
@@ -161,7 +160,7 @@ def team_target_save(request, slug: str, pk: int | None = None):
         )
         return redirect("team-detail", slug=slug)
     try:
-        target = target_save(target=form.save(commit=False), **_who(request))
+        target = target_save(target=form.save(commit=False), **actor_and_context(request))
     except Refused as exc:
         return _refused(request, exc, slug)
     messages.success(request, f"Saved {target}.")
@@ -183,7 +182,9 @@ def team_freeze_create(request, slug: str):
         )
         return redirect("team-detail", slug=slug)
     try:
-        freeze_create(team=team, user=request.user, **form.cleaned_data, **_who(request))
+        freeze_create(
+            team=team, user=request.user, **form.cleaned_data, **actor_and_context(request)
+        )
     except Refused as exc:
         return _refused(request, exc, slug)
     messages.success(
@@ -202,7 +203,7 @@ def team_freeze_delete(request, slug: str, pk: int):
         Freeze.objects.select_related("environment", "team"), team=team, pk=pk
     )
     try:
-        freeze_delete(freeze=freeze, user=request.user, **_who(request))
+        freeze_delete(freeze=freeze, user=request.user, **actor_and_context(request))
     except Refused as exc:
         return _refused(request, exc, slug)
     messages.success(request, "Freeze ended.")
@@ -251,7 +252,7 @@ def token_create(request):
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=timezone.now() + timezone.timedelta(days=form.cleaned_data["days"]),
-            **_who(request),
+            **actor_and_context(request),
         )
     except Refused as exc:
         messages.error(request, str(exc))
@@ -266,6 +267,6 @@ def token_create(request):
 @acts_once
 def token_revoke_view(request, pk: int):
     token = get_object_or_404(ApiToken, user=request.user, pk=pk)
-    token_revoke(token=token, **_who(request))
+    token_revoke(token=token, **actor_and_context(request))
     messages.success(request, f"Token {token.name} revoked.")
     return redirect("tokens")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
 import django_filters
 from django import forms
+from django.utils import timezone
 
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
+from releases.insights import Period
 from releases.models import Deployment, Release
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -39,3 +43,40 @@ class DeploymentFilter(_Common):
     class Meta:
         model = Deployment
         fields = ["service", "environment", "status", "kind", "person", "since", "until"]
+
+
+INSIGHTS_MAX_DAYS = 731
+
+
+def _start_of(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+class InsightsForm(forms.Form):
+    """The insights page's and API's period (days, `until` included; default: the last 30
+    days), team and service."""
+
+    since = forms.DateField(required=False, widget=DATE)
+    until = forms.DateField(required=False, widget=DATE, help_text="Included.")
+    team = forms.SlugField(required=False)
+    service = forms.SlugField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("The period's start is after its end.")
+        if since and until and (until - since).days > INSIGHTS_MAX_DAYS:
+            raise forms.ValidationError(f"At most {INSIGHTS_MAX_DAYS} days at once.")
+        return data
+
+    def selection(self) -> dict:
+        """The cleaned form as `insights_for` keyword arguments."""
+        until, since = self.cleaned_data.get("until"), self.cleaned_data.get("since")
+        end = _start_of(until + timedelta(days=1)) if until else timezone.now()
+        start = _start_of(since) if since else end - timedelta(days=30)
+        return {
+            "period": Period(start, end),
+            "team": self.cleaned_data.get("team") or "",
+            "service": self.cleaned_data.get("service") or "",
+        }

@@ -96,6 +96,11 @@ def _checklist(gate: PromotionGate, release: Release) -> Verdict:
     return Verdict(gate, True, f"ticked by {tick.ticked_by.get_username()}")
 
 
+def describe_failed(verdicts: list[Verdict]) -> str:
+    """`soak: has run in Beta 12 min of 30; 18 min left; QA: not ticked yet …`"""
+    return "; ".join(f"{v.gate.name}: {v.detail}" for v in verdicts if not v.passed)
+
+
 def gates_for(environment: Environment) -> list[PromotionGate]:
     return list(
         PromotionGate.objects.filter(environment=environment, enabled=True).order_by("order", "id")
@@ -140,9 +145,8 @@ def gates_enforce(
         return None
     reason = (override_reason or "").strip()
     if not reason:
-        listed = "; ".join(f"{v.gate.name}: {v.detail}" for v in failed)
         raise GateRefused(
-            f"Promotion gates not passed for release #{release.pk}: {listed}. "
+            f"Promotion gates not passed for release #{release.pk}: {describe_failed(failed)}. "
             "A lead may override them with a reason."
         )
     if user is None or not has_role(user, release.service, Role.LEAD):

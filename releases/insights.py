@@ -28,7 +28,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from portal.choices import Role
 from portal.models import Environment, Service, Team
+from portal.permissions import teams_with_role, visible_services, visible_teams
 
 _CHANGES = """
 WITH changes AS (
@@ -213,6 +215,21 @@ def insights(
         )
     result.weeks = [Week(week, deployed, failed) for week, deployed, failed in weekly]
     return result
+
+
+def insights_for(user, *, period: Period, team: str = "", service: str = "") -> Insights:
+    """What the user may see: their teams, or one of them (`team`), or one of their
+    services (`service`); a team or service they may not see gives nothing."""
+    team_ids = teams_with_role(user, Role.VIEWER)
+    if team:
+        found = visible_teams(user).filter(slug=team).first()
+        team_ids = [found.pk] if found else []
+    chosen = None
+    if service:
+        chosen = visible_services(user).filter(slug=service).first()
+        if chosen is None:
+            team_ids = []
+    return insights(period=period, team_ids=team_ids, service=chosen)
 
 
 CSV_FIELDS = [

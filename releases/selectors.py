@@ -29,6 +29,7 @@ from releases.choices import (
     DEPLOYMENT_WAITING,
     DeploymentStatus,
 )
+from releases.gates import gates_for
 from releases.models import (
     ChecklistTick,
     Deployment,
@@ -226,9 +227,7 @@ def release_gates(*, release: Release) -> tuple[Environment | None, list[GateSta
     source = previous_environment(release.service, target) if target else None
     if source is None:
         return target, []
-    gates = list(
-        PromotionGate.objects.filter(environment=source, enabled=True).order_by("order", "id")
-    )
+    gates = gates_for(source)
     last: dict[int, GateResult] = {}
     for result in GateResult.objects.filter(release=release, gate__in=gates).order_by("id"):
         last[result.gate_id] = result

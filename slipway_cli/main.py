@@ -7,6 +7,7 @@ for a refused or bad request.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -70,14 +71,13 @@ def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -
 def _run(function):
     """Turn API errors into one line on stderr and exit code 2."""
 
+    @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except ApiError as exc:
             fail(str(exc), REFUSED)
 
-    wrapper.__name__ = function.__name__
-    wrapper.__doc__ = function.__doc__
     return wrapper
 
 
@@ -154,13 +154,11 @@ def _wait_deployment(api: Client, deployment_id: int, timeout: float = 3600) -> 
             bar = f" {progress_.get('updated', 0)}/{progress_['desired']} updated"
         state = f"{deployment['status']}{bar}"
         if state != seen:
-            progress(f"deployment #{deployment_id} to {deployment['environment']}: {state}")
+            waits = " (waiting for a lead)" if deployment["status"] == "awaiting_approval" else ""
+            progress(f"deployment #{deployment_id} to {deployment['environment']}: {state}{waits}")
             seen = state
         if deployment["status"] not in DEPLOYMENT_OPEN or time.monotonic() > deadline:
             return deployment
-        if deployment["status"] == "awaiting_approval" and not seen.endswith("(waiting)"):
-            progress("waiting for a lead's approval")
-            seen += " (waiting)"
         time.sleep(1)
 
 

@@ -9,10 +9,11 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from portal.audit import actor_and_context
 from portal.choices import TokenScope
 from portal.drf import ApiView
 from portal.models import Environment
-from releases.api.views import _context, _releases
+from releases.api.views import _releases
 from releases.gates import checklist_tick, gates_check
 from releases.models import PromotionGate
 from releases.promotion import previous_environment, release_promotion_target
@@ -85,7 +86,7 @@ class ChecklistTickApi(ApiView):
             release=release,
             user=request.user,
             note=data.validated_data.get("note", ""),
-            **_context(request),
+            **actor_and_context(request),
         )
         return Response(
             {"gate": found.name, "ticked_by": tick.ticked_by.get_username(), "at": tick.ticked_at},

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 
 from portal.api_defaults import CSVRenderer, ProblemJSONRenderer
 from portal.drf import ApiView
-from releases.insights import insights_csv
-from releases.views.insights import InsightsForm, insights_for
+from releases.filters import InsightsForm
+from releases.insights import insights_csv, insights_for
 
 
 class MetricsOutput(serializers.Serializer):
@@ -70,7 +70,7 @@ class InsightsApi(ApiView):
             raise ValidationError(
                 {field or "non_field_errors": errors for field, errors in form.errors.items()}
             )
-        result = insights_for(request.user, form)
+        result = insights_for(request.user, **form.selection())
         if request.query_params.get("format") == "csv":
             response = HttpResponse(insights_csv(result), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = 'attachment; filename="slipway-insights.csv"'

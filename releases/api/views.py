@@ -14,7 +14,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from portal.api_defaults import Page
-from portal.audit import Actor, RequestContext
+from portal.audit import actor_and_context
 from portal.choices import Role, TokenScope
 from portal.drf import ApiView
 from portal.models import Environment
@@ -36,10 +36,6 @@ from releases.deployments import deployment_decide, deployment_start, deployment
 from releases.filters import DeploymentFilter, ReleaseFilter
 from releases.models import Deployment, Release
 from releases.promotion import deployment_role_needed
-
-
-def _context(request) -> dict:
-    return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
 
 
 def _releases(request):
@@ -129,7 +125,7 @@ class ReleaseCreateApi(ApiView):
             ref=data.validated_data["ref"],
             deploy_to=_environment(deploy_to) if deploy_to else None,
             user=request.user,
-            **_context(request),
+            **actor_and_context(request),
         )
         return Response(ReleaseOutput(release).data, status=status.HTTP_201_CREATED)
 
@@ -161,7 +157,7 @@ class ReleaseCancelApi(ApiView):
     def post(self, request, pk: int):
         release = get_object_or_404(_releases(request), pk=pk)
         require_role(request.user, release.service, Role.DEVELOPER)
-        release = release_cancel(release=release, **_context(request))
+        release = release_cancel(release=release, **actor_and_context(request))
         return Response(ReleaseOutput(release).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -182,7 +178,7 @@ class DeploymentCreateApi(ApiView):
             user=request.user,
             freeze_override=data.validated_data.get("freeze_override", ""),
             gate_override=data.validated_data.get("gate_override", ""),
-            **_context(request),
+            **actor_and_context(request),
         )
         return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)
 
@@ -223,7 +219,7 @@ class DeploymentDecisionApi(ApiView):
             comment=data.validated_data.get("comment", ""),
             freeze_override=data.validated_data.get("freeze_override", ""),
             gate_override=data.validated_data.get("gate_override", ""),
-            **_context(request),
+            **actor_and_context(request),
         )
         return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
 
@@ -239,5 +235,5 @@ class DeploymentCancelApi(ApiView):
     @extend_schema(request=None, responses=DeploymentOutput)
     def post(self, request, pk: int):
         deployment = get_object_or_404(_deployments(request), pk=pk)
-        deployment_withdraw(deployment=deployment, user=request.user, **_context(request))
+        deployment_withdraw(deployment=deployment, user=request.user, **actor_and_context(request))
         return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)

@@ -1,18 +1,12 @@
-"""What the page views share: access checks that raise the right page, and the request's
-actor and context for the audit log."""
+"""What the page views share: access checks that raise the right page."""
 
 from __future__ import annotations
 
 from django.core.exceptions import BadRequest
 from django.shortcuts import get_object_or_404
 
-from portal.audit import Actor, RequestContext
 from portal.permissions import require_role, visible
 from releases.models import Deployment, Release
-
-
-def actor_and_context(request) -> dict:
-    return {"actor": Actor.from_request(request), "context": RequestContext.from_request(request)}
 
 
 def release_or_404(request, pk: int, *related: str) -> Release:

@@ -9,11 +9,12 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from portal.audit import actor_and_context
 from portal.once import acts_once
 from releases import selectors
 from releases.deployments import deployment_decide, deployment_withdraw
 from releases.errors import ReleaseRefused
-from releases.views.common import actor_and_context, deployment_or_404
+from releases.views.common import deployment_or_404
 
 
 def _back(request, deployment):

@@ -2,67 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
-from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
-from portal.choices import Role
-from portal.permissions import teams_with_role, visible_services, visible_teams
-from releases.insights import Insights, Period, insights, insights_csv
-
-MAX_DAYS = 731
-
-
-class InsightsForm(forms.Form):
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Included.",
-    )
-    team = forms.SlugField(required=False)
-    service = forms.SlugField(required=False)
-
-    def clean(self):
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            raise forms.ValidationError("The period's start is after its end.")
-        if since and until and (until - since).days > MAX_DAYS:
-            raise forms.ValidationError(f"At most {MAX_DAYS} days at once.")
-        return data
-
-
-def _start_of(day) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
-
-
-def period_from(form: InsightsForm) -> Period:
-    """The form's dates (until included), by default the last 30 days."""
-    until = form.cleaned_data.get("until")
-    since = form.cleaned_data.get("since")
-    end = _start_of(until + timedelta(days=1)) if until else timezone.now()
-    start = _start_of(since) if since else end - timedelta(days=30)
-    return Period(start, end)
-
-
-def insights_for(user, form: InsightsForm) -> Insights:
-    """What the user may see: their teams, or one of them, or one of their services."""
-    teams = teams_with_role(user, Role.VIEWER)
-    team_slug, service_slug = form.cleaned_data.get("team"), form.cleaned_data.get("service")
-    if team_slug:
-        team = visible_teams(user).filter(slug=team_slug).first()
-        teams = [team.pk] if team else []
-    service = None
-    if service_slug:
-        service = visible_services(user).filter(slug=service_slug).first()
-        if service is None:
-            teams = []
-    return insights(period=period_from(form), team_ids=teams, service=service)
+from releases.filters import InsightsForm
+from releases.insights import Insights, insights_csv, insights_for
 
 
 def chart(result: Insights, width: int = 640, height: int = 160) -> dict:
@@ -97,7 +42,7 @@ def insights_page(request):
     if not request.GET:
         form = InsightsForm({})
         form.is_valid()
-    result = insights_for(request.user, form)
+    result = insights_for(request.user, **form.selection())
     if request.GET.get("format") == "csv":
         response = HttpResponse(insights_csv(result), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="slipway-insights.csv"'

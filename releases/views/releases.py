@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.audit import actor_and_context
 from portal.audit_reads import events_of
 from portal.choices import Role
 from portal.models import Environment
@@ -25,7 +26,7 @@ from releases.choices import (
 )
 from releases.deployments import deployment_start
 from releases.errors import ReleaseRefused
-from releases.gates import checklist_tick, gates_check
+from releases.gates import checklist_tick, describe_failed, gates_check
 from releases.models import PromotionGate
 from releases.promotion import (
     decision_refusal,
@@ -34,7 +35,7 @@ from releases.promotion import (
     withdrawal_refusal,
 )
 from releases.timeline import release_timeline
-from releases.views.common import actor_and_context, int_param, release_or_404, require
+from releases.views.common import int_param, release_or_404, require
 
 
 def _release_context(request, release) -> dict:
@@ -206,12 +207,9 @@ def release_gates_check(request, pk: int):
     require(request, release.service, Role.DEVELOPER)
     target = release_promotion_target(release=release)
     if target is not None:
-        verdicts = gates_check(release=release, environment=target)
-        failed = [v for v in verdicts if not v.passed]
+        failed = describe_failed(gates_check(release=release, environment=target))
         if failed:
-            messages.error(
-                request, "Not passed: " + "; ".join(f"{v.gate.name}: {v.detail}" for v in failed)
-            )
+            messages.error(request, f"Not passed: {failed}")
         else:
             messages.success(request, f"Every gate to {target.name} passed.")
     return redirect("release-detail", pk=release.pk)

@@ -7,13 +7,14 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.audit import actor_and_context
 from portal.choices import Role
 from portal.once import acts_once
 from portal.permissions import has_role, visible_services, visible_teams
 from releases import selectors
 from releases.builds import release_create
 from releases.errors import ReleaseRefused
-from releases.views.common import actor_and_context, require
+from releases.views.common import require
 
 
 @login_required

@@ -4,13 +4,12 @@ Idempotency-Key, so the portal acts once; problem details become one clear messa
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from slipway_cli import client as cli_client
 from slipway_cli.client import ApiError, Client
+from tests.support.http import QuietHandler, serving
 
 
 @pytest.fixture
@@ -18,10 +17,7 @@ def flaky(monkeypatch):
     monkeypatch.setattr(cli_client.time, "sleep", lambda s: None)
     seen: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen.append(dict(self.headers))
@@ -31,22 +27,12 @@ def flaky(monkeypatch):
             if self.path == "/refused":
                 problem = {"type": "x", "title": "Conflict", "status": 409,
                            "detail": "Beta runs release #11", "errors": {}}  # fmt: skip
-                body = json.dumps(problem).encode()
-                self.send_response(409)
-                self.send_header("Content-Type", "application/problem+json")
+                self.answer(409, json.dumps(problem).encode(), "application/problem+json")
             else:
-                body = b'{"id": 7}'
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+                self.answer(201, b'{"id": 7}')
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        yield url, seen
 
 
 def test_a_retried_post_sends_the_same_idempotency_key(flaky):

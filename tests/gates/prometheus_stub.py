@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.http import QuietHandler
 
 # https://prometheus.io/docs/prometheus/latest/querying/api/#instant-queries
 DOCS_VECTOR = {
@@ -46,33 +46,19 @@ class PrometheusStub:
     def __init__(self) -> None:
         self.answer: dict = DOCS_VECTOR
         self.queries: list[str] = []
+        self.url = ""  # set once it serves (tests.support.http.serving)
+
+    def handler(self) -> type[QuietHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path != "/api/v1/query":
                     self.send_error(404)
                     return
                 stub.queries.append(parse_qs(parts.query).get("query", [""])[0])
-                body = json.dumps(stub.answer).encode()
                 status = 400 if stub.answer.get("status") == "error" else 200
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(status, json.dumps(stub.answer).encode())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return Handler

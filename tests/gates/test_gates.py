@@ -19,6 +19,7 @@ from releases.gates import GateRefused, checklist_tick
 from releases.models import Deployment, GateResult, PromotionGate
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 from tests.gates.prometheus_stub import DOCS_ERROR, EMPTY, PrometheusStub, vector
+from tests.support.http import serving
 
 ERROR_RATIO = (
     'sum(rate(http_requests_total{namespace="{namespace}",app="{service}",code=~"5.."}[{window}]))'
@@ -29,8 +30,8 @@ ERROR_RATIO = (
 @pytest.fixture
 def prometheus():
     stub = PrometheusStub()
-    yield stub
-    stub.stop()
+    with serving(stub.handler()) as stub.url:
+        yield stub
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.http import QuietHandler
 
 
 @dataclass
@@ -32,14 +32,12 @@ class Receiver:
     script: list[tuple[int, bytes]] = field(default_factory=list)  # answers, then 200 {}
     received: list[Received] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    url: str = ""  # set once it serves (tests.support.http.serving)
 
-    def start(self) -> Receiver:
+    def handler(self) -> type[QuietHandler]:
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 parts = urlsplit(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -51,24 +49,9 @@ class Receiver:
                 )
                 owner.received.append(got)
                 owner.check(got)
-                status, answer = owner.script.pop(0) if owner.script else (200, b"{}")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self.answer(*(owner.script.pop(0) if owner.script else (200, b"{}")))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return Handler
 
     def check(self, got: Received) -> None:
         secret = self.secrets.get(got.path, "")

@@ -19,6 +19,7 @@ from portal.models import AuditEvent
 from releases.transitions import WORKER, deployment_fail, release_fail
 from tests.factories import BuiltReleaseFactory, TeamFactory, member, service_path
 from tests.notifications.receiver import Receiver
+from tests.support.http import serving
 from tests.support.waiting import wait_until
 
 ALL = list(EventKind.values)
@@ -26,9 +27,9 @@ ALL = list(EventKind.values)
 
 @pytest.fixture
 def receiver():
-    made = Receiver().start()
-    yield made
-    made.stop()
+    made = Receiver()
+    with serving(made.handler()) as made.url:
+        yield made
 
 
 def _channel(team, kind, url, secret="", events=ALL, name=None):

@@ -99,7 +99,7 @@ def test_links_and_variables_show_on_pages_and_in_the_api_and_secrets_never(clie
     client.force_login(lead)
     for page in ("/", f"/services/{path.service.slug}/", f"/releases/{release.pk}/"):
         html = client.get(page).content.decode()
-        assert grafana in html and logs.replace("+", "+") in html, page
+        assert grafana in html and logs in html, page
         assert SECRET not in html, page
     service_page = client.get(f"/services/{path.service.slug}/").content.decode()
     assert "APOLLO_META" in service_page and "http://apollo-beta:8080" in service_page
