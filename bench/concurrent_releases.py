@@ -50,10 +50,12 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     from devtools.kube.simulator import RolloutSimulator
     from portal.choices import Role, TokenScope
     from portal.models import (
+        ClusterEnvironment,
         DeploymentTarget,
         Environment,
         JenkinsServer,
         Membership,
+        NamespaceGrant,
         Service,
         Team,
     )
@@ -126,6 +128,8 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
             )
             for s in services
         )
+        ClusterEnvironment.objects.create(cluster=cluster, environment=beta)
+        NamespaceGrant.objects.create(cluster=cluster, team=team, pattern="load")
         token = token_issue(user=user, name="load", scopes=TokenScope.values)[1]
 
         accepted: dict[int, float] = {}

@@ -10,6 +10,7 @@ retried step finds the revision it already made instead of upgrading twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -21,11 +22,22 @@ from pathlib import Path
 import pyhelm3
 from django.conf import settings
 from pyhelm3 import errors as helm_errors
+from pyhelm3.client import mergeconcat
 
 from clusters.errors import ClusterUnreachable, HelmFailed, HelmMissing, HelmReleaseNotFound
 from clusters.kubeconfig import kubeconfig_file
 
 PENDING = {"pending-install", "pending-upgrade", "pending-rollback"}
+HISTORY_MAX = 10
+
+
+class Ownership:
+    """Who a Helm release belongs to, read from its owner label (helm --labels)."""
+
+    ABSENT = "absent"  # no such release yet: an install labels it
+    OURS = "ours"  # labelled with the asking owner
+    OTHER = "other"  # labelled with another owner
+    UNOWNED = "unowned"  # exists without an owner label (installed outside Slipway)
 
 
 def helm_deadline_seconds(timeout_seconds: float) -> float:
@@ -95,12 +107,16 @@ class Helm:
 
     def _run(self, work):
         async def call(path: Path):
-            client = pyhelm3.Client(
-                executable=self._executable,
-                kubeconfig=path,
-                kubecontext=self._context,
-                default_timeout=f"{int(self.timeout_seconds)}s",
-            )
+            options = {
+                "executable": self._executable,
+                "kubeconfig": path,
+                "kubecontext": self._context,
+                "default_timeout": f"{int(self.timeout_seconds)}s",
+            }
+            client = pyhelm3.Client(**options)
+            # pyhelm3's Client has no --labels or --selector: those calls go through its
+            # Command, which runs helm with the same kubeconfig and context.
+            client.slipway_command = pyhelm3.Command(**options)
             # helm gets its own timeout; this one ends a helm that hangs regardless.
             return await asyncio.wait_for(work(client), helm_deadline_seconds(self.timeout_seconds))
 
@@ -142,6 +158,29 @@ class Helm:
         except HelmReleaseNotFound:
             return None
 
+    def ownership(self, release: str, namespace: str, *, label: str, owner: str) -> str:
+        """Whose the release is, by its `label`: ours (`owner`), another's, nobody's, or
+        absent (see Ownership). One helm run when it is ours, up to three otherwise."""
+
+        async def listed(client, selector: str | None) -> bool:
+            command = ["list", "--all", "--namespace", namespace, "--output", "json"]
+            command += ["--filter", f"^{re.escape(release)}$", "--max", 5]
+            if selector:
+                command += ["--selector", selector]
+            found = json.loads(await client.slipway_command.run(command) or b"[]")
+            return any(item.get("name") == release for item in found or [])
+
+        async def work(client):
+            if await listed(client, f"{label}={owner}"):
+                return Ownership.OURS
+            if await listed(client, label):
+                return Ownership.OTHER
+            if await listed(client, None):
+                return Ownership.UNOWNED
+            return Ownership.ABSENT
+
+        return self._run(work)
+
     def render(
         self, chart: str, release: str, namespace: str, *values: dict, version: str | None = None
     ) -> list[dict]:
@@ -166,21 +205,26 @@ class Helm:
         values: list[dict],
         description: str,
         version: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> HelmRevision:
-        """`helm upgrade --install` (no --wait); returns the revision it made."""
+        """`helm upgrade --install` (no --wait) with `labels` on the release; returns the
+        revision it made."""
 
         async def work(client):
             loaded = await client.get_chart(chart, version=version or None)
-            revision = await client.install_or_upgrade_release(
-                release,
-                loaded,
-                *values,
-                namespace=namespace,
-                create_namespace=True,
-                description=description,
-                wait=False,
-            )
-            return _revision(revision)
+            command = [
+                "upgrade", release, loaded.ref, "--install", "--output", "json",
+                "--history-max", HISTORY_MAX, "--timeout", f"{int(self.timeout_seconds)}s",
+                "--values", "-", "--create-namespace", "--namespace", namespace,
+                "--description", description, "--version", loaded.metadata.version,
+            ]  # fmt: skip
+            if loaded.repo:
+                command += ["--repo", loaded.repo]
+            if labels:
+                command += ["--labels", ",".join(f"{k}={v}" for k, v in labels.items())]
+            merged = mergeconcat(*values) if values else {}
+            out = await client.slipway_command.run(command, json.dumps(merged).encode())
+            return _revision_from_json(json.loads(out[out.index(b"{") :]))
 
         return self._run(work)
 
@@ -229,6 +273,22 @@ class Helm:
 
 async def _current(client, release: str, namespace: str) -> HelmRevision:
     return _revision(await client.get_current_revision(release, namespace=namespace))
+
+
+def _revision_from_json(data: dict) -> HelmRevision:
+    """A revision from `helm upgrade --output json`."""
+    info = data.get("info") or {}
+    updated = datetime.fromisoformat(
+        str(info.get("last_deployed") or datetime.now(UTC).isoformat()).replace("Z", "+00:00")
+    )
+    if updated.tzinfo is None:
+        updated = updated.replace(tzinfo=UTC)
+    return HelmRevision(
+        revision=int(data["version"]),
+        status=str(info.get("status", "")),
+        updated=updated,
+        description=str(info.get("description", "")),
+    )
 
 
 def _revision(revision) -> HelmRevision:

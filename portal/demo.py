@@ -13,12 +13,14 @@ from django.db import transaction
 from clusters.models import Cluster
 from portal.choices import Role
 from portal.models import (
+    ClusterEnvironment,
     DeploymentTarget,
     Environment,
     EnvironmentLink,
     EnvironmentVariable,
     JenkinsServer,
     Membership,
+    NamespaceGrant,
     Service,
     Team,
 )
@@ -64,7 +66,13 @@ def demo_load(
     )
     prod, _ = Environment.objects.update_or_create(
         slug="prod",
-        defaults={"name": "Prod", "order": 20, "requires_approval": True, "auto_rollback": True},
+        defaults={
+            "name": "Prod",
+            "order": 20,
+            "requires_approval": True,
+            "auto_rollback": True,
+            "protected": True,
+        },
     )
     jenkins, _ = JenkinsServer.objects.get_or_create(
         name="local",
@@ -82,6 +90,13 @@ def demo_load(
     if kubeconfig:
         cluster.kubeconfig = kubeconfig
         cluster.save()
+    # The platform admin's grants: both environments on the local cluster, and the demo
+    # team in `<service>-beta` / `<service>-prod` namespaces only.
+    for env in (beta, prod):
+        ClusterEnvironment.objects.get_or_create(cluster=cluster, environment=env)
+        NamespaceGrant.objects.get_or_create(
+            cluster=cluster, team=team, pattern=f"*-{env.slug}", environment=env
+        )
     chart = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
     for slug, name in DEMO_SERVICES.items():
         service, _ = Service.objects.update_or_create(

@@ -3,6 +3,7 @@ API tokens, and the append-only audit log."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from string import Formatter
 
 from django.conf import settings
@@ -23,6 +24,11 @@ dns_label = RegexValidator(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
     "Use lowercase letters, digits and '-', starting and ending with a letter or digit.",
 )
+
+
+def system_namespace(namespace: str) -> bool:
+    """kube-system and its kind (SLIPWAY_SYSTEM_NAMESPACES): never a target's."""
+    return any(fnmatchcase(namespace, pattern) for pattern in settings.SLIPWAY_SYSTEM_NAMESPACES)
 
 
 class Team(models.Model):
@@ -183,6 +189,11 @@ class Environment(models.Model):
     approval_timeout_seconds = models.PositiveIntegerField(
         default=24 * 3600, help_text="A request nobody approves or rejects expires after this."
     )
+    protected = models.BooleanField(
+        default=False,
+        help_text="Where its targets point (cluster, namespace, Helm release) only a platform "
+        "admin may change.",
+    )
 
     class Meta:
         ordering = ["order"]
@@ -208,21 +219,104 @@ class DeploymentTarget(models.Model):
         help_text="What the cluster runs that Slipway did not deploy (set by the drift check).",
     )
     drift_checked_at = models.DateTimeField(null=True, blank=True)
+    adopted_release = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="A Helm release installed without Slipway that a platform admin let this "
+        "target take over, as cluster id/namespace/release (it counts only while the target "
+        "still points there).",
+    )
 
     class Meta:
         ordering = ["service", "environment__order"]
         constraints = [
             models.UniqueConstraint(
-                fields=["service", "environment"], name="target_unique_service_environment"
+                fields=["service", "environment"],
+                name="target_unique_service_environment",
+                violation_error_message="The service already has a target in this "
+                "environment; edit that one.",
             ),
             models.UniqueConstraint(
                 fields=["cluster", "namespace", "helm_release_name"],
                 name="target_unique_helm_release",
+                violation_error_message="This Helm release (cluster, namespace, name) is "
+                "another target's: a release has one owner.",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.service} in {self.environment}"
+
+    def clean(self) -> None:
+        if system_namespace(self.namespace):
+            message = f"{self.namespace} is a system namespace: Slipway never deploys there."
+            raise ValidationError({"namespace": message})
+
+
+namespace_pattern = RegexValidator(
+    r"^[a-z0-9*]([-a-z0-9*]{0,61}[a-z0-9*])?$",
+    "A namespace or a pattern of one: lowercase letters, digits, '-' and '*' (any characters), "
+    "e.g. shop-*.",
+)
+
+
+class ClusterEnvironment(models.Model):
+    """A platform admin's word that targets of an environment may use a cluster."""
+
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.CASCADE, related_name="environment_grants"
+    )
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="cluster_grants"
+    )
+
+    class Meta:
+        ordering = ["cluster", "environment__order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "environment"], name="cluster_environment_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment} may use {self.cluster}"
+
+
+class NamespaceGrant(models.Model):
+    """A platform admin's word that a team's services may deploy into the namespaces that
+    match `pattern` on a cluster (for one environment's targets, or any)."""
+
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.CASCADE, related_name="namespace_grants"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="namespace_grants")
+    pattern = models.CharField(
+        max_length=63,
+        validators=[namespace_pattern],
+        help_text="A namespace, or a pattern such as shop-* ('*': any characters).",
+    )
+    environment = models.ForeignKey(
+        Environment,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="namespace_grants",
+        help_text="Only for this environment's targets; empty: any environment the cluster serves.",
+    )
+
+    class Meta:
+        ordering = ["cluster", "team", "pattern"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "team", "pattern", "environment"],
+                name="namespace_grant_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        where = f" for {self.environment}" if self.environment_id else ""
+        return f"{self.team} may deploy to {self.pattern} on {self.cluster}{where}"
 
 
 ENV_NAME = RegexValidator(

@@ -286,6 +286,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 # counts as dead and is resumed, and how hard to retry an unavailable Jenkins.
 SLIPWAY_POLL_SECONDS = env.float("SLIPWAY_POLL_SECONDS", default=2.0)
 
+# Namespaces no target may use, whatever a grant says (fnmatch patterns).
+SLIPWAY_SYSTEM_NAMESPACES = env.list("SLIPWAY_SYSTEM_NAMESPACES", default=["kube-*", "default"])
+
 # Where people open Slipway: the links in notifications.
 SLIPWAY_BASE_URL = env.str("SLIPWAY_BASE_URL", default="http://127.0.0.1:8000")
 # Insights: a succeeded Prod change followed by a rollback within this many hours failed.

@@ -18,10 +18,24 @@ from portal.audit import actor_and_context
 from portal.choices import Role, TokenScope
 from portal.errors import Refused
 from portal.freezes import freeze_create, freeze_delete
-from portal.models import ApiToken, DeploymentTarget, Environment, Freeze, Membership, Team
+from portal.models import (
+    ApiToken,
+    DeploymentTarget,
+    Environment,
+    Freeze,
+    Membership,
+    NamespaceGrant,
+    Team,
+)
 from portal.once import acts_once
 from portal.permissions import RoleMissing, role_in_team, visible_teams
-from portal.teams import membership_remove, membership_set, require_team_admin, target_save
+from portal.targets import (
+    release_key,
+    require_target_change,
+    target_adopt_release,
+    target_save,
+)
+from portal.teams import membership_remove, membership_set, require_team_admin
 from portal.tokens import DEFAULT_SCOPES, token_issue, token_revoke
 
 LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -44,11 +58,21 @@ class TargetForm(forms.ModelForm):
         model = DeploymentTarget
         fields = ["service", "environment", "cluster", "namespace", "helm_release_name", "values"]
 
-    def __init__(self, *args, team: Team, **kwargs):
+    def __init__(self, *args, team: Team, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["service"].queryset = team.services.order_by("name")
-        self.fields["cluster"].queryset = Cluster.objects.order_by("name")
+        if not user.is_superuser:
+            # Protected environments' targets are a platform admin's to change.
+            self.fields["environment"].queryset = Environment.objects.filter(protected=False)
+        # The clusters the team was granted namespaces on (the save checks the rest).
+        self.fields["cluster"].queryset = (
+            Cluster.objects.filter(namespace_grants__team=team).distinct().order_by("name")
+        )
         self.fields["values"].widget = forms.Textarea(attrs={"rows": 3})
+
+    def validate_unique(self):
+        # target_save says which rule a clash breaks, in the product's words.
+        return
 
 
 def _team(request, slug: str) -> Team:
@@ -77,11 +101,21 @@ def team_detail(request, slug: str):
             .select_related("user")
             .order_by("user__username"),
             "targets": [
-                (target, TargetForm(instance=target, team=team, prefix=f"t{target.pk}"))
+                (
+                    target,
+                    TargetForm(
+                        instance=target, team=team, user=request.user, prefix=f"t{target.pk}"
+                    ),
+                    target.adopted_release == release_key(target),
+                )
                 for target in DeploymentTarget.objects.filter(service__team=team)
                 .select_related("service", "environment", "cluster")
                 .order_by("service__name", "environment__order")
             ],
+            "grants": NamespaceGrant.objects.filter(team=team)
+            .select_related("cluster", "environment")
+            .order_by("cluster__name", "pattern"),
+            "platform_admin": request.user.is_superuser,
             "freezes": Freeze.objects.filter(team=team, ends_at__gt=now)
             .select_related("environment", "created_by")
             .order_by("starts_at"),
@@ -93,7 +127,7 @@ def team_detail(request, slug: str):
             "freeze_form": FreezeForm(
                 initial={"starts_at": now, "ends_at": now + timezone.timedelta(hours=4)}
             ),
-            "target_form": TargetForm(team=team),
+            "target_form": TargetForm(team=team, user=request.user),
             "roles": Role.choices,
             "now": now,
         },
@@ -151,7 +185,15 @@ def team_target_save(request, slug: str, pk: int | None = None):
     team = _team(request, slug)
     require_team_admin(request.user, team)
     instance = get_object_or_404(DeploymentTarget, service__team=team, pk=pk) if pk else None
-    form = TargetForm(request.POST, instance=instance, team=team, prefix=f"t{pk}" if pk else None)
+    if instance is not None:
+        require_target_change(request.user, instance, None)
+    form = TargetForm(
+        request.POST,
+        instance=instance,
+        team=team,
+        user=request.user,
+        prefix=f"t{pk}" if pk else None,
+    )
     if not form.is_valid():
         messages.error(
             request,
@@ -160,10 +202,32 @@ def team_target_save(request, slug: str, pk: int | None = None):
         )
         return redirect("team-detail", slug=slug)
     try:
-        target = target_save(target=form.save(commit=False), **actor_and_context(request))
+        target = target_save(
+            target=form.save(commit=False), user=request.user, **actor_and_context(request)
+        )
+    except RoleMissing:
+        raise  # a 403 page naming the role, not a message on the team page
     except Refused as exc:
         return _refused(request, exc, slug)
     messages.success(request, f"Saved {target}.")
+    return redirect("team-detail", slug=slug)
+
+
+@login_required
+@require_POST
+@acts_once
+def team_target_adopt(request, slug: str, pk: int):
+    """A platform admin lets a target take over a Helm release Slipway did not install."""
+    team = _team(request, slug)
+    target = get_object_or_404(
+        DeploymentTarget.objects.select_related("cluster"), service__team=team, pk=pk
+    )
+    target_adopt_release(target=target, user=request.user, **actor_and_context(request))
+    messages.success(
+        request,
+        f"{target} may take over Helm release {target.helm_release_name} in "
+        f"{target.namespace} on {target.cluster} at its next deployment.",
+    )
     return redirect("team-detail", slug=slug)
 
 

@@ -1,21 +1,20 @@
 """A team's own administration: who has which role, and where its services deploy.
 
-Team admins (and site admins) grant, change and remove roles and edit their services'
-deployment targets from the portal; every change is audited with before and after.
+Team admins (and site admins) grant, change and remove roles from the portal; every
+change is audited with before and after. Where the team's services deploy is
+portal/targets.py's.
 Roles that come from LDAP groups are refreshed at each sign-in (portal/ldap.py).
 """
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from portal.admin_audit import snapshot
 from portal.audit import Actor, RequestContext, audit_record
 from portal.choices import MembershipSource, Role
 from portal.errors import Refused
-from portal.models import DeploymentTarget, Membership, Team
+from portal.models import Membership, Team
 from portal.permissions import RoleMissing, role_in_team
 
 
@@ -83,35 +82,3 @@ def membership_remove(
             },
         )
         membership.delete()
-
-
-def target_save(
-    *,
-    target: DeploymentTarget,
-    actor: Actor,
-    context: RequestContext | None = None,
-) -> DeploymentTarget:
-    """Create or change a deployment target (validated like the admin does), audited."""
-    try:
-        target.full_clean()
-    except ValidationError as exc:
-        raise TeamRefused(
-            "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-        ) from exc
-    with transaction.atomic():
-        before = snapshot(DeploymentTarget.objects.get(pk=target.pk)) if target.pk else None
-        target.save()
-        after = snapshot(target)
-        if before is not None:
-            changed = sorted(k for k in after if before.get(k) != after.get(k))
-            before = {k: before.get(k) for k in changed}
-            after = {k: after[k] for k in changed}
-        audit_record(
-            actor=actor,
-            action="deploymenttarget.change" if before is not None else "deploymenttarget.create",
-            target=target,
-            context=context,
-            before=before,
-            after=after,
-        )
-    return target

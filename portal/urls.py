@@ -26,6 +26,11 @@ urlpatterns = [
     path(
         "teams/<slug:slug>/targets/<int:pk>", team_views.team_target_save, name="team-target-save"
     ),
+    path(
+        "teams/<slug:slug>/targets/<int:pk>/adopt",
+        team_views.team_target_adopt,
+        name="team-target-adopt",
+    ),
     path("teams/<slug:slug>/freezes", team_views.team_freeze_create, name="team-freeze-create"),
     path(
         "teams/<slug:slug>/freezes/<int:pk>/end",

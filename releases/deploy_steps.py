@@ -14,13 +14,14 @@ from django.utils import timezone
 
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import HelmFailed
-from clusters.helm import Helm, helm_deadline_seconds
+from clusters.helm import Helm, Ownership, helm_deadline_seconds
 from clusters.rollout import REQUEST_TIMEOUT_SECONDS, RolloutWatcher
 from portal.audit import audit_record
 from portal.environment_config import variable_values
 from portal.freezes import active_freeze, describe
 from portal.images import is_digest, render_image_values, tag_for
 from portal.registry import image_check
+from portal.targets import OWNER_LABEL, owner_value, release_key, target_refusal
 from releases.choices import DeploymentStatus
 from releases.models import Deployment
 from releases.promotion import deployment_refusal
@@ -104,6 +105,32 @@ def _recover(deployment: Deployment, helm: Helm, older_than: timezone.timedelta)
         )
 
 
+def ownership_refusal(deployment: Deployment, helm: Helm) -> str | None:
+    """Why the target may not touch its Helm release: another target owns it, or it was
+    installed outside Slipway and no platform admin adopted it."""
+    target = deployment.target
+    state = helm.ownership(
+        target.helm_release_name, target.namespace, label=OWNER_LABEL, owner=owner_value(target)
+    )
+    if state in (Ownership.OURS, Ownership.ABSENT):
+        return None
+    if state == Ownership.UNOWNED and target.adopted_release == release_key(target):
+        return None
+    where = (
+        f"Helm release {target.helm_release_name} in namespace {target.namespace} on cluster "
+        f"{target.cluster}"
+    )
+    if state == Ownership.OTHER:
+        return (
+            f"{where} belongs to another Slipway target: a target never upgrades, rolls back "
+            "or uninstalls a release it does not own."
+        )
+    return (
+        f"{where} exists but Slipway did not install it; a platform admin may adopt it for "
+        f"{deployment.service} in {deployment.environment} (team page), audited."
+    )
+
+
 def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
     # The environment before may have moved on since the request was made or approved.
     refusal = deployment_refusal(
@@ -112,6 +139,9 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     freeze = active_freeze(deployment.service, deployment.environment)
     if refusal is None and freeze is not None and deployment.freeze_override is None:
         refusal = f"{describe(freeze)}. A lead may override it with a reason."
+    # Grants may have been narrowed since the target was saved; the release may have an
+    # owner other than this target.
+    refusal = refusal or target_refusal(deployment.target) or ownership_refusal(deployment, helm)
     if refusal:
         deployment_fail(deployment=deployment, reason=f"Refused when starting: {refusal}")
         return Step.DONE
@@ -166,6 +196,7 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             values=sent,
             description=f"{marker(deployment)}: release #{release.pk} {release.image}",
             version=service.chart_version or None,
+            labels={OWNER_LABEL: owner_value(target)},
         )
     deployment_transition(
         deployment=deployment,

@@ -11,7 +11,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from clusters.models import Cluster
-from portal.models import DeploymentTarget, Environment, JenkinsServer, Membership, Service, Team
+from portal.models import (
+    ClusterEnvironment,
+    DeploymentTarget,
+    Environment,
+    JenkinsServer,
+    Membership,
+    NamespaceGrant,
+    Service,
+    Team,
+)
 from releases.models import Deployment, Release
 
 PASSWORD = "pw-123456789"
@@ -108,18 +117,38 @@ def service_path(
     environments = {
         "beta": Environment.objects.create(slug="beta", name="Beta", order=1, **(beta or {})),
         "prod": Environment.objects.create(
-            slug="prod", name="Prod", order=2, **{"requires_approval": True, **(prod or {})}
+            slug="prod",
+            name="Prod",
+            order=2,
+            **{"requires_approval": True, "protected": True, **(prod or {})},
         ),
     }
     for slug, environment in environments.items():
-        DeploymentTarget.objects.create(
-            service=made,
-            environment=environment,
-            cluster=cluster_row,
-            namespace=f"{slug}{namespace_suffix}",
-            helm_release_name=made.slug,
+        allow(
+            DeploymentTarget.objects.create(
+                service=made,
+                environment=environment,
+                cluster=cluster_row,
+                namespace=f"{slug}{namespace_suffix}",
+                helm_release_name=made.slug,
+            )
         )
     return Path2(made, environments["beta"], environments["prod"], cluster_row)
+
+
+def allow(target: DeploymentTarget) -> DeploymentTarget:
+    """Grant what the target uses, as a platform admin would: its environment may use its
+    cluster, its team may deploy to exactly its namespace for that environment."""
+    ClusterEnvironment.objects.get_or_create(
+        cluster_id=target.cluster_id, environment_id=target.environment_id
+    )
+    NamespaceGrant.objects.get_or_create(
+        cluster_id=target.cluster_id,
+        team_id=target.service.team_id,
+        pattern=target.namespace,
+        environment_id=target.environment_id,
+    )
+    return target
 
 
 def digest_for(seed: str) -> str:

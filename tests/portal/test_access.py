@@ -13,7 +13,14 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from portal.choices import TokenScope
-from portal.models import ApiToken, AuditEvent, DeploymentTarget, Freeze, Membership
+from portal.models import (
+    ApiToken,
+    AuditEvent,
+    DeploymentTarget,
+    Freeze,
+    Membership,
+    NamespaceGrant,
+)
 from portal.tokens import token_issue
 from releases.models import Deployment
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
@@ -305,6 +312,13 @@ def test_a_team_admin_manages_members_and_targets_from_the_portal(client, world)
     client.post(f"/teams/t/members/{membership.pk}/remove")
     assert not Membership.objects.filter(user=newcomer).exists()
     target = DeploymentTarget.objects.get(environment=world["path"].beta)
+    # Inside what a platform admin granted the team for Beta on that cluster
+    NamespaceGrant.objects.create(
+        cluster=target.cluster,
+        team=target.service.team,
+        pattern="beta-*",
+        environment=target.environment,
+    )
     client.post(
         f"/teams/t/targets/{target.pk}",
         {

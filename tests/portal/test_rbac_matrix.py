@@ -88,6 +88,13 @@ MATRIX = {
     "team-member-remove": ("post", {"slug": "team", "pk": "membership"}, None, ADMIN_PAGE),
     "team-target-create": ("post", {"slug": "team"}, {}, ADMIN_PAGE),
     "team-target-save": ("post", {"slug": "team", "pk": "target"}, {}, ADMIN_PAGE),
+    # A platform admin's (superuser's) only: a team admin gets 403 too.
+    "team-target-adopt": (
+        "post",
+        {"slug": "team", "pk": "target"},
+        None,
+        statuses(302, 404, 403, 403, 403, 403),
+    ),
     "team-freeze-create": ("post", {"slug": "team"}, {}, LEAD_PAGE),
     "team-freeze-delete": ("post", {"slug": "team", "pk": "freeze"}, None, LEAD_PAGE),
     "service-detail": ("get", {"slug": "service"}, None, TEAM_PAGE),

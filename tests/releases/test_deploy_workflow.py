@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from clusters.helm import HelmRevision, Recovery
+from clusters.helm import HelmRevision, Ownership, Recovery
 from clusters.rollout import ContainerImage, DeploymentProgress, RolloutProgress
 from portal.audit import Actor
+from portal.targets import OWNER_LABEL, release_key, target_adopt_release
 from releases.deploy_steps import deployment_step
 from releases.deployments import deployment_start
 from releases.transitions import Step
@@ -30,10 +31,11 @@ class FakeHelm:
     """Helm in memory; `render` places image.repository@image.digest like the demo chart,
     or, with `renders_tag`, repository:tag the way podinfo's chart does."""
 
-    def __init__(self, history=None, renders_tag=None):
+    def __init__(self, history=None, renders_tag=None, owner=None):
         self.history = list(history or [])
         self.calls = []
         self.renders_tag = renders_tag
+        self.owner = owner  # the owner label's value on the release
 
     def render(self, chart, release, namespace, *values, version=None):
         image = values[-1]["image"]
@@ -50,8 +52,16 @@ class FakeHelm:
     def find_revision(self, release, namespace, marker):
         return next((r for r in reversed(self.history) if marker in r.description), None)
 
-    def upgrade(self, *, release, namespace, chart, values, description, version=None):
+    def ownership(self, release, namespace, *, label, owner):
+        if not self.history:
+            return Ownership.ABSENT
+        if self.owner is None:
+            return Ownership.UNOWNED
+        return Ownership.OURS if self.owner == owner else Ownership.OTHER
+
+    def upgrade(self, *, release, namespace, chart, values, description, version=None, labels=None):
         self.calls.append(("upgrade", values[-1]["image"]))
+        self.owner = (labels or {}).get(OWNER_LABEL, self.owner)
         made = self._rev(len(self.history) + 1, description=description)
         self.history.append(made)
         return made
@@ -103,6 +113,13 @@ def deployment():
     )
 
 
+def ours(deployment, history=1) -> FakeHelm:
+    """A release Slipway made earlier for this deployment's target (it carries its label)."""
+    return FakeHelm(
+        [FakeHelm()._rev(n) for n in range(1, history + 1)], owner=str(deployment.target_id)
+    )
+
+
 def run_to_end(deployment, helm, watcher):
     for _ in range(10):
         if deployment_step(deployment=deployment, helm=helm, watcher=watcher) is Step.DONE:
@@ -113,7 +130,7 @@ def run_to_end(deployment, helm, watcher):
 
 
 def test_a_retried_upgrade_step_finds_its_revision_instead_of_upgrading_twice(deployment):
-    helm = FakeHelm([FakeHelm()._rev(1)])
+    helm = ours(deployment)
     deployment_step(deployment=deployment, helm=helm, watcher=FakeWatcher())  # → deploying
     deployment.refresh_from_db()
     # The worker ran helm, then died before recording the revision:
@@ -124,7 +141,7 @@ def test_a_retried_upgrade_step_finds_its_revision_instead_of_upgrading_twice(de
 
 
 def test_our_own_half_done_upgrade_is_recovered_then_redone(deployment):
-    helm = FakeHelm([FakeHelm()._rev(1)])
+    helm = ours(deployment)
     deployment_step(deployment=deployment, helm=helm, watcher=FakeWatcher())
     deployment.refresh_from_db()
     helm.history.append(helm._rev(2, "pending-upgrade", f"slipway deployment {deployment.pk}"))
@@ -166,7 +183,7 @@ def test_a_cluster_running_another_image_fails_the_verification(deployment):
 
 
 def test_failed_rollout_rolls_back_to_the_previous_revision(deployment):
-    helm = FakeHelm([FakeHelm()._rev(1)])
+    helm = ours(deployment)
     done = run_to_end(deployment, helm, FakeWatcher(failed=True))
     assert done.status == "rolled_back"
     assert ("rollback", 1) in helm.calls
@@ -208,3 +225,41 @@ def test_an_unusable_kubeconfig_fails_the_deployment_without_showing_it(deployme
     assert deployment.status_reason.startswith("the cluster's kubeconfig is unusable (")
     assert "an admin must store a valid one" in deployment.status_reason
     assert "secret-token" not in deployment.status_reason
+
+
+# -- a target touches only the Helm release it owns ------------------------------------
+
+
+def test_the_release_a_target_installs_carries_its_owner_label(deployment):
+    helm = FakeHelm()
+    assert run_to_end(deployment, helm, FakeWatcher()).status == "succeeded"
+    assert helm.owner == str(deployment.target_id)
+
+
+def test_a_release_another_target_owns_is_never_upgraded(deployment):
+    # Given the release this target points at carries another target's label
+    helm = FakeHelm([FakeHelm()._rev(1)], owner="999")
+    done = run_to_end(deployment, helm, FakeWatcher())
+    assert done.status == "failed"
+    assert "belongs to another Slipway target: a target never upgrades" in done.status_reason
+    assert [c for c in helm.calls if c[0] in ("upgrade", "rollback", "recover")] == []
+
+
+def test_a_release_installed_outside_slipway_needs_a_platform_admins_adoption(deployment):
+    helm = FakeHelm([FakeHelm()._rev(1)], owner=None)
+    refused = run_to_end(deployment, helm, FakeWatcher())
+    assert refused.status == "failed"
+    assert "exists but Slipway did not install it; a platform admin may adopt it" in (
+        refused.status_reason
+    )
+    assert [c for c in helm.calls if c[0] == "upgrade"] == []
+    # When a platform admin adopts it, the next deployment takes it over and labels it
+    root = UserFactory(username="root", is_superuser=True)
+    target = deployment.target
+    target_adopt_release(target=target, user=root, actor=Actor.for_user(root))
+    assert target.adopted_release == release_key(target)
+    again = deployment_start(
+        release=deployment.release, environment=deployment.environment, actor=Actor.system()
+    )
+    assert run_to_end(again, helm, FakeWatcher()).status == "succeeded"
+    assert helm.owner == str(target.pk)
