@@ -61,6 +61,8 @@ def prepare_environment() -> tuple[str, str]:
         LOG_LEVEL="WARNING",
         SLIPWAY_LOG_FORMAT="console",
         DEBUG="0",
+        # The Jenkins emulator and the kube-apiserver listen on loopback.
+        SLIPWAY_EGRESS_ALLOW="127.0.0.1,localhost",
     )
     return os.environ["MIGRATION_DATABASE_URL"], redis
 

@@ -42,6 +42,9 @@ def free_port(preferred: int) -> int:
 def main() -> None:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("SLIPWAY_LOG_FORMAT", "console")  # for a person at a terminal
+    # The emulators and the local cluster's companions listen on loopback: let the egress
+    # door call them (and a webhook receiver you run on your laptop).
+    os.environ.setdefault("SLIPWAY_EGRESS_ALLOW", "127.0.0.1,localhost")
     from devtools.kube.__main__ import local_plane
     from devtools.kube.binaries import ensure_all
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 
 from notifications.events import EventKind
 from notifications.models import Channel, ChannelKind
+from portal import egress
 from portal.audit import Actor, RequestContext, audit_record
 from portal.crypto import plaintext
 from portal.errors import Refused
@@ -46,6 +48,12 @@ def channel_create(
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ChannelRefused("The URL must be an http:// or https:// address.")
+    limit = settings.SLIPWAY_NOTIFY_MAX_CHANNELS
+    if Channel.objects.filter(team=team).count() >= limit:
+        raise ChannelRefused(
+            f"{team} has {limit} channels, the most a team may have "
+            "(SLIPWAY_NOTIFY_MAX_CHANNELS); remove one first."
+        )
     unknown = sorted(set(events) - set(EventKind.values))
     if unknown or not events:
         raise ChannelRefused(
@@ -58,6 +66,10 @@ def channel_create(
         )
     if Channel.objects.filter(team=team, name=name).exists():
         raise ChannelRefused(f"{team} already has a channel named {name!r}.")
+    try:
+        egress.check_destination(url.strip())
+    except egress.EgressError as exc:
+        raise ChannelRefused(f"Slipway will not send to this URL: {exc}.") from exc
     with transaction.atomic():
         channel = Channel.objects.create(
             team=team,

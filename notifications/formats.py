@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import quote_plus
@@ -57,6 +58,36 @@ def dingtalk_sign(secret: str, timestamp_ms: str) -> str:
     return quote_plus(base64.b64encode(digest).decode())
 
 
+# Text in a chat message came from people (override reasons, comments, refs, names) or
+# through them (a build's reason): it must not mention anyone or carry a live link.
+_URL = re.compile(r"\b(https?|ftp|wss?)://", re.I)
+_WWW = re.compile(r"\bwww\.", re.I)
+# Look-alikes for the characters chat markup is made of: the text reads the same.
+# (fullwidth [ ] < > @ and a modifier-letter grave accent)
+_MARKDOWN = str.maketrans(
+    {"[": "\uff3b", "]": "\uff3d", "<": "\uff1c", ">": "\uff1e", "@": "\uff20", "`": "\u02cb"}
+)
+
+
+def _defang(text: str) -> str:
+    """`https://x` → `hxxps[:]//x`: the usual way to show an address without a link."""
+    text = _URL.sub(lambda m: m.group(1).replace("t", "x", 2) + "[:]//", text)
+    return _WWW.sub("www[.]", text)
+
+
+def chat_text(kind: str, text: str) -> str:
+    """People's text made inert for a chat's markup: Slack's `<!channel>`, `<url|label>`
+    and `@here`; DingTalk's and WeCom's markdown links and `<@user>` mentions."""
+    text = _defang(text)
+    if kind == ChannelKind.SLACK:
+        # Slack's own escaping; what is left of a mention is plain text.
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return text.replace("@", "\uff20")
+    if kind in (ChannelKind.DINGTALK, ChannelKind.WECOM):
+        return text.translate(_MARKDOWN)
+    return text
+
+
 def _json(payload: dict) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -76,10 +107,11 @@ def build_request(
         if secret:
             headers[SIGNATURE_HEADER] = webhook_signature(secret, timestamp, body)
         return Request(url, body, headers)
+    title, summary = chat_text(kind, message.title), chat_text(kind, message.summary)
     if kind == ChannelKind.SLACK:
         link = f" <{message.link}|Open in Slipway>" if message.link else ""
-        return Request(url, _json({"text": f"*{message.title}*\n{message.summary}{link}"}), headers)
-    markdown = f"### {message.title}\n{message.summary}" + (
+        return Request(url, _json({"text": f"*{title}*\n{summary}{link}"}), headers)
+    markdown = f"### {title}\n{summary}" + (
         f"\n\n[Open in Slipway]({message.link})" if message.link else ""
     )
     if kind == ChannelKind.DINGTALK:
@@ -88,7 +120,7 @@ def build_request(
             separator = "&" if "?" in url else "?"
             sign = dingtalk_sign(secret, timestamp_ms)
             url = f"{url}{separator}timestamp={timestamp_ms}&sign={sign}"
-        body = {"msgtype": "markdown", "markdown": {"title": message.title, "text": markdown}}
+        body = {"msgtype": "markdown", "markdown": {"title": title, "text": markdown}}
         return Request(url, _json(body), headers)
     if kind == ChannelKind.WECOM:
         return Request(
@@ -99,7 +131,10 @@ def build_request(
 
 def accepted(kind: str, status: int, body: bytes) -> tuple[bool, str]:
     """Whether the receiver took the message, and why not. DingTalk and WeCom answer 200
-    with an `errcode` even when they refuse it."""
+    with an `errcode` even when they refuse it. A redirect is not followed: the receiver's
+    address must be the one configured."""
+    if 300 <= status < 400:
+        return False, f"HTTP {status}: redirect not followed"
     if not 200 <= status < 300:
         return False, f"HTTP {status}"
     if kind in (ChannelKind.DINGTALK, ChannelKind.WECOM):

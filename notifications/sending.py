@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import time
 
-import requests
 from django.conf import settings
 
 from notifications.formats import accepted, build_request
 from notifications.messages import message_for
 from notifications.models import Attempt, AttemptStatus, Channel
+from portal import egress
 from portal.crypto import plaintext
 from portal.models import AuditEvent
 
-
-def _error(exc: Exception) -> str:
-    # requests' own messages quote the URL, and a Slack, DingTalk or WeCom URL is the
-    # credential: name the failure, never the address.
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.ConnectionError):
-        return "could not connect"
-    return type(exc).__name__
+# What is read of a receiver's answer: enough for DingTalk's and WeCom's errcode.
+ANSWER_BYTES = 4096
 
 
 def deliver(*, channel: Channel, event: AuditEvent, kind: str, number: int, last: bool) -> Attempt:
@@ -33,17 +26,19 @@ def deliver(*, channel: Channel, event: AuditEvent, kind: str, number: int, last
     started = time.monotonic()
     code, ok, error = None, False, ""
     try:
-        response = requests.post(
+        answer = egress.request(
+            "POST",
             request.url,
-            data=request.body,
+            body=request.body,
             headers=request.headers,
-            timeout=settings.SLIPWAY_NOTIFY_TIMEOUT_SECONDS,
-            allow_redirects=False,
+            deadline=settings.SLIPWAY_NOTIFY_TIMEOUT_SECONDS,
+            max_bytes=ANSWER_BYTES,
         )
-        code = response.status_code
-        ok, error = accepted(channel.kind, code, response.content[:4096])
-    except requests.RequestException as exc:
-        error = _error(exc)
+        code = answer.status
+        ok, error = accepted(channel.kind, code, answer.body)
+    except egress.EgressError as exc:
+        # The door's messages name the failure, never the URL (a robot's key is in it).
+        error = str(exc)
     status = AttemptStatus.SENT if ok else AttemptStatus.FAILED if last else AttemptStatus.RETRYING
     return Attempt.objects.create(
         channel=channel,

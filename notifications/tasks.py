@@ -12,7 +12,13 @@ from portal import queues
 from portal.models import AuditEvent
 
 
-@shared_task(name="notifications.fan_out", queue=queues.DEFAULT, acks_late=True)
+@shared_task(
+    name="notifications.fan_out",
+    queue=queues.NOTIFICATIONS,
+    acks_late=True,
+    soft_time_limit=30,
+    time_limit=60,
+)
 def notify_fan_out(event_id: int) -> int:
     """One delivery task per channel subscribed to the event's kind."""
     event = AuditEvent.objects.filter(pk=event_id).first()
@@ -26,7 +32,14 @@ def notify_fan_out(event_id: int) -> int:
 
 
 @shared_task(
-    bind=True, name="notifications.deliver", queue=queues.DEFAULT, acks_late=True, max_retries=None
+    bind=True,
+    name="notifications.deliver",
+    queue=queues.NOTIFICATIONS,
+    acks_late=True,
+    max_retries=None,
+    # One try ends at its deadline (the egress door); this only stops a stuck worker.
+    soft_time_limit=settings.SLIPWAY_NOTIFY_TIMEOUT_SECONDS + 15,
+    time_limit=settings.SLIPWAY_NOTIFY_TIMEOUT_SECONDS + 30,
 )
 def notify_deliver(self, channel_id: int, event_id: int, kind: str) -> str:
     channel = Channel.objects.filter(pk=channel_id, enabled=True).first()

@@ -7,4 +7,7 @@ DEFAULT = "default"
 BUILDS = "builds"
 DEPLOYS = "deploys"
 ROLLOUTS = "rollouts"
-ALL = (DEFAULT, BUILDS, DEPLOYS, ROLLOUTS)
+# Notifications wait on other people's servers: a slow chat robot or webhook must never
+# hold up resuming stale runs, approval expiry or audit anchoring (on `default`).
+NOTIFICATIONS = "notifications"
+ALL = (DEFAULT, BUILDS, DEPLOYS, ROLLOUTS, NOTIFICATIONS)

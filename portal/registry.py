@@ -20,8 +20,12 @@ from dxf import DXF
 from dxf.exceptions import DXFAuthInsecureError, DXFUnauthorizedError
 
 from clusters.errors import ClusterError
+from portal import egress
 from portal.crypto import plaintext
 from portal.models import Registry
+
+# A manifest, an index or a token answer: small.
+ANSWER_BYTES = 4 * 1024 * 1024
 
 
 class RegistryError(ClusterError):
@@ -66,7 +70,7 @@ def image_check(*, registry: Registry, image_repository: str, digest: str) -> No
     """Raise unless the registry holds `image_repository@digest` (a manifest or an index)."""
     url = urlsplit(registry.url)
     ref = registry_location(image_repository)
-    where = f"{registry.name} ({registry.url})"
+    where = f"{registry.name} ({egress.safe_url(registry.url)})"
     image = f"{image_repository}@{digest}"
     username, password = registry.username, plaintext(registry.password)
 
@@ -88,9 +92,20 @@ def image_check(*, registry: Registry, image_repository: str, digest: str) -> No
             f"{ref.repository}; check the registry's username and password"
         )
 
+    # python-dxf sends every request (the token dance too) through its first session: the
+    # egress door's, so a registry's address is checked like any other outbound call.
+    session = egress.session(deadline=registry.timeout_seconds, max_bytes=ANSWER_BYTES)
+    client._sessions = [session]
     try:
-        with client:
-            client.head_manifest_and_response(digest)
+        client.head_manifest_and_response(digest)
+    except egress.EgressUntrusted as exc:
+        raise RegistryError(
+            f"registry {where}: TLS certificate not trusted; set its CA certificate"
+        ) from exc
+    except egress.EgressRefused as exc:
+        raise RegistryError(f"registry {where}: {exc}") from exc
+    except egress.EgressFailed as exc:
+        raise RegistryUnreachable(f"registry {where} does not answer: {exc}") from exc
     except DXFUnauthorizedError as exc:  # python-dxf's own 401, after its auth retry
         raise refused(401) from exc
     except DXFAuthInsecureError as exc:
@@ -112,3 +127,5 @@ def image_check(*, registry: Registry, image_repository: str, digest: str) -> No
         ) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise RegistryUnreachable(f"registry {where} does not answer") from exc
+    finally:
+        session.close()

@@ -298,6 +298,11 @@ SLIPWAY_INSIGHTS_ROLLBACK_HOURS = env.int("SLIPWAY_INSIGHTS_ROLLBACK_HOURS", def
 SLIPWAY_NOTIFY_ATTEMPTS = env.int("SLIPWAY_NOTIFY_ATTEMPTS", default=5)
 SLIPWAY_NOTIFY_BACKOFF_SECONDS = env.float("SLIPWAY_NOTIFY_BACKOFF_SECONDS", default=10.0)
 SLIPWAY_NOTIFY_TIMEOUT_SECONDS = env.float("SLIPWAY_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+SLIPWAY_NOTIFY_MAX_CHANNELS = env.int("SLIPWAY_NOTIFY_MAX_CHANNELS", default=10)
+# Outbound HTTP (webhooks, chat robots, Prometheus, registries, Jenkins) goes only to
+# public addresses, and to the host names, addresses or networks listed here (e.g.
+# jenkins.internal, *.svc.cluster.local, 10.20.0.0/16). See portal/egress.py.
+SLIPWAY_EGRESS_ALLOW = env.list("SLIPWAY_EGRESS_ALLOW", default=[])
 SLIPWAY_STALE_AFTER_SECONDS = env.float("SLIPWAY_STALE_AFTER_SECONDS", default=120.0)
 SLIPWAY_RESUME_EVERY_SECONDS = env.float("SLIPWAY_RESUME_EVERY_SECONDS", default=30.0)
 SLIPWAY_JENKINS_MAX_RETRIES = env.int("SLIPWAY_JENKINS_MAX_RETRIES", default=8)

@@ -21,9 +21,12 @@ from urllib.parse import quote, urlencode
 import jenkins
 import requests
 
+from portal import egress
 from portal.images import IMAGE_REFERENCE_RE, is_digest, split_image
 
 CORRELATION_PARAMETER = "SLIPWAY_RELEASE_ID"
+# The most one answer may hold (a console chunk is read from where the last one ended).
+CONSOLE_BYTES = 32 * 1024 * 1024
 # How many recent builds to search for a lost correlation id.
 SEARCH_DEPTH = 25
 
@@ -201,6 +204,9 @@ class JenkinsClient:
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self._client = jenkins.Jenkins(self.url, username=username, password=token, timeout=timeout)
+        # Every request python-jenkins sends goes through the egress door (its session is
+        # the client's only HTTP path).
+        egress.mount(self._client._session, deadline=timeout, max_bytes=CONSOLE_BYTES)
         # Runs before each request (the workflow extends its run's lease there).
         self._before_call = before_call or (lambda: None)
 
@@ -238,6 +244,10 @@ class JenkinsClient:
             if code >= 500 or code == 429:
                 raise JenkinsUnavailable(f"Jenkins unavailable ({code})") from exc
             raise JenkinsRejected(f"Jenkins refused ({code}): {reason_text}") from exc
+        except (egress.EgressRefused, egress.EgressUntrusted) as exc:
+            raise JenkinsRejected(f"Jenkins at {egress.safe_url(self.url)}: {exc}") from exc
+        except egress.EgressFailed as exc:
+            raise JenkinsUnavailable(f"Jenkins unreachable: {exc}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise JenkinsUnavailable(f"Jenkins unreachable at {self.url}") from exc
         except requests.RequestException as exc:
@@ -344,11 +354,15 @@ class JenkinsClient:
         )
         data = response.content
         more = response.headers.get("X-More-Data") == "true"
-        text, used = decode_console(data, final=not more)
+        truncated = getattr(response, "slipway_truncated", False)
+        text, used = decode_console(data, final=not (more or truncated))
         try:
             size = int(response.headers.get("X-Text-Size", start + len(data)))
         except ValueError:
             size = start + len(data)
+        if truncated:
+            # Only the first CONSOLE_BYTES came: the next read starts after them.
+            size, more = start + len(data), True
         # Offsets are bytes: the next read starts after the bytes this text stands for.
         return ConsoleChunk(
             text=text, start=start, next_offset=size - (len(data) - used), more=more

@@ -1,10 +1,15 @@
-"""The door to Prometheus: one instant query through its HTTP API (`/api/v1/query`)."""
+"""The door to Prometheus: one instant query through its HTTP API (`/api/v1/query`),
+sent through the egress door (allowed addresses, no redirect, one deadline, a body cap).
+Messages never carry the URL (it may hold credentials)."""
 
 from __future__ import annotations
 
+import json
 import math
 
-import requests
+from portal import egress
+
+ANSWER_BYTES = 1024 * 1024
 
 
 class PrometheusError(Exception):
@@ -15,13 +20,21 @@ def instant_value(base_url: str, query: str, timeout: float = 10.0) -> float:
     """The query's value now: the first sample of a vector, or a scalar."""
     url = base_url.rstrip("/") + "/api/v1/query"
     try:
-        response = requests.get(url, params={"query": query}, timeout=timeout)
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise PrometheusError(f"Prometheus at {base_url} does not answer") from exc
+        answer = egress.request(
+            "GET", url, params={"query": query}, deadline=timeout, max_bytes=ANSWER_BYTES
+        )
+    except egress.EgressError as exc:
+        raise PrometheusError(f"Prometheus did not answer: {exc}") from exc
+    if 300 <= answer.status < 400:
+        raise PrometheusError(f"Prometheus answered HTTP {answer.status}: redirect not followed")
+    if answer.truncated:
+        raise PrometheusError(f"Prometheus's answer is larger than {ANSWER_BYTES} bytes")
     try:
-        body = response.json()
+        body = json.loads(answer.body)
     except ValueError as exc:
-        raise PrometheusError(f"Prometheus answered HTTP {response.status_code}, not JSON") from exc
+        raise PrometheusError(f"Prometheus answered HTTP {answer.status}, not JSON") from exc
+    if not isinstance(body, dict):
+        raise PrometheusError(f"Prometheus answered HTTP {answer.status} with unexpected JSON")
     if body.get("status") != "success":
         raise PrometheusError(
             f"Prometheus refused the query: {body.get('errorType', 'error')}: "

@@ -52,6 +52,12 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         teardown_databases(databases, verbosity=0, keepdb=django_db_keepdb)
 
 
+# The tests' own servers (Jenkins emulator, registry, receivers, Prometheus) listen on
+# loopback; the egress door lets Slipway call them, as SLIPWAY_EGRESS_ALLOW does for a
+# company's internal Jenkins. Tests of the door itself narrow it again.
+EGRESS_ALLOW = ["127.0.0.1", "localhost"]
+settings.SLIPWAY_EGRESS_ALLOW = EGRESS_ALLOW
+
 # Hashing test passwords with PBKDF2 would cost ~0.25 s per user for nothing.
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -70,6 +76,7 @@ WORKER_ENV = {
     "SLIPWAY_CACHE_PREFIX": TEST_CACHE_PREFIX,
     "SLIPWAY_NOTIFY_ATTEMPTS": "3",
     "SLIPWAY_NOTIFY_BACKOFF_SECONDS": "0.2",
+    "SLIPWAY_EGRESS_ALLOW": ",".join(EGRESS_ALLOW),
 }
 
 

@@ -108,7 +108,7 @@ def test_prometheus_down_refuses_rather_than_lets_through(world):
         environment=world["path"].beta, name="latency", kind="prometheus",
         prometheus_url="http://127.0.0.1:9", query="up", min_value=1,
     )  # fmt: skip
-    with pytest.raises(GateRefused, match="does not answer"):
+    with pytest.raises(GateRefused, match="Prometheus did not answer: could not connect"):
         promote(world, world["dev"])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from django.urls import reverse
@@ -20,6 +21,7 @@ from releases.transitions import WORKER, deployment_fail, release_fail
 from tests.factories import BuiltReleaseFactory, TeamFactory, member, service_path
 from tests.notifications.receiver import Receiver
 from tests.support.http import serving
+from tests.support.tarpit import trickle
 from tests.support.waiting import wait_until
 
 ALL = list(EventKind.values)
@@ -187,8 +189,42 @@ def test_a_worker_delivers_retries_with_backoff_and_a_dead_channel_holds_nothing
     assert "tok-dead" not in celery_worker.log_text()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_trickling_receiver_holds_one_slot_until_its_deadline_and_nothing_else(
+    receiver, celery_worker
+):
+    # Given a team with a receiver that trickles its answer one byte at a time for ever,
+    # and a good one, both told of failed builds
+    from portal.tasks import ping
+
+    path = service_path()
+    with trickle(interval=0.5) as port:
+        slow = _channel(path.team, "slack", f"http://127.0.0.1:{port}/slow", name="slow")
+        good = _channel(path.team, "wecom", f"{receiver.url}/good", name="good")
+        started = time.monotonic()
+        # When a build fails
+        _failed_release(path)
+        # Then the good receiver hears of it while the slow one is still being read
+        wait_until(lambda: receiver.received, 8, "the good receiver's message")
+        assert not Attempt.objects.filter(channel=slow).exists()
+        # and the default queue (resumes, expiries, anchors) still answers meanwhile
+        assert ping.apply_async(("busy?",)).get(timeout=5).startswith("pong:busy?")
+        # and the slow delivery ends at the deadline, recorded as a failed try
+        first = wait_until(
+            lambda: Attempt.objects.filter(channel=slow).first(), 20, "the slow try ending"
+        )
+    assert first.status == "retrying" and first.error == "no complete answer within 10 s"
+    assert 9_500 <= first.duration_ms <= 12_000
+    assert time.monotonic() - started < 25
+    assert Attempt.objects.get(channel=good).status == "sent"
+
+
 @pytest.mark.django_db
-def test_team_admins_add_channels_members_read_attempts_and_the_url_is_never_shown(client):
+def test_team_admins_add_channels_members_read_attempts_and_the_url_is_never_shown(
+    client, settings
+):
+    # A chat host the company allows by name (it resolves only inside its network)
+    settings.SLIPWAY_EGRESS_ALLOW = [*settings.SLIPWAY_EGRESS_ALLOW, "hooks.slack.test"]
     path = service_path()
     admin = member(path.team, "boss", Role.ADMIN)
     viewer = member(path.team, "watcher", Role.VIEWER)

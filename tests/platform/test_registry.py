@@ -119,5 +119,5 @@ def test_a_stopped_registry_is_retried_then_the_deployment_fails_with_the_reason
     finally:
         docker_registry.start()
     assert failed.status == "failed"
-    assert "does not answer (gave up after 2 retries)" in failed.status_reason
+    assert "does not answer: could not connect (gave up after 2 retries)" in failed.status_reason
     assert failed.helm_revision is None

@@ -50,3 +50,38 @@ contexts:
   context: {{cluster: slow, user: u}}
 current-context: slow
 """
+
+
+@contextlib.contextmanager
+def trickle(interval: float = 0.3) -> Iterator[int]:
+    """Yield the port of a loopback HTTP server that answers every request one byte at a
+    time, `interval` apart, for ever: each read gets a byte before any per-read timeout,
+    so only a total deadline ends the call."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(interval):
+                connection.sendall(b"a")
+        connection.close()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                connection, _ = server.accept()
+                threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        server.close()

@@ -1,0 +1,42 @@
+"""CSV exports that a spreadsheet opens safely.
+
+A cell that starts with `=`, `+`, `-`, `@` (or a tab or carriage return) is a formula to
+Excel, LibreOffice and Google Sheets: a token named `=HYPERLINK(…)` or a build's report
+would run in the admin's spreadsheet. Every text cell Slipway exports passes through
+`safe_cell`, which puts a `'` in front of such a value (OWASP's advice for CSV injection);
+numbers stay numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value) -> object:
+    """The value as a CSV cell: None is empty, text that a spreadsheet would evaluate is
+    quoted with a leading apostrophe, everything else is written as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    """A file that hands back what is written, so csv.writer makes lines to stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_writer():
+    """A csv writer whose `writerow` returns the line (for streaming responses)."""
+    return csv.writer(_Echo())
+
+
+def csv_row(writer, cells: Iterable) -> str:
+    """One line of neutralised cells."""
+    return writer.writerow([safe_cell(cell) for cell in cells])
