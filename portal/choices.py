@@ -36,3 +36,11 @@ class MembershipSource(models.TextChoices):
 
     MANUAL = "manual", "Granted in Slipway"
     LDAP = "ldap", "From an LDAP group"
+
+
+class AccountSource(models.TextChoices):
+    """Where a person's account comes from: the LDAP directory, or Slipway itself (local
+    break-glass accounts, made with createsuperuser or the admin)."""
+
+    LOCAL = "local", "Local account"
+    LDAP = "ldap", "LDAP directory"

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from portal.choices import ActorType, MembershipSource, Role, TokenScope
+from portal.choices import AccountSource, ActorType, MembershipSource, Role, TokenScope
 from portal.crypto import EncryptedTextField
 from portal.images import default_image_values, validate_image_values
 
@@ -463,6 +463,28 @@ class Freeze(models.Model):
     def __str__(self) -> str:
         whose = self.team.name if self.team_id else "every team"
         return f"{self.environment} frozen for {whose} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+
+class Account(models.Model):
+    """Where a person's account comes from. The LDAP backend never signs in a local account
+    (a directory user named like the break-glass admin gets nothing) and the local backend
+    never an LDAP one; offboarding re-reads the directory for LDAP accounts. No row: local."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account"
+    )
+    source = models.CharField(
+        max_length=8, choices=AccountSource.choices, default=AccountSource.LOCAL
+    )
+    directory_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When offboarding last read the directory for them."
+    )
+    access_ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When offboarding last ended their sessions and tokens."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_source_display()})"
 
 
 class LdapGroupRole(models.Model):

@@ -154,7 +154,8 @@ SLIPWAY_LDAP_URI = env.str("SLIPWAY_LDAP_URI", default="")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     *(["portal.ldap.SlipwayLDAPBackend"] if SLIPWAY_LDAP_URI else []),
-    "django.contrib.auth.backends.ModelBackend",
+    # Local (break-glass) accounts only; LDAP accounts sign in with the directory.
+    "portal.ldap.LocalBackend",
 ]
 AUTH_LDAP_SERVER_URI = SLIPWAY_LDAP_URI
 AUTH_LDAP_BIND_DN = env.str("SLIPWAY_LDAP_BIND_DN", default="")
@@ -170,6 +171,9 @@ AUTH_LDAP_REQUIRE_GROUP = env.str("SLIPWAY_LDAP_REQUIRE_GROUP", default="") or N
 SLIPWAY_LDAP_GROUP_BASE = env.str("SLIPWAY_LDAP_GROUP_BASE", default="ou=groups,dc=example,dc=com")
 AUTH_LDAP_CONNECTION_OPTIONS = {}
 AUTH_LDAP_CACHE_TIMEOUT = 0
+# Offboarding: how often the directory is read again for LDAP accounts with a live token
+# or session (every LDAP account is read at least daily).
+SLIPWAY_LDAP_SYNC_SECONDS = env.float("SLIPWAY_LDAP_SYNC_SECONDS", default=300.0)
 if SLIPWAY_LDAP_URI:
     import ldap
     from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
@@ -244,8 +248,10 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "portal.drf.problem_exception_handler",
 }
-# API tokens expire after this many days unless issued otherwise.
+# API tokens expire after this many days unless issued otherwise, and never live longer
+# than SLIPWAY_TOKEN_MAX_DAYS (older tokens stop working when it is lowered).
 SLIPWAY_TOKEN_DAYS = env.int("SLIPWAY_TOKEN_DAYS", default=90)
+SLIPWAY_TOKEN_MAX_DAYS = env.int("SLIPWAY_TOKEN_MAX_DAYS", default=180)
 # Requests per token (or per signed-in user) to the API; more answer 429 with Retry-After.
 SLIPWAY_API_RATE = env.str("SLIPWAY_API_RATE", default="1200/min")
 # Proxies (CIDRs) whose X-Forwarded-For names the client (audit events record it); from
@@ -328,6 +334,11 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit": {"task": "portal.verify_audit", "schedule": 24 * 3600.0},
     "audit-anchor": {"task": "portal.audit_anchor", "schedule": SLIPWAY_AUDIT_ANCHOR_SECONDS},
 }
+if SLIPWAY_LDAP_URI:
+    CELERY_BEAT_SCHEDULE["ldap-offboarding"] = {
+        "task": "portal.ldap_offboarding",
+        "schedule": SLIPWAY_LDAP_SYNC_SECONDS,
+    }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # json (one JSON object a line, for ELK and friends) or console (for a person).

@@ -55,3 +55,14 @@ def audit_anchor() -> dict:
         "audit.anchor", anchor=f"{head['last_id']}:{head['last_hash']}", **head
     )
     return head
+
+
+@shared_task(
+    name="portal.ldap_offboarding", queue=queues.DEFAULT, soft_time_limit=240, time_limit=300
+)
+def ldap_offboarding() -> dict[str, int]:
+    """Every SLIPWAY_LDAP_SYNC_SECONDS: read the directory again for LDAP accounts with a
+    live token or session (and all of them daily); offboard who left (portal/ldap.py)."""
+    from portal.ldap import ldap_offboarding_sync
+
+    return ldap_offboarding_sync()

@@ -7,8 +7,10 @@ members and targets; leads (and admins) make and end freezes; everyone in the te
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.validators import MaxValueValidator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -284,7 +286,13 @@ class TokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         initial=list(DEFAULT_SCOPES),
     )
-    days = forms.IntegerField(label="Expires in (days)", min_value=1, max_value=365, initial=90)
+    days = forms.IntegerField(label="Expires in (days)", min_value=1, initial=90)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["days"].max_value = settings.SLIPWAY_TOKEN_MAX_DAYS
+        self.fields["days"].validators.append(MaxValueValidator(settings.SLIPWAY_TOKEN_MAX_DAYS))
+        self.fields["days"].widget.attrs["max"] = settings.SLIPWAY_TOKEN_MAX_DAYS
 
 
 @login_required
@@ -308,7 +316,11 @@ def tokens(request):
 def token_create(request):
     form = TokenForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a name, at least one scope and an expiry of 1 to 365 days.")
+        messages.error(
+            request,
+            "Give a name, at least one scope and an expiry of 1 to "
+            f"{settings.SLIPWAY_TOKEN_MAX_DAYS} days.",
+        )
         return redirect("tokens")
     try:
         token, raw = token_issue(

@@ -46,6 +46,16 @@ def membership_set(
         raise TeamRefused(f"No user named {username!r}; they appear after their first sign-in.")
     with transaction.atomic():
         membership = Membership.objects.select_for_update().filter(team=team, user=user).first()
+        if (
+            membership is not None
+            and membership.source == MembershipSource.LDAP
+            and source == MembershipSource.MANUAL
+        ):
+            raise TeamRefused(
+                f"{user.get_username()}'s role in {team} comes from an LDAP group and is "
+                "refreshed from the directory; change the group (or its mapping), or remove "
+                "the role first and grant it by hand."
+            )
         before = membership.role if membership else None
         if membership is None:
             membership = Membership.objects.create(team=team, user=user, role=role, source=source)

@@ -51,9 +51,16 @@ def token_issue(
     unknown = set(scopes) - set(TokenScope.values)
     if not scopes or unknown:
         raise TokenRefused(f"Scopes are {', '.join(TokenScope.values)}; give at least one.")
-    expires_at = expires_at or timezone.now() + timedelta(days=settings.SLIPWAY_TOKEN_DAYS)
-    if expires_at <= timezone.now():
+    now = timezone.now()
+    expires_at = expires_at or now + timedelta(days=settings.SLIPWAY_TOKEN_DAYS)
+    if expires_at <= now:
         raise TokenRefused("The expiry must be in the future.")
+    longest = settings.SLIPWAY_TOKEN_MAX_DAYS
+    if expires_at > now + timedelta(days=longest, minutes=1):
+        raise TokenRefused(
+            f"A token lives at most {longest} days (SLIPWAY_TOKEN_MAX_DAYS); issue a new one "
+            "before it expires."
+        )
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -111,6 +118,8 @@ def token_authenticate(raw: str) -> ApiToken | None:
     now = timezone.now()
     if token is None or (token.expires_at and token.expires_at <= now):
         return None
+    if token.created_at + timedelta(days=settings.SLIPWAY_TOKEN_MAX_DAYS) <= now:
+        return None  # older than the longest life allowed now (the setting may have shrunk)
     # At most one write a minute per token: the page shows "last used" to the minute.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -5,11 +5,14 @@ import uuid
 import ldap
 import pytest
 from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
+from rest_framework.test import APIClient
 
 from portal.choices import Role
+from portal.ldap import ldap_offboarding_sync
 from portal.models import AuditEvent, LdapGroupRole, Membership, Team
+from portal.tokens import token_issue
 from tests.factories import member
-from tests.support.ldap import GROUPS, group_dn
+from tests.support.ldap import GROUPS, group_dn, person_dn
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +32,7 @@ def directory(slapd, settings):
     settings.AUTHENTICATION_BACKENDS = [
         "axes.backends.AxesStandaloneBackend",
         "portal.ldap.SlipwayLDAPBackend",
-        "django.contrib.auth.backends.ModelBackend",
+        "portal.ldap.LocalBackend",
     ]
     settings.AUTH_LDAP_USER_DN_TEMPLATE = "uid=%(user)s,ou=people,dc=example,dc=com"
     settings.AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
@@ -117,3 +120,93 @@ def test_an_unreachable_directory_refuses_without_a_500(client, directory, setti
     response = sign_in(client, alice, f"pw-{alice}")
     assert response.status_code == 200
     assert "The directory (LDAP) does not answer" in response.content.decode()
+
+
+# -- offboarding -----------------------------------------------------------------------
+
+
+def _signed_in_with_token(client, directory, name: str):
+    uid = directory["names"][name]
+    assert sign_in(client, uid, f"pw-{uid}").status_code == 302
+    user = Membership.objects.get(user__username=uid).user
+    raw = token_issue(user=user, name="ci")[1]
+    api = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert api.get("/api/v1/me").status_code == 200
+    return user, api
+
+
+def test_removed_from_every_group_their_token_and_session_end_within_one_sync(client, directory):
+    slapd, names, groups = directory["slapd"], directory["names"], directory["groups"]
+    bob, api = _signed_in_with_token(client, directory, "bob")
+    assert client.get("/").status_code == 200
+    # When the directory takes bob out of his only mapped group
+    slapd.set_members(groups["shop-devs"], names["alice"], names["carol"])
+    counts = ldap_offboarding_sync()
+    # Then within that one sync his role, token and session are gone
+    assert counts.get("access ended") == 1
+    assert not Membership.objects.filter(user=bob).exists()
+    assert api.get("/api/v1/me").status_code == 401
+    assert client.get("/").status_code == 302  # signed out: to the sign-in page
+    event = AuditEvent.objects.get(action="account.access_end")
+    assert event.after["reason"] == "in no mapped LDAP group any more"
+    assert event.after["tokens_revoked"] == 1
+    # A second sync finds nothing left to end (no event each time)
+    ldap_offboarding_sync()
+    assert AuditEvent.objects.filter(action="account.access_end").count() == 1
+
+
+def test_someone_gone_from_the_directory_is_deactivated(client, directory):
+    alice, api = _signed_in_with_token(client, directory, "alice")
+    directory["slapd"].set_members(directory["groups"]["shop-leads"])
+    directory["slapd"].set_members(directory["groups"]["shop-devs"], directory["names"]["bob"])
+    directory["slapd"].delete(person_dn(directory["names"]["alice"]))
+    assert ldap_offboarding_sync().get("offboarded") == 1
+    alice.refresh_from_db()
+    assert not alice.is_active
+    assert api.get("/api/v1/me").status_code == 401
+    assert client.get("/").status_code == 302
+    event = AuditEvent.objects.get(action="account.offboard")
+    assert (event.after["reason"], event.after["deactivated"]) == ("gone from the directory", True)
+    assert event.after["memberships_removed"] == ["shop"]
+
+
+def test_an_unreachable_directory_decides_nothing(client, directory, settings):
+    bob, api = _signed_in_with_token(client, directory, "bob")
+    settings.AUTH_LDAP_SERVER_URI = "ldap://127.0.0.1:1/"
+    assert ldap_offboarding_sync() == {"directory unavailable": 1}
+    assert Membership.objects.filter(user=bob).exists()
+    assert api.get("/api/v1/me").status_code == 200
+
+
+def test_a_directory_user_named_like_a_local_account_cannot_sign_in_as_it(client, directory):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("root-admin", password="pw-local-admin-1")
+    directory["slapd"].add_person("Root-Admin", "pw-from-the-directory")
+    for name in ("root-admin", "Root-Admin", "ROOT-ADMIN"):
+        refused = sign_in(client, name, "pw-from-the-directory")
+        assert refused.status_code == 200, name
+        assert "Wrong username or password" in refused.content.decode()
+    assert sign_in(client, "root-admin", "pw-local-admin-1").status_code == 302
+
+
+def test_an_ldap_account_never_signs_in_with_a_password_set_in_slipway(client, directory):
+    alice = directory["names"]["alice"]
+    sign_in(client, alice, f"pw-{alice}")
+    client.logout()
+    user = Membership.objects.filter(user__username=alice).first().user
+    user.set_password("pw-set-locally-1")
+    user.save()
+    assert sign_in(client, alice, "pw-set-locally-1").status_code == 200
+    assert sign_in(client, alice, f"pw-{alice}").status_code == 302
+
+
+def test_a_manual_grant_never_silently_converts_an_ldap_role(client, directory):
+    alice = directory["names"]["alice"]
+    sign_in(client, alice, f"pw-{alice}")
+    admin = member(directory["team"], "shop-admin", Role.ADMIN)
+    client.force_login(admin)
+    page = client.post("/teams/shop/members", {"username": alice, "role": "viewer"}, follow=True)
+    assert "comes from an LDAP group and is refreshed from the directory" in page.content.decode()
+    membership = Membership.objects.get(user__username=alice)
+    assert (membership.role, membership.source) == ("lead", "ldap")

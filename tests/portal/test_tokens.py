@@ -65,3 +65,18 @@ def test_no_credentials_is_refused_with_401():
 def test_issue_token_for_unknown_user_fails_clearly():
     with pytest.raises(CommandError, match="No user named 'ghost'"):
         call_command("issue_token", "ghost")
+
+
+def test_a_token_lives_at_most_the_longest_life_set(dev, settings):
+    from portal.tokens import TokenRefused
+
+    settings.SLIPWAY_TOKEN_MAX_DAYS = 30
+    with pytest.raises(TokenRefused, match="A token lives at most 30 days"):
+        token_issue(user=dev, name="forever", expires_at=timezone.now() + timedelta(days=365))
+    with pytest.raises(CommandError, match="at most 30 days"):
+        call_command("issue_token", "dev", "--expires-days", "31")
+    # A token issued when the setting was longer stops working once it is older than that
+    token, raw = token_issue(user=dev, name="old", expires_at=timezone.now() + timedelta(days=20))
+    assert _me(raw).status_code == 200
+    ApiToken.objects.filter(pk=token.pk).update(created_at=timezone.now() - timedelta(days=31))
+    assert _me(raw).status_code == 401

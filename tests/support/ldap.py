@@ -48,6 +48,9 @@ class Slapd:
     def add(self, ldif: str) -> None:
         self._run("ldapadd", ldif)
 
+    def delete(self, dn: str) -> None:
+        self._run("ldapdelete", dn + "\n")
+
     def modify(self, ldif: str) -> None:
         self._run("ldapmodify", ldif)
 
