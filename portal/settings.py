@@ -191,6 +191,13 @@ AXES_ENABLED = env.bool("SLIPWAY_SIGNIN_LOCKOUT", default=True)
 AXES_FAILURE_LIMIT = env.int("SLIPWAY_SIGNIN_FAILURES", default=5)
 AXES_COOLOFF_TIME = env.float("SLIPWAY_SIGNIN_LOCKOUT_MINUTES", default=15.0) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The client's own address, by the same trusted-proxy rule as audit events: behind the
+# ingress every client would otherwise share its few addresses, and five wrong passwords
+# from anywhere would lock the admin out everywhere.
+AXES_CLIENT_IP_CALLABLE = "portal.audit.client_ip"
+# Sign-in attempts per client address (django-ratelimit), whatever the usernames tried.
+SLIPWAY_SIGNIN_RATE = env.str("SLIPWAY_SIGNIN_RATE", default="30/m")
+RATELIMIT_VIEW = "portal.views.rate_limited"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False

@@ -3,18 +3,44 @@ the error pages."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_ratelimit.decorators import ratelimit
 
 from portal import audit_reads
+from portal.audit import client_ip
+from portal.forms import SignInForm
 from portal.once import acts_once
 
 PAGE_SIZE = 50
+
+
+def _client_address(group, request) -> str:
+    return client_ip(request) or "unknown"
+
+
+_sign_in_form = auth_views.LoginView.as_view(authentication_form=SignInForm)
+
+
+@ratelimit(key=_client_address, rate=lambda group, request: settings.SLIPWAY_SIGNIN_RATE,
+           method="POST", block=False)  # fmt: skip
+def sign_in(request):
+    """The sign-in page; at most SLIPWAY_SIGNIN_RATE attempts per client address, on top of
+    the per-user-and-address lockout (django-axes)."""
+    if getattr(request, "limited", False):
+        return rate_limited(request, None)
+    return _sign_in_form(request)
+
+
+def rate_limited(request, exception):
+    return render(request, "registration/rate_limited.html", status=429)
 
 
 def _int(value: str) -> int | None:
