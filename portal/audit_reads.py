@@ -6,7 +6,6 @@ everything. Exports stream (CSV, JSON Lines) so a year of events never sits in m
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ from django import forms
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 
+from portal.exports import csv_row, csv_writer
 from portal.models import AuditCheck, AuditEvent
 from portal.permissions import team_roles
 
@@ -114,22 +114,15 @@ def _row(event: AuditEvent) -> dict:
     }
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def csv_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(COLUMNS)
+    writer = csv_writer()
+    yield csv_row(writer, COLUMNS)
     for event in events.iterator(chunk_size=2000):
         row = _row(event)
         row["created_at"] = event.created_at.isoformat()
         row["before"] = json.dumps(event.before, cls=DjangoJSONEncoder) if event.before else ""
         row["after"] = json.dumps(event.after, cls=DjangoJSONEncoder) if event.after else ""
-        yield writer.writerow(
-            [row[column] if row[column] is not None else "" for column in COLUMNS]
-        )
+        yield csv_row(writer, (row[column] for column in COLUMNS))
 
 
 def jsonl_lines(events: QuerySet[AuditEvent]) -> Iterator[str]:

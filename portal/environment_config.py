@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from portal.crypto import plaintext
-from portal.models import DeploymentTarget, EnvironmentLink, EnvironmentVariable
+from portal.models import (
+    LINK_PLACEHOLDER_RE,
+    DeploymentTarget,
+    EnvironmentLink,
+    EnvironmentVariable,
+    validate_link_template,
+)
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,9 @@ class Link:
 
 def render_link(template: str, **values: str) -> str:
     """Fill the placeholders, each value URL-quoted; a placeholder with no value yet (no
-    release runs there) leaves the link out."""
-    return template.format_map({k: quote(str(v), safe=":@") for k, v in values.items()})
+    release runs there) leaves the link out (KeyError). Never `str.format`: a template
+    saved before the validation existed may hold a format spec."""
+    return LINK_PLACEHOLDER_RE.sub(lambda m: quote(str(values[m.group(1)]), safe=":@"), template)
 
 
 def target_links(
@@ -125,6 +133,11 @@ def target_links(
     made = []
     for link in links:
         if link.environment_id != target.environment_id:
+            continue
+        try:
+            # A template saved before the rules existed is shown only if it keeps them.
+            validate_link_template(link.url_template)
+        except ValidationError:
             continue
         try:
             made.append(Link(link.name, render_link(link.url_template, **values)))

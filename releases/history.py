@@ -3,12 +3,12 @@ history costs what the first does), and exported as CSV that streams row by row.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
+from portal.exports import csv_row, csv_writer
 from portal.permissions import visible
 from releases.filters import DeploymentFilter, ReleaseFilter
 from releases.models import Deployment, Release
@@ -164,11 +164,6 @@ def _release_line(row: tuple) -> list:
     ]
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 # Lines go out in batches: one write per 500 rows, not one per row.
 CSV_BATCH = 500
 
@@ -176,16 +171,16 @@ CSV_BATCH = 500
 def csv_lines(rows: QuerySet, view: str) -> Iterator[str]:
     """The rows as CSV, read from the database in chunks through a server-side cursor and
     written in batches, so memory stays flat whatever the export's size."""
-    writer = csv.writer(_Echo())
+    writer = csv_writer()
     columns, fields, line = (
         (RELEASE_COLUMNS, _RELEASE_FIELDS, _release_line)
         if view == "releases"
         else (DEPLOYMENT_COLUMNS, _DEPLOYMENT_FIELDS, _deployment_line)
     )
-    yield writer.writerow(columns)
+    yield csv_row(writer, columns)
     batch: list[str] = []
     for row in rows.values_list(*fields).iterator(chunk_size=2000):
-        batch.append(writer.writerow(line(row)))
+        batch.append(csv_row(writer, line(row)))
         if len(batch) >= CSV_BATCH:
             yield "".join(batch)
             batch = []

@@ -19,8 +19,6 @@ Definitions (also written on the page):
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.choices import Role
+from portal.exports import csv_row, csv_writer
 from portal.models import Environment, Service, Team
 from portal.permissions import teams_with_role, visible_services, visible_teams
 
@@ -240,11 +239,11 @@ CSV_FIELDS = [
 
 
 def insights_csv(result: Insights) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["since", result.period.since.isoformat(), "until",
-                     result.period.until.isoformat()])  # fmt: skip
-    writer.writerow(CSV_FIELDS)
-    for row in result.rows:
-        writer.writerow(["" if getattr(row, f) is None else getattr(row, f) for f in CSV_FIELDS])
-    return out.getvalue()
+    writer = csv_writer()
+    lines = [
+        csv_row(writer, ["since", result.period.since.isoformat(), "until",
+                         result.period.until.isoformat()]),
+        csv_row(writer, CSV_FIELDS),
+    ]  # fmt: skip
+    lines += [csv_row(writer, (getattr(row, f) for f in CSV_FIELDS)) for row in result.rows]
+    return "".join(lines)

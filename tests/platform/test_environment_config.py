@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -126,3 +127,43 @@ def test_a_link_with_an_unknown_placeholder_is_refused():
     link = EnvironmentLink(environment=path.beta, name="Bad", url_template="https://x.test/{team}")
     with pytest.raises(ValidationError, match=r"Unknown placeholder \{team\}"):
         link.full_clean()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("javascript:alert(document.cookie)//{service}", "starts with http:// or https://"),
+        ("data:text/html,<script>x</script>", "starts with http:// or https://"),
+        ("//evil.test/{service}", "starts with http:// or https://"),
+        ("https://grafana.test/d/{service:>999999999}", "plain placeholders only"),
+        ("https://grafana.test/d/{service!r}", "plain placeholders only"),
+        ("https://grafana.test/d/{service.__class__}", "plain placeholders only"),
+        ("https://grafana.test/d/{service[0]}", "plain placeholders only"),
+    ],
+)
+def test_links_are_http_with_plain_placeholders_only(template, message):
+    path = service_path()
+    link = EnvironmentLink(environment=path.beta, name="Bad", url_template=template)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        link.full_clean()
+
+
+@pytest.mark.django_db
+def test_a_bad_link_saved_before_the_rules_is_never_rendered(client):
+    # Given a link stored before templates were validated (the model's validators are not
+    # run by a plain save)
+    path = service_path()
+    EnvironmentLink.objects.create(
+        environment=path.beta, name="Evil", url_template="javascript:alert(1)//{service}"
+    )
+    EnvironmentLink.objects.create(
+        environment=path.beta, name="Huge", url_template="https://g.test/{service:>999999999}"
+    )
+    EnvironmentLink.objects.create(
+        environment=path.beta, name="Grafana", url_template="https://g.test/d?var={service}"
+    )
+    client.force_login(member(path.team, "viewer", "viewer"))
+    page = client.get("/services/app/").content.decode()
+    assert "https://g.test/d?var=app" in page
+    assert "javascript:" not in page and "Evil" not in page and "Huge" not in page
