@@ -198,6 +198,8 @@ AXES_CLIENT_IP_CALLABLE = "portal.audit.client_ip"
 # Sign-in attempts per client address (django-ratelimit), whatever the usernames tried.
 SLIPWAY_SIGNIN_RATE = env.str("SLIPWAY_SIGNIN_RATE", default="30/m")
 RATELIMIT_VIEW = "portal.views.rate_limited"
+# Gate checks and manifest previews (they call Prometheus or run helm) per user.
+SLIPWAY_CHECK_RATE = env.str("SLIPWAY_CHECK_RATE", default="10/m")
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False

@@ -130,20 +130,28 @@ def _key(release: Release, environment: Environment, current: Deployment | None)
 @dataclass
 class ManifestDiff:
     ready: bool
+    asked: bool = False  # a worker was asked to render it (poll for it)
     lines: list[str] = field(default_factory=list)
     error: str = ""
 
 
 def manifest_diff(*, release: Release, environment: Environment) -> ManifestDiff:
-    """The rendered manifests' diff if a worker has made it; else ask for it."""
+    """The rendered manifests' diff as a worker stored it; reads only (a GET's)."""
     current = environment_current_deployment(service=release.service_id, environment=environment)
     key = _key(release, environment, current)
     found = cache.get(key)
     if found is not None:
-        return ManifestDiff(True, found.get("lines", []), found.get("error", ""))
-    if cache.add(key + ":asked", 1, PREVIEW_SECONDS):
+        return ManifestDiff(True, True, found.get("lines", []), found.get("error", ""))
+    return ManifestDiff(False, bool(cache.get(key + ":asked")))
+
+
+def manifest_diff_request(*, release: Release, environment: Environment) -> ManifestDiff:
+    """Ask a worker to render the diff (once per few minutes and what runs there)."""
+    current = environment_current_deployment(service=release.service_id, environment=environment)
+    key = _key(release, environment, current)
+    if cache.get(key) is None and cache.add(key + ":asked", 1, PREVIEW_SECONDS):
         dispatch.render_preview(release.pk, environment.pk)
-    return ManifestDiff(False)
+    return manifest_diff(release=release, environment=environment)
 
 
 def render_preview(*, release: Release, environment: Environment, helm) -> dict:

@@ -222,11 +222,17 @@ class GateState:
 
 def release_gates(*, release: Release) -> tuple[Environment | None, list[GateState]]:
     """The gates between the release and the next environment, with the last result of
-    each (stored when someone checked them) and checklist ticks: three queries."""
+    each (stored when someone checked them) and checklist ticks."""
     target = release_promotion_target(release=release)
-    source = previous_environment(release.service, target) if target else None
+    return target, (release_gates_to(release=release, environment=target) if target else [])
+
+
+def release_gates_to(*, release: Release, environment: Environment) -> list[GateState]:
+    """The gates a promotion of the release to `environment` must pass, each with its last
+    stored result and tick: three queries, no evaluation (a GET never calls Prometheus)."""
+    source = previous_environment(release.service, environment)
     if source is None:
-        return target, []
+        return []
     gates = gates_for(source)
     last: dict[int, GateResult] = {}
     for result in GateResult.objects.filter(release=release, gate__in=gates).order_by("id"):
@@ -237,7 +243,7 @@ def release_gates(*, release: Release) -> tuple[Environment | None, list[GateSta
             "ticked_by"
         )
     }
-    return target, [GateState(g, last.get(g.pk), ticks.get(g.pk)) for g in gates]
+    return [GateState(g, last.get(g.pk), ticks.get(g.pk)) for g in gates]
 
 
 def release_links(*, release: Release) -> list[tuple[Environment, list[Link]]]:

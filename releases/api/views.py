@@ -17,6 +17,7 @@ from portal.api_defaults import Page
 from portal.audit import actor_and_context
 from portal.choices import Role, TokenScope
 from portal.drf import ApiView
+from portal.limits import require_scope
 from portal.models import Environment
 from portal.permissions import require_role, visible, visible_services
 from releases import selectors
@@ -171,6 +172,8 @@ class DeploymentCreateApi(ApiView):
         data.is_valid(raise_exception=True)
         kind = data.validated_data["kind"]
         require_role(request.user, release.service, deployment_role_needed(kind))
+        if data.validated_data.get("freeze_override") or data.validated_data.get("gate_override"):
+            require_scope(request, TokenScope.APPROVE, "Overriding a freeze or a gate")
         deployment = deployment_start(
             release=release,
             environment=_environment(data.validated_data["environment"]),

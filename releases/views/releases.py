@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.audit import actor_and_context
 from portal.audit_reads import events_of
 from portal.choices import Role
+from portal.limits import over_rate
 from portal.models import Environment
 from portal.once import acts_once
 from portal.permissions import has_role
@@ -114,7 +118,8 @@ def _kind(request) -> str | None:
 
 @login_required
 def release_confirm(request, pk: int):
-    """Before a promotion or rollback: what will change (a dialog, or a page without JS)."""
+    """Before a promotion or rollback: what will change (a dialog, or a page without JS).
+    Reads only: the gates' last stored results and the manifests' diff a worker rendered."""
     release = release_or_404(request, pk)
     kind = _kind(request)
     if kind is None:
@@ -123,19 +128,21 @@ def release_confirm(request, pk: int):
     environment = get_object_or_404(Environment, slug=request.GET.get("environment", ""))
     shown = preview.promotion_preview(release=release, environment=environment, kind=kind)
     may_override = has_role(request.user, release.service, Role.LEAD)
-    verdicts = (
-        gates_check(release=release, environment=environment)
+    gates = (
+        selectors.release_gates_to(release=release, environment=environment)
         if kind == DeploymentKind.PROMOTE and not shown.refusal
         else []
     )
-    gates_failed = any(not v.passed for v in verdicts)
+    gates_failed = any(state.last is not None and not state.last.passed for state in gates)
     context = {
         "preview": shown,
         "may_override": may_override,
-        "gates": verdicts,
+        "gates": gates,
         "gates_failed": gates_failed,
+        "gates_unchecked": any(state.last is None for state in gates),
         "may_submit": not shown.refusal
         and (may_override or (not shown.freeze and not gates_failed)),
+        "diff": preview.manifest_diff(release=release, environment=environment),
     }
     template = "releases/_confirm.html" if request.htmx else "releases/confirm.html"
     return render(request, template, context)
@@ -143,10 +150,22 @@ def release_confirm(request, pk: int):
 
 @login_required
 def release_confirm_manifests(request, pk: int):
-    """HTMX fragment: the rendered manifests' diff, once a worker has rendered both."""
+    """HTMX fragment: the rendered manifests' diff. GET reads what a worker stored; POST
+    (a developer of the team, a few times a minute) asks a worker to render it."""
     release = release_or_404(request, pk)
     environment = get_object_or_404(Environment, slug=request.GET.get("environment", ""))
-    diff = preview.manifest_diff(release=release, environment=environment)
+    if request.method == "POST":
+        require(request, release.service, Role.DEVELOPER)
+        if over_rate(request, "manifest-preview"):
+            return HttpResponse("Too many previews; wait a minute.", status=429)
+        diff = preview.manifest_diff_request(release=release, environment=environment)
+        if not request.htmx:
+            query = urlencode({"environment": environment.slug, "kind": _kind(request) or ""})
+            return redirect(f"{reverse('release-confirm', args=[release.pk])}?{query}")
+    elif request.method == "GET":
+        diff = preview.manifest_diff(release=release, environment=environment)
+    else:
+        return HttpResponseNotAllowed(["GET", "POST"])
     return render(
         request,
         "releases/_manifest_diff.html",
@@ -205,6 +224,9 @@ def release_gates_check(request, pk: int):
     """Evaluate the gates to the next environment now (results are stored and shown)."""
     release = release_or_404(request, pk)
     require(request, release.service, Role.DEVELOPER)
+    if over_rate(request, "gate-check"):
+        messages.error(request, "Too many gate checks; wait a minute.")
+        return redirect("release-detail", pk=release.pk)
     target = release_promotion_target(release=release)
     if target is not None:
         failed = describe_failed(gates_check(release=release, environment=target))

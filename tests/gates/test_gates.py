@@ -194,16 +194,21 @@ def test_the_api_shows_gates_refuses_with_409_and_takes_an_override(world):
         token = token_issue(user=user, name="t", scopes=TokenScope.values)[1]
         return APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
 
-    gates = (
-        api(world["dev"])
-        .get(f"/api/v1/releases/{release.pk}/gates", {"environment": "prod"})
-        .json()
-    )
-    assert gates == {
-        "environment": "prod", "from_environment": "beta", "passed": False,
-        "gates": [{"id": gates["gates"][0]["id"], "name": "soak", "kind": "soak", "passed": False,
-                   "detail": "has run in Beta 10 min of 30; 20 min left", "value": None}],
-    }  # fmt: skip
+    url = f"/api/v1/releases/{release.pk}/gates?environment=prod"
+    # GET shows what is stored and evaluates nothing
+    unchecked = api(world["dev"]).get(url).json()
+    assert unchecked["passed"] is False and unchecked["gates"][0]["passed"] is None
+    assert unchecked["gates"][0]["checked_at"] is None
+    assert not GateResult.objects.exists()
+    # POST checks now and stores the result, which the next GET shows
+    checked = api(world["dev"]).post(url).json()
+    expected = {"id": checked["gates"][0]["id"], "name": "soak", "kind": "soak", "passed": False,
+                "detail": "has run in Beta 10 min of 30; 20 min left", "value": None}  # fmt: skip
+    assert {k: v for k, v in checked["gates"][0].items() if k != "checked_at"} == expected
+    assert checked["passed"] is False and checked["from_environment"] == "beta"
+    stored = api(world["dev"]).get(url).json()
+    assert stored["gates"][0]["detail"] == expected["detail"] and stored["gates"][0]["checked_at"]
+    assert GateResult.objects.count() == 1
     refused = api(world["dev"]).post(
         f"/api/v1/releases/{release.pk}/deployments/", {"environment": "prod"}, format="json"
     )

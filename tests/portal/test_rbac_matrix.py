@@ -58,6 +58,12 @@ MATRIX = {
     "release-gates-check": ("post", {"pk": "release"}, None, DEVELOPER_PAGE),
     "release-gate-tick": ("post", {"pk": "release", "gate": "gate"}, None, LEAD_PAGE),
     "api-release-gates": ("get", {"pk": "release"}, None, TEAM_API),
+    "api-release-gates POST": (
+        "post",
+        {"pk": "release"},
+        None,
+        statuses(401, 404, 403, 200, 200, 200),
+    ),
     "api-release-gate-tick": (
         "post",
         {"pk": "release", "gate": "gate"},
@@ -115,6 +121,12 @@ MATRIX = {
         {"pk": "release", "?": "environment=prod"},
         None,
         TEAM_PAGE,
+    ),
+    "release-confirm-manifests POST": (
+        "post",
+        {"pk": "release", "?": "environment=prod&kind=promote"},
+        {},
+        DEVELOPER_PAGE,
     ),
     "release-deploy": (
         "post",
