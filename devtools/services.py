@@ -43,6 +43,9 @@ DO $$ BEGIN
     CREATE ROLE {RUNTIME_ROLE} LOGIN;
   END IF;
 END $$;
+-- The test suite makes its database again between tests that commit, ending the worker's
+-- sessions on it (DROP DATABASE ... WITH (FORCE)): a local convenience, not production's.
+GRANT pg_signal_backend TO {OWNER_ROLE};
 """
 # Hands over what an older checkout created as the bootstrap superuser.
 OWN_SCHEMA = f"""
@@ -280,6 +283,10 @@ def up() -> dict[str, str]:
         if known and url_answers(known) and not legacy:
             say(f"{key.split('_')[0].lower()} already running")
             values[key] = known
+            if key == "DATABASE_URL":  # roles and grants as this checkout expects them
+                _psql(
+                    f"postgresql://slipway@127.0.0.1:{urlparse(known).port}/postgres", CREATE_ROLES
+                )
             continue
         port = urlparse(known).port if known else None
         if port and port_answers("127.0.0.1", port) and not legacy:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 from portal.choices import ActorType
 from portal.logs import REQUEST_ID
-from portal.models import AuditCheck, AuditEvent
+from portal.models import AuditAnchor, AuditCheck, AuditEvent
 
 GENESIS_HASH = "0" * 64
 # Any constant works; it names the lock that serialises appends to the chain.
@@ -315,13 +316,37 @@ def audit_head() -> dict:
     }
 
 
+def audit_anchor_publish() -> dict:
+    """Record the chain's head as an anchor (a row and a log line)."""
+    head = audit_head()
+    if head["last_id"]:
+        AuditAnchor.objects.create(
+            created_at=timezone.now(),
+            last_event_id=head["last_id"],
+            last_hash=head["last_hash"],
+            events=head["count"],
+        )
+    structlog.get_logger("slipway.audit").info(
+        "audit.anchor", anchor=f"{head['last_id']}:{head['last_hash']}", **head
+    )
+    return head
+
+
+def latest_anchor() -> tuple[int, str] | None:
+    anchor = AuditAnchor.objects.order_by("-id").values_list("last_event_id", "last_hash").first()
+    return tuple(anchor) if anchor else None
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
 def audit_check(*, trigger: str, anchors: list[tuple[int, str]] = ()) -> AuditCheck:
-    """Walk the chain and record the result (shown on the audit page)."""
+    """Walk the chain against `anchors` and the latest stored anchor; record the result
+    (shown on the audit page)."""
     started = timezone.now()
+    stored = latest_anchor()
+    anchors = [*anchors, *([stored] if stored else [])]
     count, broken = 0, None
     for item in audit_verify(anchors):
         if isinstance(item, ChainBreak):

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import connections
 
-AUDIT_TABLE = "portal_auditevent"
+# Append-only for the runtime role: the events and the anchors that pin their head.
+APPEND_ONLY_TABLES = ("portal_auditevent", "portal_auditanchor")
 
 
 def owner_credentials() -> dict | None:
@@ -59,7 +60,8 @@ def grant_runtime(alias: str = "default") -> None:
         cursor.execute(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
         )
-        cursor.execute(
-            f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {AUDIT_TABLE} FROM {role}"
-        )
+        for table in APPEND_ONLY_TABLES:
+            cursor.execute(
+                f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {table} FROM {role}"
+            )
         cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")

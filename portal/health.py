@@ -1,12 +1,14 @@
 """Liveness, readiness and metrics for the platform Slipway runs on.
 
 - /healthz: the process answers (no database: a database outage must not restart pods).
-- /readyz: the database, Redis and the migrations are there; 503 naming what is not.
+- /readyz: the database, Redis and the migrations are there; 503 when not. What each
+  check found only for staff or the metrics token (it names hosts and roles).
 - /metrics: Prometheus. Not public: a bearer token (SLIPWAY_METRICS_TOKEN) or a client
-  address in SLIPWAY_METRICS_ALLOW. Per-process request metrics are collected in
-  multiprocess mode under gunicorn (PROMETHEUS_MULTIPROC_DIR); the release engine's
-  figures are read from the database at scrape time (portal/metrics.py), so every web
-  pod reports the same, wherever the worker that did the work ran.
+  address in SLIPWAY_METRICS_ALLOW (loopback by default, nothing in production unless set).
+  Per-process request metrics are collected in multiprocess mode under gunicorn
+  (PROMETHEUS_MULTIPROC_DIR); the release engine's figures are read from the database at
+  scrape time (portal/metrics.py), so every web pod reports the same, wherever the worker
+  that did the work ran.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def _redis() -> str:
 
 
 def readyz(request):
-    """Ready to serve: the database, Redis and every migration are there."""
+    """Ready to serve: the database, Redis and every migration are there. Anyone learns
+    whether (the status code and word); what each check found (host, role, error) only
+    staff or the metrics token's holder."""
     checks = {}
     for name, check in (("database", _database), ("redis", _redis)):
         try:
@@ -70,16 +74,20 @@ def readyz(request):
     else:
         checks["migrations"] = "unknown: the database is unavailable"
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body = {"status": "ready" if ready else "not ready"}
+    if _has_metrics_token(request) or (request.user.is_authenticated and request.user.is_staff):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _has_metrics_token(request) -> bool:
+    token = settings.SLIPWAY_METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(header, f"Bearer {token}")
 
 
 def _allowed(request) -> bool:
-    token = settings.SLIPWAY_METRICS_TOKEN
-    header = request.headers.get("Authorization", "")
-    if token and hmac.compare_digest(header, f"Bearer {token}"):
+    if _has_metrics_token(request):
         return True
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))

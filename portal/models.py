@@ -530,6 +530,23 @@ class AuditCheck(models.Model):
         return f"{'intact' if self.ok else 'BROKEN'} at {self.finished_at:%Y-%m-%d %H:%M}"
 
 
+class AuditAnchor(models.Model):
+    """The audit chain's head as published (beat, every SLIPWAY_AUDIT_ANCHOR_SECONDS): also
+    written to the log, outside the database. Verification checks the chain still reaches
+    the latest anchor, so a tail cut off after it shows. Append-only like the events."""
+
+    created_at = models.DateTimeField()
+    last_event_id = models.BigIntegerField()
+    last_hash = models.CharField(max_length=64)
+    events = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"anchor {self.last_event_id}:{self.last_hash[:12]}…"
+
+
 class IdempotencyKey(models.Model):
     """A request that must act once: its caller's key, what it asked, and its first answer.
 

@@ -268,7 +268,11 @@ SLIPWAY_API_RATE = env.str("SLIPWAY_API_RATE", default="1200/min")
 SLIPWAY_TRUSTED_PROXIES = env.list("SLIPWAY_TRUSTED_PROXIES", default=[])
 # /metrics: a bearer token, or these client networks (not public).
 SLIPWAY_METRICS_TOKEN = env.str("SLIPWAY_METRICS_TOKEN", default="")
-SLIPWAY_METRICS_ALLOW = env.list("SLIPWAY_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+# In production no network is trusted unless configured on purpose: behind a same-host
+# proxy every request would come from loopback.
+SLIPWAY_METRICS_ALLOW = env.list(
+    "SLIPWAY_METRICS_ALLOW", default=[] if PRODUCTION else ["127.0.0.1/32", "::1/128"]
+)
 SLIPWAY_AUDIT_ANCHOR_SECONDS = env.float("SLIPWAY_AUDIT_ANCHOR_SECONDS", default=300.0)
 # The largest JSON body the API reads (bigger: 413).
 SLIPWAY_API_MAX_BODY_BYTES = env.int("SLIPWAY_API_MAX_BODY_BYTES", default=1024 * 1024)

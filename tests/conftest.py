@@ -39,17 +39,23 @@ celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
     """The test database is made (and dropped) by the owner role, as a deployment's
     migrate Job makes the real one; the tests themselves run as the app's runtime role,
-    which cannot rewrite the audit log. Between tests the owner empties the tables
-    (portal's `flush`)."""
+    which cannot rewrite the audit log. Between tests that commit, the database is made
+    again from a template (tests/support/database.py)."""
+    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
     from portal.db_roles import as_owner
+    from tests.support import database
 
     with django_db_blocker.unblock(), as_owner():
         databases = setup_databases(verbosity=0, interactive=False, keepdb=django_db_keepdb)
+        name = connection.settings_dict["NAME"]
+        database.make_template(name)
+    database.install()
     yield
     with django_db_blocker.unblock(), as_owner():
         teardown_databases(databases, verbosity=0, keepdb=django_db_keepdb)
+        database.drop_template(name)
 
 
 # The tests' own servers (Jenkins emulator, registry, receivers, Prometheus) listen on

@@ -90,6 +90,15 @@ def test_even_the_owner_is_refused_update_and_delete_by_the_trigger():
         _owner_sql(("UPDATE portal_auditevent SET action = 'x' WHERE id = %s", [events[0].pk]))
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
         _owner_sql(("TRUNCATE portal_auditevent", []))
+    # The switch the test suite once used to empty the log is gone for the owner too
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+        _owner_sql(("SET slipway.test_flush = 'on'", []), ("TRUNCATE portal_auditevent", []))
+
+
+def test_slipway_has_no_flush_that_holds_the_audit_trigger_off():
+    from django.core.management import get_commands
+
+    assert get_commands()["flush"] == "django.core"
 
 
 def test_events_chain_each_to_the_previous_hash_signed_with_the_newest_key():
@@ -173,6 +182,25 @@ def test_an_anchor_reveals_a_tail_cut_off_after_it():
         call_command("verify_audit", "--anchor", anchor)
     with pytest.raises(CommandError, match="give ID:HASH"):
         call_command("verify_audit", "--anchor", "nonsense")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_daily_verification_checks_against_the_latest_published_anchor():
+    from portal.models import AuditCheck
+    from portal.tasks import audit_anchor, verify_audit
+
+    events = _three_events()
+    audit_anchor()  # beat publishes the head: a log line and an append-only row
+    assert verify_audit()["ok"] is True
+    _tamper(("DELETE FROM portal_auditevent WHERE id >= %s", [events[1].pk]))
+    # Nobody passes an anchor to the daily run: it finds the stored one itself
+    result = verify_audit()
+    assert result["ok"] is False
+    check = AuditCheck.objects.first()
+    assert check.reason.startswith(f"chain cut short: an anchor recorded event #{events[2].pk}")
+    # and the runtime role cannot remove the anchor to hide the cut
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM portal_auditanchor")
 
 
 def test_an_event_signed_with_a_key_slipway_lacks_is_named(settings):
