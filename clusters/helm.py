@@ -160,7 +160,8 @@ class Helm:
 
     def ownership(self, release: str, namespace: str, *, label: str, owner: str) -> str:
         """Whose the release is, by its `label`: ours (`owner`), another's, nobody's, or
-        absent (see Ownership). One helm run when it is ours, up to three otherwise."""
+        absent (see Ownership). One helm run when it is ours, two for a first install,
+        three only when the release is not ours to touch."""
 
         async def listed(client, selector: str | None) -> bool:
             command = ["list", "--all", "--namespace", namespace, "--output", "json"]
@@ -172,12 +173,10 @@ class Helm:
 
         async def work(client):
             if await listed(client, f"{label}={owner}"):
-                return Ownership.OURS
-            if await listed(client, label):
-                return Ownership.OTHER
-            if await listed(client, None):
-                return Ownership.UNOWNED
-            return Ownership.ABSENT
+                return Ownership.OURS  # every deployment after the first: one helm run
+            if not await listed(client, None):
+                return Ownership.ABSENT
+            return Ownership.OTHER if await listed(client, label) else Ownership.UNOWNED
 
         return self._run(work)
 
