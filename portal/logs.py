@@ -56,8 +56,24 @@ def scrub(text: str) -> str:
     return text
 
 
+def scrub_value(value, depth: int = 0):
+    """Scrub every string inside `value`, however nested (dicts, lists, tuples, sets), and
+    the text of anything else that would be rendered (an exception, an object)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if depth > 20:
+        return MASK  # deeper than any log event of ours: not worth the risk
+    if isinstance(value, dict):
+        return {scrub_value(k, depth + 1): scrub_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub_value(item, depth + 1) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return scrub(str(value))
+
+
 def _scrub_event(logger, method, event: dict) -> dict:
-    return {key: scrub(value) if isinstance(value, str) else value for key, value in event.items()}
+    return {key: scrub_value(value) for key, value in event.items()}
 
 
 def _add_request_id(logger, method, event: dict) -> dict:

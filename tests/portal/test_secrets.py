@@ -103,3 +103,85 @@ def test_admin_changes_are_audited_with_the_secret_masked(admin_client):
     assert event.before == {"api_token": "********", "username": "u"}
     assert event.after == {"api_token": "********", "username": "u2"}
     assert "tok-" not in f"{event.before}{event.after}{event.target_repr}"
+
+
+def _one_row_per_encrypted_field() -> dict[tuple[str, str], object]:
+    """A stored secret in every encrypted column there is (the test fails when a new one
+    appears without a row here, so rotation is tested on it too)."""
+    from notifications.models import Channel
+    from portal.models import EnvironmentVariable, Registry
+    from tests.factories import service_path
+
+    path = service_path()
+    rows = {
+        ("clusters.Cluster", "kubeconfig"): Cluster.objects.create(
+            slug="c", name="C", kubeconfig=KUBECONFIG
+        ),
+        ("portal.JenkinsServer", "api_token"): path.jenkins,
+        ("portal.Registry", "password"): Registry.objects.create(
+            name="harbor", url="https://harbor.test", username="u", password="reg-pw-1"
+        ),
+        ("portal.EnvironmentVariable", "secret_value"): EnvironmentVariable.objects.create(
+            environment=path.beta, name="DB_PASSWORD", is_secret=True, secret_value="db-pw-2"
+        ),
+    }
+    channel = Channel.objects.create(
+        team=path.team, name="ops", kind="webhook", url="https://hook.test/k-3", secret="wh-4"
+    )
+    rows[("notifications.Channel", "url")] = rows[("notifications.Channel", "secret")] = channel
+    return rows
+
+
+def test_rotation_finds_every_encrypted_field_and_the_old_key_can_be_dropped(settings):
+    from django.apps import apps
+
+    from portal.management.commands.rotate_secrets import encrypted_fields
+
+    rows = _one_row_per_encrypted_field()
+    every = {
+        (model._meta.label, field.name)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, crypto.EncryptedTextField)
+    }
+    assert every == set(rows), "add a row for the new encrypted field above"
+    assert {(m._meta.label, c) for m, c in encrypted_fields()} == every
+    before = {
+        key: getattr(type(row).objects.get(pk=row.pk), key[1]).reveal() for key, row in rows.items()
+    }
+    old_key = settings.SLIPWAY_ENCRYPTION_KEYS[0]
+    new_key = Fernet.generate_key().decode()
+    settings.SLIPWAY_ENCRYPTION_KEYS = [new_key, old_key]
+    call_command("rotate_secrets")
+    settings.SLIPWAY_ENCRYPTION_KEYS = [new_key]  # the old key is gone
+    after = {
+        key: getattr(type(row).objects.get(pk=row.pk), key[1]).reveal() for key, row in rows.items()
+    }
+    assert after == before and all(after.values())
+
+
+def test_the_log_scrubber_masks_secrets_however_deep_they_sit():
+    import io
+    import logging
+
+    import structlog
+
+    secret = "kube-token-" + "9" * 24
+    crypto.decrypt(crypto.encrypt(f"users:\n- user:\n    token: {secret}\n"))  # remembered
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.getLogger().handlers[0].formatter)
+    logging.getLogger().addHandler(handler)
+    try:
+        structlog.get_logger("slipway.test").warning(
+            "deploy failed",
+            reason=f"helm said: token {secret}",
+            detail={"cluster": {"kubeconfig": {"token": secret}}, "tries": [1, f"x {secret}"]},
+            headers=[("Authorization", "Bearer slw_" + "a" * 30)],
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    line = out.getvalue()
+    assert "deploy failed" in line and "kubeconfig" in line
+    assert secret not in line and "slw_aaaa" not in line
+    assert line.count("********") >= 4

@@ -1,10 +1,19 @@
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from clusters.models import Cluster
-from notifications.models import Channel
-from portal.crypto import rotate
-from portal.models import JenkinsServer
+from portal.crypto import EncryptedTextField, rotate
+
+
+def encrypted_fields() -> list[tuple[type, str]]:
+    """Every encrypted column of every installed model, found rather than listed: a new
+    secret cannot be forgotten by rotation."""
+    return [
+        (model, field.column)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedTextField)
+    ]
 
 
 class Command(BaseCommand):
@@ -13,17 +22,12 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         rotated = 0
-        for model, field in (
-            (Cluster, "kubeconfig"),
-            (JenkinsServer, "api_token"),
-            (Channel, "url"),
-            (Channel, "secret"),
-        ):
+        for model, column in encrypted_fields():
             table = connection.ops.quote_name(model._meta.db_table)
-            column = connection.ops.quote_name(field)
+            quoted = connection.ops.quote_name(column)
             # Raw SQL: the ORM would hand back the decrypted Secret, we want the ciphertext.
-            select = f"SELECT id, {column} FROM {table} WHERE {column} <> ''"  # noqa: S608
-            update = f"UPDATE {table} SET {column} = %s WHERE id = %s"  # noqa: S608
+            select = f"SELECT id, {quoted} FROM {table} WHERE {quoted} <> ''"  # noqa: S608
+            update = f"UPDATE {table} SET {quoted} = %s WHERE id = %s"  # noqa: S608
             with connection.cursor() as cursor:
                 cursor.execute(select)
                 for pk, token in cursor.fetchall():
