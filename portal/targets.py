@@ -154,9 +154,9 @@ def target_save(
 def target_adopt_release(
     *, target: DeploymentTarget, user, actor: Actor, context: RequestContext | None = None
 ) -> DeploymentTarget:
-    """A platform admin lets the target take over the Helm release it points at, though no
-    Slipway target owns it (installed by hand or by another tool). Audited. The next
-    deployment labels the release as this target's."""
+    """A platform admin lets the target take over the Helm release it points at: one no
+    Slipway target owns (installed by hand or by another tool), or one whose owning target
+    is gone. Audited. The next deployment labels the release as this target's."""
     if not user.is_superuser:
         raise RoleMissing("Only a platform admin may adopt a Helm release Slipway did not install.")
     key = release_key(target)

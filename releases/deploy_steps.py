@@ -114,8 +114,8 @@ def ownership_refusal(deployment: Deployment, helm: Helm) -> str | None:
     )
     if state in (Ownership.OURS, Ownership.ABSENT):
         return None
-    if state == Ownership.UNOWNED and target.adopted_release == release_key(target):
-        return None
+    if target.adopted_release == release_key(target):
+        return None  # a platform admin took it over for this target (audited)
     where = (
         f"Helm release {target.helm_release_name} in namespace {target.namespace} on cluster "
         f"{target.cluster}"
@@ -123,7 +123,8 @@ def ownership_refusal(deployment: Deployment, helm: Helm) -> str | None:
     if state == Ownership.OTHER:
         return (
             f"{where} belongs to another Slipway target: a target never upgrades, rolls back "
-            "or uninstalls a release it does not own."
+            "or uninstalls a release it does not own. (If that target is gone, a platform "
+            "admin may adopt the release for this one.)"
         )
     return (
         f"{where} exists but Slipway did not install it; a platform admin may adopt it for "

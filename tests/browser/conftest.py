@@ -1,6 +1,7 @@
 """Browser fixtures: Debian's Chromium driven by Playwright, and a demo service whose
 builds run on the Jenkins emulator and deploy to the test cluster."""
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,26 @@ from tests.factories import PASSWORD, JenkinsServerFactory, member, service_path
 from tests.support.jenkins import TOKEN, job_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+class _CspWatch:
+    """The browser, with each new page's console watched for refused content."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def new_page(self, *args, **kwargs):
+        page = self._browser.new_page(*args, **kwargs)
+        page.on("console", self._console)
+        return page
+
+    def _console(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.violations.append(message.text)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 @pytest.fixture
@@ -36,15 +57,19 @@ def browser(monkeypatch):
                 "--no-first-run",
             ],
         )
-        yield chromium
+        watched = _CspWatch(chromium)
+        yield watched
         chromium.close()
+        # Every page of every browser test runs under the Content-Security-Policy: a
+        # refused inline script or style would be a page that breaks for real users.
+        assert watched.violations == [], watched.violations
         # ORM reads made while Playwright's loop ran opened their own connection; close it
         # so the test database can be dropped at the end.
         connections.close_all()
 
 
 @pytest.fixture
-def demo(emulator, kube_cluster):
+def demo(emulator, kube_cluster, request):
     emulator.control(
         "POST",
         "jobs",
@@ -55,7 +80,9 @@ def demo(emulator, kube_cluster):
     path = service_path(
         slug="shop",
         name="Shop",
-        namespace_suffix="-browser",
+        # Namespaces of this test's own: a Helm release left by another test belongs to
+        # that test's target, and Slipway rightly refuses to touch it.
+        namespace_suffix=f"-{hashlib.sha1(request.node.name.encode()).hexdigest()[:8]}",
         jenkins_server=JenkinsServerFactory(url=emulator.url, api_token=TOKEN),
         cluster={"kubeconfig": kube_cluster.kubeconfig()},
     )

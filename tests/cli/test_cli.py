@@ -3,6 +3,7 @@ the local cluster behind it. Run as a user runs it: a subprocess with its own co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -24,12 +25,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def shop(emulator, kube_cluster):
+def shop(emulator, kube_cluster, request):
     emulator.control("POST", "jobs", job_config("demo/app", log=["compiling", "linking"]))
     path = service_path(
         slug="shop",
         name="Shop",
-        namespace_suffix="-cli",
+        # Its own namespaces: a release another test's target owns is refused to this one
+        namespace_suffix=f"-cli-{hashlib.sha1(request.node.name.encode()).hexdigest()[:8]}",
         jenkins_server=JenkinsServerFactory(url=emulator.url, api_token=TOKEN),
         cluster={"kubeconfig": kube_cluster.kubeconfig()},
     )

@@ -291,3 +291,39 @@ def test_a_request_waiting_for_approval_is_announced_to_the_leads(receiver):
     )
     text = receiver.received[0].json["markdown"]["content"]
     assert f"#{release.pk} → Prod awaits a lead's approval (asked by dev)" in text
+
+
+@pytest.mark.django_db
+def test_peoples_text_reaches_chat_without_mentions_or_live_links(receiver):
+    # Given an override reason written to ping everyone and plant a link
+    path = service_path()
+    reason = "<!channel> see <https://evil.test/x|the fix> or [this](https://evil.test) @all"
+    channels = {
+        kind: _channel(path.team, kind, f"{receiver.url}/{kind}", events=["freeze_override"])
+        for kind in ("slack", "dingtalk", "wecom")
+    }
+    release = BuiltReleaseFactory(service=path.service)
+    from releases.models import Deployment
+
+    deployment = Deployment.objects.create(
+        release=release, target=path.service.targets.get(environment=path.prod),
+        environment=path.prod, service=path.service, status="pending", image=release.image,
+    )  # fmt: skip
+    from portal.audit import audit_record
+
+    event = audit_record(
+        actor=Actor.system("lead"), action="freeze.override", target=deployment,
+        after={"reason": reason},
+    )  # fmt: skip
+    for channel in channels.values():
+        deliver(channel=channel, event=event, kind="freeze_override", number=1, last=True)
+    slack, ding, wecom = (r.json for r in receiver.received)
+    # Slack: its own escaping, so no <!channel> and no <url|label> survive as markup
+    assert "<!channel>" not in slack["text"] and "&lt;!channel&gt;" in slack["text"]
+    assert "<https://evil.test" not in slack["text"] and "hxxps[:]//evil.test" in slack["text"]
+    # Only Slipway's own link is live
+    assert slack["text"].count("<http") == 1 and "|Open in Slipway>" in slack["text"]
+    for text in (ding["markdown"]["text"], wecom["markdown"]["content"]):
+        assert "](https://evil.test)" not in text and "[this]" not in text
+        assert "https://evil.test" not in text and "@all" not in text
+        assert text.count("](http") == 1  # [Open in Slipway](…) only

@@ -243,6 +243,14 @@ def test_a_release_another_target_owns_is_never_upgraded(deployment):
     assert done.status == "failed"
     assert "belongs to another Slipway target: a target never upgrades" in done.status_reason
     assert [c for c in helm.calls if c[0] in ("upgrade", "rollback", "recover")] == []
+    # A team admin cannot change that; a platform admin may adopt it (the owner is gone)
+    root = UserFactory(username="root", is_superuser=True)
+    target_adopt_release(target=deployment.target, user=root, actor=Actor.for_user(root))
+    again = deployment_start(
+        release=deployment.release, environment=deployment.environment, actor=Actor.system()
+    )
+    assert run_to_end(again, helm, FakeWatcher()).status == "succeeded"
+    assert helm.owner == str(deployment.target_id)
 
 
 def test_a_release_installed_outside_slipway_needs_a_platform_admins_adoption(deployment):
