@@ -15,11 +15,21 @@ from rest_framework.test import APIClient
 from notifications.models import Channel
 from portal.audit import Actor
 from portal.choices import TokenScope
-from portal.models import Freeze, Membership
+from portal.models import ApiToken, DeploymentTarget, Environment, Freeze, Membership
 from portal.tokens import token_issue
+from releases import preview
 from releases.deployments import deployment_start
-from releases.models import PromotionGate
-from tests.factories import BuiltReleaseFactory, UserFactory, member, service_path, succeeded_in
+from releases.models import ChecklistTick, Deployment, PromotionGate, Release
+from tests.factories import (
+    BuiltReleaseFactory,
+    ServiceFactory,
+    TeamFactory,
+    UserFactory,
+    allow,
+    member,
+    service_path,
+    succeeded_in,
+)
 
 pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "outsider", "viewer", "developer", "lead", "admin")
@@ -73,7 +83,12 @@ MATRIX = {
     "api-insights": ("get", {}, None, READ_API),
     "team-notifications": ("get", {"slug": "team"}, None, TEAM_PAGE),
     "team-channel-create": ("post", {"slug": "team"}, {}, ADMIN_PAGE),
-    "team-channel-change": ("post", {"slug": "team", "pk": "channel"}, None, ADMIN_PAGE),
+    "team-channel-change": (
+        "post",
+        {"slug": "team", "pk": "channel"},
+        {"action": "pause"},
+        ADMIN_PAGE,
+    ),
     "audit": ("get", {}, None, READ_PAGE),
     "audit-verify": ("post", {}, None, statuses(302, 403, 403, 403, 403, 403)),
     "tokens": ("get", {}, None, READ_PAGE),
@@ -241,7 +256,9 @@ def world():
         reason="release train",
         created_by=users["lead"],
     )
+    other = _other_team()
     return {
+        "other": other,
         "users": users,
         "team": team.slug,
         "service": path.service.slug,
@@ -259,6 +276,48 @@ def world():
     }
 
 
+def _other_team() -> dict:
+    """Team U, whose objects team T's people must not even see."""
+    team = TeamFactory(slug="u", name="Team U")
+    lead = member(team, "u-lead", "lead")
+    developer = member(team, "u-dev", "developer")
+    service = ServiceFactory(slug="billing", name="Billing", team=team)
+    targets = {}
+    for environment in Environment.objects.order_by("order"):
+        targets[environment.slug] = allow(
+            DeploymentTarget.objects.create(
+                service=service, environment=environment,
+                cluster=DeploymentTarget.objects.first().cluster,
+                namespace=f"billing-{environment.slug}", helm_release_name="billing",
+            )
+        )  # fmt: skip
+    release = BuiltReleaseFactory(service=service, ref="u1")
+    succeeded_in(release, targets["beta"].environment)
+    waiting = deployment_start(
+        release=release, environment=targets["prod"].environment, kind="promote",
+        user=developer, actor=Actor.for_user(developer),
+    )  # fmt: skip
+    return {
+        "team": team.slug,
+        "service": service.slug,
+        "release": release.pk,
+        "deployment": waiting.pk,
+        "freeze": Freeze.objects.create(
+            environment=targets["beta"].environment,
+            team=team,
+            reason="theirs",
+            starts_at=timezone.now() + timedelta(days=1),
+            ends_at=timezone.now() + timedelta(days=2),
+            created_by=lead,
+        ).pk,
+        "membership": Membership.objects.get(user=developer).pk,
+        "target": targets["beta"].pk,
+        "channel": Channel.objects.create(
+            team=team, name="ops", kind="slack", url="https://hooks.example.test/u", events=[]
+        ).pk,
+    }
+
+
 def _call(world, role: str, name: str):
     method, arguments, body, _ = MATRIX[name]
     url_name = name.split(" ")[0]
@@ -269,7 +328,7 @@ def _call(world, role: str, name: str):
             continue
         if value == "token":
             user = world["users"].get(role) or world["users"]["outsider"]
-            value = token_issue(user=user, name="t")[0].pk
+            value = world["token"] = token_issue(user=user, name="t")[0].pk
         elif value in world:
             value = world[value]
         kwargs[key] = value
@@ -299,6 +358,48 @@ def _call(world, role: str, name: str):
     return getattr(client, method)(url, body or {})
 
 
+def _deployment_status(world) -> str:
+    return Deployment.objects.get(pk=world["deployment"]).status
+
+
+def _preview_asked(world) -> bool:
+    release = Release.objects.get(pk=world["release"])
+    return preview.manifest_diff(
+        release=release, environment=Environment.objects.get(slug="prod")
+    ).asked
+
+
+# What each action that changes something changes, seen in the database: it must happen
+# exactly when the role may do it (a 2xx, or a page's redirect after success), never else.
+EFFECTS = {
+    "team-member-set": lambda w: Membership.objects.get(pk=w["membership"]).role == "developer",
+    "team-member-remove": lambda w: not Membership.objects.filter(pk=w["membership"]).exists(),
+    "team-freeze-delete": lambda w: not Freeze.objects.filter(pk=w["freeze"]).exists(),
+    "api-freeze DELETE": lambda w: not Freeze.objects.filter(pk=w["freeze"]).exists(),
+    "api-freezes POST": lambda w: Freeze.objects.filter(reason="incident").exists(),
+    "team-channel-change": lambda w: not Channel.objects.get(pk=w["channel"]).enabled,
+    "token-create": lambda w: ApiToken.objects.filter(name="x").exists(),
+    "token-revoke": lambda w: ApiToken.objects.get(pk=w["token"]).revoked_at is not None,
+    "release-new": lambda w: Release.objects.filter(ref="main").exists(),
+    "api-service-releases": lambda w: Release.objects.filter(ref="main").exists(),
+    "release-deploy": lambda w: Deployment.objects.filter(
+        release=w["release"], environment__slug="beta", kind="deploy", status="pending"
+    ).exists(),
+    "api-release-deploy": lambda w: Deployment.objects.filter(
+        release=w["release"], environment__slug="beta", kind="deploy", status="pending"
+    ).exists(),
+    "deployment-decide": lambda w: _deployment_status(w) == "pending",
+    "api-deployment-approve": lambda w: _deployment_status(w) == "pending",
+    "api-deployment-reject": lambda w: _deployment_status(w) == "cancelled",
+    "api-deployment-cancel": lambda w: _deployment_status(w) == "cancelled",
+    "deployment-withdraw": lambda w: _deployment_status(w) == "cancelled",
+    "release-gate-tick": lambda w: ChecklistTick.objects.filter(gate=w["gate"]).exists(),
+    "api-release-gate-tick": lambda w: ChecklistTick.objects.filter(gate=w["gate"]).exists(),
+    "release-confirm-manifests POST": _preview_asked,
+}
+ALLOWED = {200, 201, 204, 302}
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_who_may_do_what(world, name, role):
@@ -309,3 +410,32 @@ def test_who_may_do_what(world, name, role):
     )
     if name.startswith("api-") and response.status_code >= 400:
         assert response["Content-Type"] == "application/problem+json"
+    if name in EFFECTS:
+        may = role != "anonymous" and expected in ALLOWED
+        assert EFFECTS[name](world) == may, (
+            f"{name} as {role}: effect {'missing' if may else 'made'}"
+        )
+
+
+# The arguments that name one team's objects: team T's admin tries team U's.
+TEAM_OBJECTS = {"team", "service", "release", "deployment", "freeze", "membership", "target",
+                "channel"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n
+        for n, (_, args, body, _) in MATRIX.items()
+        if TEAM_OBJECTS & set(args.values()) or body == "freeze"
+    ),
+)
+def test_another_teams_objects_do_not_exist_for_a_team_admin(world, name):
+    theirs = {**world, **world["other"]}
+    before = {key: EFFECTS[name](theirs) for key in [name] if key in EFFECTS}
+    response = _call(theirs, "admin", name)
+    assert response.status_code == 404, (
+        f"{name} on team U's object as team T's admin: {response.status_code}"
+    )
+    if name in EFFECTS:
+        assert EFFECTS[name](theirs) == before[name], f"{name} changed team U's object"
