@@ -71,7 +71,7 @@ def verify() -> dict:
 
 
 def audit_writer(count: int, start: float) -> dict:
-    from portal.audit import Actor, audit_record
+    from portal.audit.chain import Actor, audit_record
 
     actor = Actor.system("bench")
     audit_record(actor=actor, action="bench.warmup")  # connection and caches ready

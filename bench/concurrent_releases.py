@@ -48,18 +48,17 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     from devtools.kube.binaries import HELM, find
     from devtools.kube.controlplane import ControlPlane
     from devtools.kube.simulator import RolloutSimulator
-    from portal.choices import Role, TokenScope
-    from portal.models import (
+    from portal.access.choices import Role, TokenScope
+    from portal.access.models import Membership, Team
+    from portal.access.tokens import token_issue
+    from portal.catalog.models import (
         ClusterEnvironment,
         DeploymentTarget,
         Environment,
         JenkinsServer,
-        Membership,
         NamespaceGrant,
         Service,
-        Team,
     )
-    from portal.tokens import token_issue
     from releases.models import Release
     from tests.factories import DEMO_CHART, UserFactory
     from tests.support.jenkins import TOKEN, USERS, job_config

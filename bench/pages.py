@@ -91,8 +91,8 @@ class Pages:
         from django.contrib.auth import get_user_model
         from django.test import Client
 
-        from portal.choices import TokenScope
-        from portal.tokens import token_issue
+        from portal.access.choices import TokenScope
+        from portal.access.tokens import token_issue
 
         self.world, self.raw, self.repeat = world, raw, repeat
         lead = get_user_model().objects.get(username=world.lead_username)

@@ -66,7 +66,7 @@ def run(args, redis: str, env: dict[str, str]) -> None:
     from releases.services import release_create
 
     from devtools.jenkins_emulator import JenkinsEmulator
-    from portal.audit import Actor
+    from portal.audit.chain import Actor
     from tests.factories import JenkinsServerFactory, UserFactory, service_path
     from tests.support.jenkins import TOKEN, USERS, job_config
     from tests.support.worker import WorkerProcess

@@ -57,15 +57,9 @@ def seed_structure(scale: Scale) -> World:
     from django.contrib.auth import get_user_model
 
     from clusters.models import Cluster
-    from portal.choices import Role
-    from portal.models import (
-        DeploymentTarget,
-        Environment,
-        JenkinsServer,
-        Membership,
-        Service,
-        Team,
-    )
+    from portal.access.choices import Role
+    from portal.access.models import Membership, Team
+    from portal.catalog.models import DeploymentTarget, Environment, JenkinsServer, Service
 
     jenkins = JenkinsServer.objects.create(
         name="jenkins", url="http://127.0.0.1:9/", username="slipway", api_token="bench-token"
@@ -205,7 +199,7 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
     """Releases, deployments and a chained audit log, through COPY, oldest first."""
     from django.conf import settings
 
-    from portal.audit import GENESIS_HASH, chain_hash, key_id
+    from portal.audit.chain import GENESIS_HASH, chain_hash, key_id
 
     rng = random.Random(7)
     start = datetime.now(UTC) - timedelta(days=730)

@@ -1,9 +1,28 @@
+from django import forms
 from django.contrib import admin
 
 from clusters.models import Cluster
-from portal.admin_audit import AuditedAdmin
-from portal.forms import ClusterForm
-from portal.models import ClusterEnvironment, NamespaceGrant
+from portal.audit.changes import AuditedAdmin
+from portal.catalog.models import ClusterEnvironment, NamespaceGrant
+from portal.web.forms import KeepSecretForm
+
+
+class ClusterForm(KeepSecretForm):
+    secret_field = "kubeconfig"
+    kubeconfig = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=True,
+        help_text="Stored encrypted; never shown again.",
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ["slug", "name", "api_server_url", "context", "kubeconfig"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A textarea that never echoes the stored kubeconfig.
+        self.initial["kubeconfig"] = ""
 
 
 class ClusterEnvironmentInline(admin.TabularInline):

@@ -1,7 +1,9 @@
 """Slipway's own errors for the Kubernetes side; the workflow never sees a library's."""
 
+from portal.core.errors import DoorError
 
-class ClusterError(Exception):
+
+class ClusterError(DoorError):
     """Base: something on the cluster side failed; the message is for people.
     `retryable` says whether trying later may help."""
 

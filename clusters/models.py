@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from portal.crypto import EncryptedTextField
+from portal.core.crypto import EncryptedTextField
 
 
 class Cluster(models.Model):

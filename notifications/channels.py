@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from doors import egress
 from notifications.events import EventKind
 from notifications.models import Channel, ChannelKind
-from portal import egress
-from portal.audit import Actor, RequestContext, audit_record
-from portal.crypto import plaintext
-from portal.errors import Refused
-from portal.models import Team
+from portal.access.models import Team
+from portal.audit.chain import Actor, RequestContext, audit_record
+from portal.core.crypto import plaintext
+from portal.core.errors import Refused
 
 
 class ChannelRefused(Refused):

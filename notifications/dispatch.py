@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from notifications.events import event_kind
-from portal.audit import audit_recorded
+from portal.audit.chain import audit_recorded
 
 
 def _on_audit(sender, event, **kwargs) -> None:

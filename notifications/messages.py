@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from notifications.events import EventKind
 from notifications.formats import Message
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 
 
 def _target(event: AuditEvent):

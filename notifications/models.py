@@ -6,7 +6,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from notifications.events import EventKind
-from portal.crypto import EncryptedTextField
+from portal.core.crypto import EncryptedTextField
 
 
 class ChannelKind(models.TextChoices):

@@ -6,12 +6,12 @@ import time
 
 from django.conf import settings
 
+from doors import egress
 from notifications.formats import accepted, build_request
 from notifications.messages import message_for
 from notifications.models import Attempt, AttemptStatus, Channel
-from portal import egress
-from portal.crypto import plaintext
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
+from portal.core.crypto import plaintext
 
 # What is read of a receiver's answer: enough for DingTalk's and WeCom's errcode.
 ANSWER_BYTES = 4096

@@ -8,12 +8,13 @@ from django.conf import settings
 from notifications.events import event_kind
 from notifications.models import AttemptStatus, Channel
 from notifications.sending import channels_for, deliver
-from portal import queues
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
+from portal.core import queues
+from portal.core.queues import Task
 
 
 @shared_task(
-    name="notifications.fan_out",
+    name=Task.NOTIFY_FAN_OUT,
     queue=queues.NOTIFICATIONS,
     acks_late=True,
     soft_time_limit=30,
@@ -33,7 +34,7 @@ def notify_fan_out(event_id: int) -> int:
 
 @shared_task(
     bind=True,
-    name="notifications.deliver",
+    name=Task.NOTIFY_DELIVER,
     queue=queues.NOTIFICATIONS,
     acks_late=True,
     max_retries=None,

@@ -11,12 +11,12 @@ from django.views.decorators.http import require_POST
 from notifications.channels import channel_create, channel_delete, channel_set_enabled
 from notifications.events import EventKind
 from notifications.models import Attempt, Channel, ChannelKind
-from portal.audit import actor_and_context
-from portal.choices import Role
-from portal.errors import Refused
-from portal.once import acts_once
-from portal.permissions import role_in_team, visible_teams
-from portal.teams import require_team_admin
+from portal.access.choices import Role
+from portal.access.permissions import role_in_team, visible_teams
+from portal.access.teams import require_team_admin
+from portal.audit.chain import actor_and_context
+from portal.core.errors import Refused
+from portal.web.once import acts_once
 
 
 class ChannelForm(forms.Form):

@@ -2,24 +2,20 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from portal.admin_audit import AuditedAdmin
-from portal.forms import EnvironmentVariableForm, JenkinsServerForm, RegistryForm
-from portal.models import (
-    ApiToken,
-    AuditCheck,
-    AuditEvent,
+from portal.access.models import ApiToken, LdapGroupRole, Membership, Team
+from portal.audit.changes import AuditedAdmin
+from portal.audit.models import AuditCheck, AuditEvent
+from portal.catalog.models import (
     DeploymentTarget,
     Environment,
     EnvironmentLink,
     EnvironmentVariable,
     Freeze,
     JenkinsServer,
-    LdapGroupRole,
-    Membership,
     Registry,
     Service,
-    Team,
 )
+from portal.web.forms import EnvironmentVariableForm, JenkinsServerForm, RegistryForm
 
 User = get_user_model()
 admin.site.unregister(User)

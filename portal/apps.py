@@ -5,7 +5,9 @@ class PortalConfig(AppConfig):
     name = "portal"
 
     def ready(self) -> None:
-        from portal import auth_audit  # noqa: F401 (connects the sign-in audit receivers)
-        from portal.logs import configure_structlog
+        # Django's documented place for connecting signal receivers and configuring logging
+        # once the app registry is ready: these imports need models loaded.
+        from portal.access import ldap, signin  # noqa: F401 (connect their receivers)
+        from portal.core.logs import configure_structlog
 
         configure_structlog()

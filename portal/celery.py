@@ -5,8 +5,8 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-from portal import queues
-from portal.logs import connect_celery_signals
+from portal.core import queues
+from portal.core.logs import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 

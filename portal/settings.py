@@ -9,7 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.logs import logging_config
+from portal.core.logs import logging_config
+from portal.core.queues import Task
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -91,8 +92,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
-    "portal.middleware.RequestIdMiddleware",
-    "portal.logs.RequestLogMiddleware",
+    "portal.ops.middleware.RequestIdMiddleware",
+    "portal.ops.middleware.RequestLogMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into its answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -155,9 +156,9 @@ AUTH_PASSWORD_VALIDATORS = [
 SLIPWAY_LDAP_URI = env.str("SLIPWAY_LDAP_URI", default="")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    *(["portal.ldap.SlipwayLDAPBackend"] if SLIPWAY_LDAP_URI else []),
+    *(["portal.access.ldap.SlipwayLDAPBackend"] if SLIPWAY_LDAP_URI else []),
     # Local (break-glass) accounts only; LDAP accounts sign in with the directory.
-    "portal.ldap.LocalBackend",
+    "portal.access.ldap.LocalBackend",
 ]
 AUTH_LDAP_SERVER_URI = SLIPWAY_LDAP_URI
 AUTH_LDAP_BIND_DN = env.str("SLIPWAY_LDAP_BIND_DN", default="")
@@ -196,10 +197,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The client's own address, by the same trusted-proxy rule as audit events: behind the
 # ingress every client would otherwise share its few addresses, and five wrong passwords
 # from anywhere would lock the admin out everywhere.
-AXES_CLIENT_IP_CALLABLE = "portal.audit.client_ip"
+AXES_CLIENT_IP_CALLABLE = "portal.core.addresses.client_ip"
 # Sign-in attempts per client address (django-ratelimit), whatever the usernames tried.
 SLIPWAY_SIGNIN_RATE = env.str("SLIPWAY_SIGNIN_RATE", default="30/m")
-RATELIMIT_VIEW = "portal.views.rate_limited"
+RATELIMIT_VIEW = "portal.web.views.rate_limited"
 # Gate checks and manifest previews (they call Prometheus or run helm) per user.
 SLIPWAY_CHECK_RATE = env.str("SLIPWAY_CHECK_RATE", default="10/m")
 AXES_RESET_ON_SUCCESS = True
@@ -257,24 +258,24 @@ CONTENT_SECURITY_POLICY = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.authentication.ApiTokenAuthentication",
+        "portal.access.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "portal.api_defaults.TokenScopes",
+        "portal.web.api_defaults.TokenScopes",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api_defaults.CallerRateThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "portal.schema.SlipwaySchema",
+    "DEFAULT_THROTTLE_CLASSES": ["portal.web.api_defaults.CallerRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "portal.web.schema.SlipwaySchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "portal.api_defaults.SmallPage",
+    "DEFAULT_PAGINATION_CLASS": "portal.web.api_defaults.SmallPage",
     "PAGE_SIZE": 50,
-    "DEFAULT_PARSER_CLASSES": ["portal.api_defaults.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.web.api_defaults.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "portal.api_defaults.ProblemJSONRenderer",
+        "portal.web.api_defaults.ProblemJSONRenderer",
     ],
-    "EXCEPTION_HANDLER": "portal.drf.problem_exception_handler",
+    "EXCEPTION_HANDLER": "portal.web.drf.problem_exception_handler",
 }
 # API tokens expire after this many days unless issued otherwise, and never live longer
 # than SLIPWAY_TOKEN_MAX_DAYS (older tokens stop working when it is lowered).
@@ -358,17 +359,17 @@ SLIPWAY_DRIFT_CHECK_SECONDS = env.float("SLIPWAY_DRIFT_CHECK_SECONDS", default=3
 SLIPWAY_IDEMPOTENCY_HOURS = env.int("SLIPWAY_IDEMPOTENCY_HOURS", default=24)
 CELERY_BEAT_SCHEDULE = {
     "resume-stale-releases": {
-        "task": "releases.resume_stale",
+        "task": Task.RESUME_STALE,
         "schedule": SLIPWAY_RESUME_EVERY_SECONDS,
     },
-    "check-drift": {"task": "releases.check_drift_all", "schedule": SLIPWAY_DRIFT_CHECK_SECONDS},
-    "forget-idempotency-keys": {"task": "portal.forget_idempotency_keys", "schedule": 3600.0},
-    "verify-audit": {"task": "portal.verify_audit", "schedule": 24 * 3600.0},
-    "audit-anchor": {"task": "portal.audit_anchor", "schedule": SLIPWAY_AUDIT_ANCHOR_SECONDS},
+    "check-drift": {"task": Task.CHECK_DRIFT_ALL, "schedule": SLIPWAY_DRIFT_CHECK_SECONDS},
+    "forget-idempotency-keys": {"task": Task.FORGET_IDEMPOTENCY_KEYS, "schedule": 3600.0},
+    "verify-audit": {"task": Task.VERIFY_AUDIT, "schedule": 24 * 3600.0},
+    "audit-anchor": {"task": Task.AUDIT_ANCHOR, "schedule": SLIPWAY_AUDIT_ANCHOR_SECONDS},
 }
 if SLIPWAY_LDAP_URI:
     CELERY_BEAT_SCHEDULE["ldap-offboarding"] = {
-        "task": "portal.ldap_offboarding",
+        "task": Task.LDAP_OFFBOARDING,
         "schedule": SLIPWAY_LDAP_SYNC_SECONDS,
     }
 

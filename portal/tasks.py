@@ -2,11 +2,12 @@
 
 from celery import shared_task
 
-from portal import queues
+from portal.core import queues
+from portal.core.queues import Task
 
 
 @shared_task(
-    name="portal.ping",
+    name=Task.PING,
     queue=queues.DEFAULT,
     soft_time_limit=10,
     time_limit=20,
@@ -21,43 +22,39 @@ def ping(value: str) -> str:
 
 
 @shared_task(
-    name="portal.forget_idempotency_keys", queue=queues.DEFAULT, soft_time_limit=60, time_limit=90
+    name=Task.FORGET_IDEMPOTENCY_KEYS, queue=queues.DEFAULT, soft_time_limit=60, time_limit=90
 )
 def forget_idempotency_keys() -> int:
     """Hourly: forget Idempotency-Keys (and form tokens) older than their retention."""
-    from portal.idempotency import idempotency_forget_expired
+    from portal.web.idempotency import idempotency_forget_expired
 
     return idempotency_forget_expired()
 
 
-@shared_task(
-    name="portal.verify_audit", queue=queues.DEFAULT, soft_time_limit=3600, time_limit=3700
-)
+@shared_task(name=Task.VERIFY_AUDIT, queue=queues.DEFAULT, soft_time_limit=3600, time_limit=3700)
 def verify_audit(trigger: str = "beat") -> dict:
     """Daily (beat) and on an admin's request: walk the audit chain up to (at least) the
     latest published anchor, record the result."""
-    from portal.audit import audit_check
+    from portal.audit.verification import audit_check
 
     check = audit_check(trigger=trigger)
     return {"ok": check.ok, "events": check.events, "broken_event_id": check.broken_event_id}
 
 
-@shared_task(name="portal.audit_anchor", queue=queues.DEFAULT, soft_time_limit=60, time_limit=90)
+@shared_task(name=Task.AUDIT_ANCHOR, queue=queues.DEFAULT, soft_time_limit=60, time_limit=90)
 def audit_anchor() -> dict:
     """Publish the audit chain's head (count, last id and hash): to the log, where it lives
     outside the database, and as an append-only anchor row that every verification checks
     the chain still reaches. /metrics shows the same head."""
-    from portal.audit import audit_anchor_publish
+    from portal.audit.verification import audit_anchor_publish
 
     return audit_anchor_publish()
 
 
-@shared_task(
-    name="portal.ldap_offboarding", queue=queues.DEFAULT, soft_time_limit=240, time_limit=300
-)
+@shared_task(name=Task.LDAP_OFFBOARDING, queue=queues.DEFAULT, soft_time_limit=240, time_limit=300)
 def ldap_offboarding() -> dict[str, int]:
     """Every SLIPWAY_LDAP_SYNC_SECONDS: read the directory again for LDAP accounts with a
     live token or session (and all of them daily); offboard who left (portal/ldap.py)."""
-    from portal.ldap import ldap_offboarding_sync
+    from portal.access.ldap import ldap_offboarding_sync
 
     return ldap_offboarding_sync()

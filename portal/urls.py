@@ -5,7 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from portal import api, health, team_views, views
+from portal.ops import health
+from portal.web import api, views
+from portal.web import teams as team_views
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -73,7 +75,7 @@ urlpatterns = [
     path("", include("releases.urls")),
 ]
 
-handler400 = "portal.views.bad_request"
-handler403 = "portal.views.permission_denied"
-handler404 = "portal.views.page_not_found"
-handler500 = "portal.views.server_error"
+handler400 = "portal.web.views.bad_request"
+handler403 = "portal.web.views.permission_denied"
+handler404 = "portal.web.views.page_not_found"
+handler500 = "portal.web.views.server_error"

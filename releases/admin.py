@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from portal.admin_audit import AuditedAdmin
+from portal.audit.changes import AuditedAdmin
 from releases.models import PromotionGate
 
 

@@ -13,13 +13,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.audit import Actor, RequestContext, audit_record
-from portal.models import DeploymentTarget, Environment, Service
+from doors.jenkins import CORRELATION_PARAMETER, ConsoleChunk, JenkinsClient, JenkinsNotFound
+from portal.audit.chain import Actor, RequestContext, audit_record
+from portal.catalog.models import DeploymentTarget, Environment, Service
 from releases import dispatch
 from releases.choices import RELEASE_ACTIVE, DeploymentKind, ReleaseStatus
 from releases.deployments import deployment_start
 from releases.errors import ReleaseRefused
-from releases.jenkins import CORRELATION_PARAMETER, ConsoleChunk, JenkinsClient, JenkinsNotFound
 from releases.models import Release, ReleaseLogChunk
 from releases.promotion import previous_environment
 from releases.transitions import (

@@ -16,12 +16,13 @@ from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import HelmFailed
 from clusters.helm import Helm, Ownership, helm_deadline_seconds
 from clusters.rollout import REQUEST_TIMEOUT_SECONDS, RolloutWatcher
-from portal.audit import audit_record
-from portal.environment_config import variable_values
-from portal.freezes import active_freeze, describe
-from portal.images import is_digest, render_image_values, tag_for
-from portal.registry import image_check
-from portal.targets import OWNER_LABEL, owner_value, release_key, target_refusal
+from doors.registry import image_check
+from portal.audit.chain import audit_record
+from portal.catalog.environment_config import variable_values
+from portal.catalog.freezes import active_freeze, describe
+from portal.catalog.registries import registry_access
+from portal.catalog.targets import OWNER_LABEL, owner_value, release_key, target_refusal
+from portal.core.images import is_digest, render_image_values, tag_for
 from releases.choices import DeploymentStatus
 from releases.models import Deployment
 from releases.promotion import deployment_refusal
@@ -150,7 +151,7 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     if registry is not None:
         # Raises: missing → the deployment fails with the reason; no answer → retried.
         image_check(
-            registry=registry,
+            registry=registry_access(registry),
             image_repository=deployment.release.image_repository,
             digest=deployment.release.image_digest,
         )

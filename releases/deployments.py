@@ -11,12 +11,13 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.audit import Actor, RequestContext, audit_record
-from portal.choices import Role
-from portal.freezes import active_freeze, describe
-from portal.models import DeploymentTarget, Environment
-from portal.permissions import has_role
-from portal.registry import RegistryError, RegistryUnreachable, image_check
+from doors.registry import RegistryError, RegistryUnreachable, image_check
+from portal.access.choices import Role
+from portal.access.permissions import has_role
+from portal.audit.chain import Actor, RequestContext, audit_record
+from portal.catalog.freezes import active_freeze, describe
+from portal.catalog.models import DeploymentTarget, Environment
+from portal.catalog.registries import registry_access
 from releases import dispatch
 from releases.choices import (
     DEPLOYMENT_RUNNING,
@@ -164,7 +165,7 @@ def _image_in_registry(release: Release) -> None:
         return
     try:
         image_check(
-            registry=registry,
+            registry=registry_access(registry),
             image_repository=release.image_repository,
             digest=release.image_digest,
         )

@@ -9,14 +9,10 @@ from __future__ import annotations
 from celery import current_app
 from django.db import transaction
 
-from portal import queues
-from portal.logs import task_headers
+from portal.core import queues
+from portal.core.logs import task_headers
+from portal.core.queues import Task
 from releases.choices import DeploymentStatus
-
-ADVANCE_RELEASE = "releases.advance"
-ADVANCE_DEPLOYMENT = "releases.deploy"
-START_WAITING = "releases.start_waiting"
-RENDER_PREVIEW = "releases.render_preview"
 
 
 def _send_on_commit(name: str, args: tuple, queue: str, countdown: float = 0) -> None:
@@ -30,7 +26,9 @@ def _send_on_commit(name: str, args: tuple, queue: str, countdown: float = 0) ->
 
 def advance_release(release, countdown: float = 0) -> None:
     """Run the release's next build step (with its current run token)."""
-    _send_on_commit(ADVANCE_RELEASE, (release.pk, str(release.run_token)), queues.BUILDS, countdown)
+    _send_on_commit(
+        Task.ADVANCE_RELEASE, (release.pk, str(release.run_token)), queues.BUILDS, countdown
+    )
 
 
 def advance_deployment(deployment, countdown: float = 0) -> None:
@@ -38,15 +36,15 @@ def advance_deployment(deployment, countdown: float = 0) -> None:
     the rollouts queue, the rest (checks, helm) on the deploys queue."""
     queue = queues.ROLLOUTS if deployment.status == DeploymentStatus.ROLLING_OUT else queues.DEPLOYS
     _send_on_commit(
-        ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queue, countdown
+        Task.ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queue, countdown
     )
 
 
 def start_waiting(service_id: int, environment_id: int) -> None:
     """An environment may have freed up: start what waits there for it."""
-    _send_on_commit(START_WAITING, (service_id, environment_id), queues.DEPLOYS)
+    _send_on_commit(Task.START_WAITING, (service_id, environment_id), queues.DEPLOYS)
 
 
 def render_preview(release_id: int, environment_id: int) -> None:
     """Render what a promotion would change (helm template), for the confirmation."""
-    _send_on_commit(RENDER_PREVIEW, (release_id, environment_id), queues.DEPLOYS)
+    _send_on_commit(Task.RENDER_PREVIEW, (release_id, environment_id), queues.DEPLOYS)

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from clusters.helm import Helm
 from clusters.rollout import RolloutWatcher
-from portal.audit import audit_record
-from portal.images import split_image
-from portal.models import DeploymentTarget
+from portal.audit.chain import audit_record
+from portal.catalog.models import DeploymentTarget
+from portal.core.images import split_image
 from releases.choices import DEPLOYMENT_RUNNING
 from releases.models import Deployment
 from releases.promotion import environment_last_change

@@ -7,8 +7,8 @@ never succeed as given, 403 for a missing role, 409 for one the current state re
 
 from __future__ import annotations
 
-from portal.errors import Refused
-from portal.permissions import RoleMissing
+from portal.access.permissions import RoleMissing
+from portal.core.errors import Refused
 
 
 class ReleaseRefused(Refused):

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from portal.audit import Actor, RequestContext, audit_record
-from portal.choices import Role
-from portal.models import DeploymentTarget, Environment
-from portal.permissions import has_role
+from doors.prometheus import PrometheusError, instant_value
+from portal.access.choices import Role
+from portal.access.permissions import has_role
+from portal.audit.chain import Actor, RequestContext, audit_record
+from portal.catalog.models import DeploymentTarget, Environment
 from releases.choices import DeploymentKind, GateKind
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
 from releases.models import ChecklistTick, GateResult, PromotionGate, Release
-from releases.prometheus import PrometheusError, instant_value
 from releases.promotion import environment_current_deployment, previous_environment
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from portal.exports import csv_row, csv_writer
-from portal.permissions import visible
+from portal.access.permissions import visible
+from portal.core.exports import csv_row, csv_writer
 from releases.filters import DeploymentFilter, ReleaseFilter
 from releases.models import Deployment, Release
 from releases.timeline import human_duration

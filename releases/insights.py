@@ -26,10 +26,12 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from portal.choices import Role
-from portal.exports import csv_row, csv_writer
-from portal.models import Environment, Service, Team
-from portal.permissions import teams_with_role, visible_services, visible_teams
+from portal.access.choices import Role
+from portal.access.models import Team
+from portal.access.permissions import teams_with_role, visible_teams
+from portal.catalog.models import Environment, Service
+from portal.catalog.selectors import visible_services
+from portal.core.exports import csv_row, csv_writer
 
 _CHANGES = """
 WITH changes AS (

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db import connection
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from portal.metrics import Cached, add_collector
+from portal.ops.metrics import Cached, add_collector
 from releases.choices import DEPLOYMENT_OPEN, RELEASE_ACTIVE
 
 BUILD_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600)

@@ -8,7 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from portal.images import DIGEST_PATTERN
+from portal.core.images import DIGEST_PATTERN
 from releases.choices import (
     DEPLOYMENT_RUNNING,
     DEPLOYMENT_WAITING,

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import yaml
 from django.core.cache import cache
 
-from portal.freezes import active_freeze, describe
-from portal.models import DeploymentTarget, Environment, Freeze
+from portal.catalog.freezes import active_freeze, describe
+from portal.catalog.models import DeploymentTarget, Environment, Freeze
 from releases import dispatch
 from releases.deploy_steps import deployment_values
 from releases.models import Deployment, Release

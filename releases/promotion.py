@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from django.db.models import F, Q
 
-from portal.choices import Role
-from portal.models import Environment, Service
-from portal.permissions import has_role
+from portal.access.choices import Role
+from portal.access.permissions import has_role
+from portal.catalog.models import Environment, Service
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
 from releases.errors import Conflict, NotPermitted, PromotionRefused, ReleaseRefused
 from releases.models import Deployment, Release

@@ -10,19 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Cast
 
-from portal.choices import Role
-from portal.environment_config import (
+from portal.access.choices import Role
+from portal.access.permissions import teams_with_role, visible
+from portal.audit.models import AuditEvent
+from portal.catalog.environment_config import (
     Link,
     Variable,
     links_by_environment,
     target_links,
     variables_by_target,
 )
-from portal.freezes import freezes_covering
-from portal.models import DeploymentTarget, Environment, Freeze, Service
-from portal.permissions import teams_with_role, visible, visible_services
+from portal.catalog.freezes import freezes_covering
+from portal.catalog.models import DeploymentTarget, Environment, Freeze, Service
+from portal.catalog.selectors import visible_services
 from releases.choices import (
     DEPLOYMENT_OPEN,
     DEPLOYMENT_RUNNING,
@@ -374,3 +377,20 @@ def visible_releases(user) -> QuerySet[Release]:
 
 def visible_deployments(user) -> QuerySet[Deployment]:
     return visible(Deployment.objects.all(), user)
+
+
+def events_of_service(service) -> QuerySet[AuditEvent]:
+    """A service's events: the service, its targets, its releases and their deployments."""
+
+    def ids(queryset):
+        return queryset.annotate(text_id=Cast("id", CharField())).values("text_id")
+
+    return AuditEvent.objects.filter(
+        Q(target_type="portal.Service", target_id=str(service.pk))
+        | Q(
+            target_type="portal.DeploymentTarget",
+            target_id__in=ids(DeploymentTarget.objects.filter(service=service)),
+        )
+        | Q(target_type="releases.Release", target_id__in=ids(service.releases.all()))
+        | Q(target_type="releases.Deployment", target_id__in=ids(service.deployments.all()))
+    ).order_by("-id")

@@ -18,10 +18,12 @@ from django.db import InterfaceError, OperationalError
 
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import ClusterError
-from portal import queues
-from portal.models import DeploymentTarget, Environment
+from doors.jenkins import JenkinsError
+from portal.catalog.models import DeploymentTarget, Environment
+from portal.core import queues
+from portal.core.errors import DoorError
+from portal.core.queues import Task
 from releases import builds, deploy_steps, deployments, dispatch, drift, preview, transitions
-from releases.jenkins import JenkinsError
 from releases.models import Deployment, Release
 from releases.transitions import Step
 
@@ -58,7 +60,7 @@ def _database_outage(task, exc: Exception) -> None:
 
 @shared_task(
     bind=True,
-    name=dispatch.ADVANCE_RELEASE,
+    name=Task.ADVANCE_RELEASE,
     queue=queues.BUILDS,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -105,7 +107,7 @@ def release_advance(self, release_id: int, run_token: str) -> str:
 
 @shared_task(
     bind=True,
-    name=dispatch.ADVANCE_DEPLOYMENT,
+    name=Task.ADVANCE_DEPLOYMENT,
     queue=queues.DEPLOYS,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -131,7 +133,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
                 helm=deploy_steps.helm_for(deployment),
                 watcher=deploy_steps.rollout_watcher_for(deployment),
             )
-        except ClusterError as exc:
+        except DoorError as exc:  # the cluster, helm, or the registry
             return _retry_or_fail(
                 self,
                 exc,
@@ -159,7 +161,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
 
 
 @shared_task(
-    name=dispatch.START_WAITING,
+    name=Task.START_WAITING,
     queue=queues.DEPLOYS,
     acks_late=True,
     soft_time_limit=30,
@@ -174,7 +176,7 @@ def deployment_start_waiting(service_id: int, environment_id: int) -> int | None
 
 
 @shared_task(
-    name=dispatch.RENDER_PREVIEW,
+    name=Task.RENDER_PREVIEW,
     queue=queues.DEPLOYS,
     soft_time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 30,
     time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS + 60,
@@ -199,7 +201,7 @@ def render_preview(release_id: int, environment_id: int) -> bool:
 
 
 @shared_task(
-    name="releases.resume_stale",
+    name=Task.RESUME_STALE,
     queue=queues.DEFAULT,
     acks_late=True,
     soft_time_limit=60,
@@ -217,7 +219,7 @@ def release_resume_stale() -> dict[str, list[int]]:
 
 
 @shared_task(
-    name="releases.check_drift",
+    name=Task.CHECK_DRIFT,
     queue=queues.DEPLOYS,
     acks_late=True,
     soft_time_limit=120,
@@ -243,9 +245,7 @@ def target_check_drift(target_id: int) -> dict | None:
         return None
 
 
-@shared_task(
-    name="releases.check_drift_all", queue=queues.DEFAULT, soft_time_limit=60, time_limit=90
-)
+@shared_task(name=Task.CHECK_DRIFT_ALL, queue=queues.DEFAULT, soft_time_limit=60, time_limit=90)
 def check_drift_all() -> int:
     """Periodic: one drift check per target that Slipway has deployed to."""
     targets = DeploymentTarget.objects.filter(deployments__isnull=False).distinct()

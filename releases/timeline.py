@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from releases.models import Deployment, Release
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from portal.audit import Actor, RequestContext, audit_record
+from portal.audit.chain import Actor, RequestContext, audit_record
 from releases import dispatch
 from releases.choices import (
     DEPLOYMENT_RUNNING,

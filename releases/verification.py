@@ -8,7 +8,7 @@ cluster holds after the rollout (recorded on the deployment).
 from __future__ import annotations
 
 from clusters.rollout import ContainerImage
-from portal.images import split_image
+from portal.core.images import split_image
 
 # Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS = {

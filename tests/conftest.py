@@ -44,7 +44,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
-    from portal.db_roles import as_owner
+    from portal.ops.db_roles import as_owner
     from tests.support import database
 
     with django_db_blocker.unblock(), as_owner():

@@ -11,15 +11,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from clusters.models import Cluster
-from portal.models import (
+from portal.access.models import Membership, Team
+from portal.catalog.models import (
     ClusterEnvironment,
     DeploymentTarget,
     Environment,
     JenkinsServer,
-    Membership,
     NamespaceGrant,
     Service,
-    Team,
 )
 from releases.models import Deployment, Release
 

@@ -2,7 +2,7 @@
 
 import django.contrib.postgres.fields
 import django.db.models.deletion
-import portal.crypto
+import portal.core.crypto
 from django.db import migrations, models
 
 
@@ -21,8 +21,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100)),
                 ('kind', models.CharField(choices=[('webhook', 'Webhook (JSON, HMAC-SHA256 signed)'), ('slack', 'Slack incoming webhook'), ('dingtalk', 'DingTalk robot'), ('wecom', 'WeCom robot')], max_length=16)),
-                ('url', portal.crypto.EncryptedTextField(help_text='Stored encrypted; never shown again.')),
-                ('secret', portal.crypto.EncryptedTextField(blank=True, help_text="Webhook: HMAC key of the signature header. DingTalk: the robot's SEC… signing secret. Stored encrypted; never shown again.")),
+                ('url', portal.core.crypto.EncryptedTextField(help_text='Stored encrypted; never shown again.')),
+                ('secret', portal.core.crypto.EncryptedTextField(blank=True, help_text="Webhook: HMAC key of the signature header. DingTalk: the robot's SEC… signing secret. Stored encrypted; never shown again.")),
                 ('events', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('build_failed', 'Build failed'), ('awaiting_approval', 'Awaiting approval'), ('deployed', 'Deployed'), ('rollout_failed', 'Rollout failed or rolled back'), ('drift', 'Drift detected'), ('freeze_override', 'Freeze overridden')], max_length=32), blank=True, default=list, help_text='The event kinds sent to this channel.', size=None)),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import portal.crypto
+import portal.core.crypto
 from django.conf import settings
 from django.db import migrations, models
 
@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=100, unique=True)),
                 ('url', models.CharField(help_text='Base URL, e.g. https://jenkins.example.com/', max_length=300, validators=[django.core.validators.RegexValidator('^https?://[^\\s/?#]+(/\\S*)?$', 'Enter an http:// or https:// URL.')])),
                 ('username', models.CharField(max_length=150)),
-                ('api_token', portal.crypto.EncryptedTextField(blank=True, help_text='Stored encrypted; never shown again.')),
+                ('api_token', portal.core.crypto.EncryptedTextField(blank=True, help_text='Stored encrypted; never shown again.')),
                 ('timeout_seconds', models.PositiveIntegerField(default=30)),
             ],
         ),

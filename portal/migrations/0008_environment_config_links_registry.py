@@ -2,8 +2,8 @@
 
 import django.core.validators
 import django.db.models.deletion
-import portal.crypto
-import portal.models
+import portal.core.crypto
+import portal.catalog.models
 from django.db import migrations, models
 
 
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=100, unique=True)),
                 ('url', models.CharField(help_text="The registry's API root, e.g. https://harbor.example.com", max_length=300, validators=[django.core.validators.RegexValidator('^https?://[^\\s/?#]+(/\\S*)?$', 'Enter an http:// or https:// URL.')])),
                 ('username', models.CharField(blank=True, max_length=150)),
-                ('password', portal.crypto.EncryptedTextField(blank=True, help_text='Stored encrypted; never shown again.')),
+                ('password', portal.core.crypto.EncryptedTextField(blank=True, help_text='Stored encrypted; never shown again.')),
                 ('ca_certificate', models.TextField(blank=True, help_text="PEM of a private CA that signed the registry's certificate.")),
                 ('timeout_seconds', models.PositiveIntegerField(default=10)),
             ],
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(help_text='e.g. Grafana, Logs, Open', max_length=50)),
-                ('url_template', models.CharField(help_text='May hold {service}, {namespace}, {environment}, {release}, {digest}.', max_length=1000, validators=[portal.models.validate_link_template])),
+                ('url_template', models.CharField(help_text='May hold {service}, {namespace}, {environment}, {release}, {digest}.', max_length=1000, validators=[portal.catalog.models.validate_link_template])),
                 ('order', models.PositiveIntegerField(default=0)),
                 ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='links', to='portal.environment')),
             ],
@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=100, validators=[django.core.validators.RegexValidator('^[A-Za-z_][A-Za-z0-9_.-]*$', 'A variable name: letters, digits, _ . - (not first).')])),
                 ('value', models.TextField(blank=True, help_text='Shown on pages; empty for a secret.')),
                 ('is_secret', models.BooleanField(default=False)),
-                ('secret_value', portal.crypto.EncryptedTextField(blank=True, help_text='For a secret: stored encrypted, never shown again.')),
+                ('secret_value', portal.core.crypto.EncryptedTextField(blank=True, help_text='For a secret: stored encrypted, never shown again.')),
                 ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='variables', to='portal.environment')),
                 ('target', models.ForeignKey(blank=True, help_text="Only this service's target; empty: every service in the environment.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='variables', to='portal.deploymenttarget')),
             ],

@@ -10,12 +10,12 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from portal.audit import actor_and_context
-from portal.choices import Role, TokenScope
-from portal.drf import ApiView
-from portal.limits import api_rate
-from portal.models import Environment
-from portal.permissions import require_role
+from portal.access.choices import Role, TokenScope
+from portal.access.permissions import require_role
+from portal.audit.chain import actor_and_context
+from portal.catalog.models import Environment
+from portal.web.drf import ApiView
+from portal.web.limits import api_rate
 from releases import selectors
 from releases.gates import checklist_tick, gates_check
 from releases.models import PromotionGate

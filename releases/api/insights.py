@@ -9,8 +9,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from portal.api_defaults import CSVRenderer, ProblemJSONRenderer
-from portal.drf import ApiView
+from portal.web.api_defaults import CSVRenderer, ProblemJSONRenderer
+from portal.web.drf import ApiView
 from releases.filters import InsightsForm
 from releases.insights import insights_csv, insights_for
 

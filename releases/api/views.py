@@ -13,13 +13,14 @@ from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from portal.api_defaults import Page
-from portal.audit import actor_and_context
-from portal.choices import Role, TokenScope
-from portal.drf import ApiView
-from portal.limits import require_scope
-from portal.models import Environment
-from portal.permissions import require_role, visible, visible_services
+from portal.access.choices import Role, TokenScope
+from portal.access.permissions import require_role, visible
+from portal.audit.chain import actor_and_context
+from portal.catalog.models import Environment
+from portal.catalog.selectors import visible_services
+from portal.web.api_defaults import Page
+from portal.web.drf import ApiView
+from portal.web.limits import require_scope
 from releases import selectors
 from releases.api.serializers import (
     DecisionInput,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import BadRequest
 from django.shortcuts import get_object_or_404
 
-from portal.permissions import require_role, visible
+from portal.access.permissions import require_role, visible
 from releases.models import Deployment, Release
 
 

@@ -9,11 +9,13 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from portal.audit import actor_and_context
-from portal.once import acts_once
+from portal.audit.chain import actor_and_context
+from portal.audit.reads import events_of
+from portal.web.once import acts_once
 from releases import selectors
 from releases.deployments import deployment_decide, deployment_withdraw
 from releases.errors import ReleaseRefused
+from releases.preview import merge_values
 from releases.views.common import deployment_or_404
 
 
@@ -72,9 +74,6 @@ def approvals(request):
 @login_required
 def deployment_detail(request, pk: int):
     """One deployment: its progress, what it deployed (values, images), and its audit."""
-    from portal.audit_reads import events_of
-    from releases.preview import merge_values
-
     deployment = deployment_or_404(request, pk)
     return render(
         request,

@@ -7,7 +7,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
-from portal.permissions import visible_services
+from portal.catalog.selectors import visible_services
 from releases import history
 from releases.views.common import int_param
 

@@ -12,13 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.audit import actor_and_context
-from portal.audit_reads import events_of
-from portal.choices import Role
-from portal.limits import over_rate
-from portal.models import Environment
-from portal.once import acts_once
-from portal.permissions import has_role
+from portal.access.choices import Role
+from portal.access.permissions import has_role
+from portal.audit.chain import actor_and_context
+from portal.audit.reads import events_of
+from portal.catalog.models import Environment
+from portal.web.limits import over_rate
+from portal.web.once import acts_once
 from releases import preview, selectors
 from releases.builds import release_cancel
 from releases.choices import (

@@ -7,10 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.audit import actor_and_context
-from portal.choices import Role
-from portal.once import acts_once
-from portal.permissions import has_role, visible_services, visible_teams
+from portal.access.choices import Role
+from portal.access.permissions import has_role, visible_teams
+from portal.audit.chain import actor_and_context
+from portal.catalog.selectors import visible_services
+from portal.web.once import acts_once
 from releases import selectors
 from releases.builds import release_create
 from releases.errors import ReleaseRefused
@@ -78,11 +79,9 @@ def release_new(request, slug: str):
 @login_required
 def service_audit(request, slug: str):
     """The service's audit tab: its own events and those of its releases and deployments."""
-    from portal.audit_reads import events_of_service
-
     service = get_object_or_404(visible_services(request.user), slug=slug)
     before = request.GET.get("before", "")
-    events = events_of_service(service)
+    events = selectors.events_of_service(service)
     if before.isdigit():
         events = events.filter(pk__lt=int(before))
     chunk = list(events[:51])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from portal.choices import Role
+from portal.access.choices import Role
 from tests.factories import PASSWORD, JenkinsServerFactory, member, service_path
 from tests.support.jenkins import TOKEN, job_config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from portal.choices import Role
+from portal.access.choices import Role
 from tests.browser.conftest import log_in
 from tests.factories import member
 from tests.support.jenkins import builds_for

@@ -65,7 +65,7 @@ def test_a_double_click_on_build_makes_one_release_and_one_build(
 
     from django.db import connection
 
-    from portal.audit import AUDIT_LOCK_KEY
+    from portal.audit.chain import AUDIT_LOCK_KEY
 
     page = log_in(browser, live_server, "dev")
     page.goto(f"{live_server.url}/services/{demo.slug}/")

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from portal.choices import Role, TokenScope
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
 from tests.factories import JenkinsServerFactory, member, service_path
 from tests.support.jenkins import TOKEN, job_config
 

@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from portal.audit import Actor
-from portal.choices import Role, TokenScope
-from portal.models import AuditEvent
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
 from releases.deployments import deployment_decide, deployment_start
 from releases.errors import NotPermitted
 from releases.gates import GateRefused, checklist_tick

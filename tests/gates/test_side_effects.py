@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from portal.choices import Role, TokenScope
-from portal.models import Freeze
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.catalog.models import Freeze
 from releases import preview
 from releases.models import Deployment, GateResult, PromotionGate
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in

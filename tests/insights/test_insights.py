@@ -12,9 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from portal.choices import Role, TokenScope
-from portal.models import DeploymentTarget, Service
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.catalog.models import DeploymentTarget, Service
 from releases.models import Deployment
 from tests.factories import BuiltReleaseFactory, ServiceFactory, TeamFactory, member, service_path
 

@@ -3,7 +3,7 @@ jobs (shapes from real Jenkins answers)."""
 
 from datetime import UTC, datetime
 
-from releases.jenkins import GitCommit, git_commit
+from doors.jenkins import GitCommit, git_commit
 
 SHA = "a" * 40
 BUILD_DATA = {

@@ -14,9 +14,9 @@ from notifications.channels import ChannelRefused, channel_create
 from notifications.events import EventKind, event_kind
 from notifications.models import Attempt, Channel
 from notifications.sending import deliver
-from portal.audit import Actor
-from portal.choices import Role
-from portal.models import AuditEvent
+from portal.access.choices import Role
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
 from releases.transitions import WORKER, deployment_fail, release_fail
 from tests.factories import BuiltReleaseFactory, TeamFactory, member, service_path
 from tests.notifications.receiver import Receiver
@@ -309,7 +309,7 @@ def test_peoples_text_reaches_chat_without_mentions_or_live_links(receiver):
         release=release, target=path.service.targets.get(environment=path.prod),
         environment=path.prod, service=path.service, status="pending", image=release.image,
     )  # fmt: skip
-    from portal.audit import audit_record
+    from portal.audit.chain import audit_record
 
     event = audit_record(
         actor=Actor.system("lead"), action="freeze.override", target=deployment,

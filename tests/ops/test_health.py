@@ -5,7 +5,7 @@ import re
 import pytest
 from django.db import connection
 
-from portal.metrics import Cached
+from portal.ops.metrics import Cached
 from tests.factories import BuiltReleaseFactory, UserFactory, service_path, succeeded_in
 
 

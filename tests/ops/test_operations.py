@@ -15,10 +15,11 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster
-from portal.choices import Role, TokenScope
-from portal.metrics import Cached
-from portal.models import AuditEvent, DeploymentTarget
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.models import AuditEvent
+from portal.catalog.models import DeploymentTarget
+from portal.ops.metrics import Cached
 from releases.models import Release
 from tests.factories import member
 from tests.ops.test_health import _value

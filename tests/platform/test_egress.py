@@ -9,8 +9,8 @@ import time
 import pytest
 from django.conf import settings as django_settings
 
+from doors import egress
 from notifications.channels import ChannelRefused, channel_create
-from portal import egress
 from releases.transitions import WORKER
 from tests.factories import service_path
 from tests.support.http import QuietHandler, serving

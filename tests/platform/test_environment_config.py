@@ -12,9 +12,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from portal.choices import Role, TokenScope
-from portal.models import DeploymentTarget, EnvironmentLink, EnvironmentVariable
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.catalog.models import DeploymentTarget, EnvironmentLink, EnvironmentVariable
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 from tests.support.deploy import built_release, deploy, image_in, namespace
 

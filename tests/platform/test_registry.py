@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from portal.audit import Actor
-from portal.models import Registry
-from portal.registry import ImageNotFound, RegistryError, RegistryUnreachable, image_check
+from doors.registry import ImageNotFound, RegistryError, RegistryUnreachable, image_check
+from portal.audit.chain import Actor
+from portal.catalog.models import Registry
+from portal.catalog.registries import registry_access
 from releases.deployments import deployment_start
 from releases.errors import ReleaseRefused
 from tests.factories import BuiltReleaseFactory, digest_for, succeeded_in
@@ -29,11 +30,11 @@ def test_the_adapter_finds_pushed_digests_and_names_what_is_wrong(docker_registr
     registry = _registry(docker_registry)
     image = f"{docker_registry.host}/{REPOSITORY}"
     pushed = docker_registry.push(REPOSITORY, "v1", "layer one")
-    image_check(registry=registry, image_repository=image, digest=pushed)
+    image_check(registry=registry_access(registry), image_repository=image, digest=pushed)
 
     never = digest_for("never pushed")
     with pytest.raises(ImageNotFound) as missing:
-        image_check(registry=registry, image_repository=image, digest=never)
+        image_check(registry=registry_access(registry), image_repository=image, digest=never)
     assert str(missing.value) == (
         f"image {image}@{never} not found in registry harbor ({docker_registry.url})"
     )
@@ -41,23 +42,25 @@ def test_the_adapter_finds_pushed_digests_and_names_what_is_wrong(docker_registr
     gone = docker_registry.push(REPOSITORY, "v2", "layer two")
     docker_registry.delete(REPOSITORY, gone)
     with pytest.raises(ImageNotFound):
-        image_check(registry=registry, image_repository=image, digest=gone)
+        image_check(registry=registry_access(registry), image_repository=image, digest=gone)
 
     wrong = _registry(docker_registry, name="wrong", password="not-it")
     with pytest.raises(RegistryError, match="refused Slipway's credentials \\(HTTP 401\\)") as e:
-        image_check(registry=wrong, image_repository=image, digest=pushed)
+        image_check(registry=registry_access(wrong), image_repository=image, digest=pushed)
     assert not e.value.retryable and "not-it" not in str(e.value)
 
     untrusted = _registry(docker_registry, name="untrusted", ca_certificate="")
     with pytest.raises(RegistryError, match="TLS certificate not trusted"):
-        image_check(registry=untrusted, image_repository=image, digest=pushed)
+        image_check(registry=registry_access(untrusted), image_repository=image, digest=pushed)
 
 
 @pytest.mark.django_db
 def test_a_registry_that_does_not_answer_is_retryable(docker_registry):
     registry = _registry(docker_registry, url="https://127.0.0.1:9")  # nothing listens
     with pytest.raises(RegistryUnreachable, match="does not answer") as e:
-        image_check(registry=registry, image_repository="r.test/a", digest=digest_for("x"))
+        image_check(
+            registry=registry_access(registry), image_repository="r.test/a", digest=digest_for("x")
+        )
     assert e.value.retryable
 
 

@@ -12,16 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from portal.choices import TokenScope
-from portal.models import (
-    ApiToken,
-    AuditEvent,
-    DeploymentTarget,
-    Freeze,
-    Membership,
-    NamespaceGrant,
-)
-from portal.tokens import token_issue
+from portal.access.choices import TokenScope
+from portal.access.models import ApiToken, Membership
+from portal.access.tokens import token_issue
+from portal.audit.models import AuditEvent
+from portal.catalog.models import DeploymentTarget, Freeze, NamespaceGrant
 from releases.models import Deployment
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 

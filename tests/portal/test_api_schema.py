@@ -7,8 +7,8 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from portal.choices import Role, TokenScope
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())

@@ -14,8 +14,10 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from portal.audit import Actor, RequestContext, audit_head, audit_record, canonical_content
-from portal.models import AuditEvent, Team
+from portal.access.models import Team
+from portal.audit.chain import Actor, RequestContext, audit_record, canonical_content
+from portal.audit.models import AuditEvent
+from portal.audit.verification import audit_head
 
 pytestmark = pytest.mark.django_db
 
@@ -186,7 +188,7 @@ def test_an_anchor_reveals_a_tail_cut_off_after_it():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_daily_verification_checks_against_the_latest_published_anchor():
-    from portal.models import AuditCheck
+    from portal.audit.models import AuditCheck
     from portal.tasks import audit_anchor, verify_audit
 
     events = _three_events()
@@ -224,7 +226,7 @@ def test_eight_processes_appending_at_once_leave_one_unbroken_chain():
     script = (
         "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'portal.settings');"
         "django.setup();"
-        "from portal.audit import Actor, audit_record;"
+        "from portal.audit.chain import Actor, audit_record;"
         "[audit_record(actor=Actor.system('p'), action='test.parallel') for _ in range(25)]"
     )
     db = settings.DATABASES["default"]

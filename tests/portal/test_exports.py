@@ -7,9 +7,9 @@ import io
 import pytest
 from django.utils import timezone
 
-from portal.audit import Actor
-from portal.exports import safe_cell
-from portal.tokens import token_issue
+from portal.access.tokens import token_issue
+from portal.audit.chain import Actor
+from portal.core.exports import safe_cell
 from releases.models import Release
 from tests.factories import BuiltReleaseFactory, UserFactory, member, service_path
 

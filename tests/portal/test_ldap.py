@@ -7,10 +7,11 @@ import pytest
 from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
 from rest_framework.test import APIClient
 
-from portal.choices import Role
-from portal.ldap import ldap_offboarding_sync
-from portal.models import AuditEvent, LdapGroupRole, Membership, Team
-from portal.tokens import token_issue
+from portal.access.choices import Role
+from portal.access.ldap import ldap_offboarding_sync
+from portal.access.models import LdapGroupRole, Membership, Team
+from portal.access.tokens import token_issue
+from portal.audit.models import AuditEvent
 from tests.factories import member
 from tests.support.ldap import GROUPS, group_dn, person_dn
 
@@ -31,8 +32,8 @@ def directory(slapd, settings):
     settings.AUTH_LDAP_SERVER_URI = slapd.uri
     settings.AUTHENTICATION_BACKENDS = [
         "axes.backends.AxesStandaloneBackend",
-        "portal.ldap.SlipwayLDAPBackend",
-        "portal.ldap.LocalBackend",
+        "portal.access.ldap.SlipwayLDAPBackend",
+        "portal.access.ldap.LocalBackend",
     ]
     settings.AUTH_LDAP_USER_DN_TEMPLATE = "uid=%(user)s,ou=people,dc=example,dc=com"
     settings.AUTH_LDAP_GROUP_SEARCH = LDAPSearch(

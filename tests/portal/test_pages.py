@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from portal.models import DeploymentTarget, Service
+from portal.catalog.models import DeploymentTarget, Service
 
 pytestmark = pytest.mark.django_db
 

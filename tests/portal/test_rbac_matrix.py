@@ -13,10 +13,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from notifications.models import Channel
-from portal.audit import Actor
-from portal.choices import TokenScope
-from portal.models import ApiToken, DeploymentTarget, Environment, Freeze, Membership
-from portal.tokens import token_issue
+from portal.access.choices import TokenScope
+from portal.access.models import ApiToken, Membership
+from portal.access.tokens import token_issue
+from portal.audit.chain import Actor
+from portal.catalog.models import DeploymentTarget, Environment, Freeze
 from releases import preview
 from releases.deployments import deployment_start
 from releases.models import ChecklistTick, Deployment, PromotionGate, Release

@@ -4,8 +4,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from clusters.models import Cluster
-from portal import crypto
-from portal.models import JenkinsServer
+from portal.catalog.models import JenkinsServer
+from portal.core import crypto
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_admin_edit_with_blank_secret_keeps_the_stored_one(admin_client):
 
 
 def test_admin_changes_are_audited_with_the_secret_masked(admin_client):
-    from portal.models import AuditEvent
+    from portal.audit.models import AuditEvent
 
     jenkins = JenkinsServer.objects.create(
         name="j", url="http://j/", username="u", api_token="tok-abc-123"
@@ -109,7 +109,7 @@ def _one_row_per_encrypted_field() -> dict[tuple[str, str], object]:
     """A stored secret in every encrypted column there is (the test fails when a new one
     appears without a row here, so rotation is tested on it too)."""
     from notifications.models import Channel
-    from portal.models import EnvironmentVariable, Registry
+    from portal.catalog.models import EnvironmentVariable, Registry
     from tests.factories import service_path
 
     path = service_path()

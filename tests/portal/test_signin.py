@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 INGRESS = "10.0.0.5"

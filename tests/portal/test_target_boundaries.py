@@ -4,7 +4,8 @@ only, every change audited."""
 
 import pytest
 
-from portal.models import AuditEvent, ClusterEnvironment, DeploymentTarget, NamespaceGrant
+from portal.audit.models import AuditEvent
+from portal.catalog.models import ClusterEnvironment, DeploymentTarget, NamespaceGrant
 from tests.factories import (
     ClusterFactory,
     ServiceFactory,

@@ -7,9 +7,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from portal.audit import Actor
-from portal.models import ApiToken, AuditEvent
-from portal.tokens import token_issue, token_revoke
+from portal.access.models import ApiToken
+from portal.access.tokens import token_issue, token_revoke
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def test_issue_token_for_unknown_user_fails_clearly():
 
 
 def test_a_token_lives_at_most_the_longest_life_set(dev, settings):
-    from portal.tokens import TokenRefused
+    from portal.access.tokens import TokenRefused
 
     settings.SLIPWAY_TOKEN_MAX_DAYS = 30
     with pytest.raises(TokenRefused, match="A token lives at most 30 days"):

@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from portal.choices import Role, TokenScope
-from portal.models import AuditEvent
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.models import AuditEvent
 from releases.models import Deployment, Release, ReleaseLogChunk
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 

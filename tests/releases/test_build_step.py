@@ -2,8 +2,9 @@
 
 import pytest
 
-from portal.audit import Actor
-from portal.models import AuditEvent, JenkinsServer
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
+from portal.catalog.models import JenkinsServer
 from releases.builds import release_cancel, release_create, release_log_text
 from tests.support.jenkins import builds_for, job_config
 from tests.support.releases import wait_for_release
@@ -177,7 +178,7 @@ def test_a_log_with_nul_bytes_invalid_utf8_and_a_1mb_line_ends_and_reads_back(
     release.refresh_from_db()
     assert release.log_offset == len(console)
     client.force_login(dev)
-    from portal.models import Membership
+    from portal.access.models import Membership
 
     Membership.objects.create(team=service.team, user=dev, role="viewer")
     fragment = client.get(f"/releases/{release.pk}/log?offset=0").content.decode()
@@ -186,7 +187,7 @@ def test_a_log_with_nul_bytes_invalid_utf8_and_a_1mb_line_ends_and_reads_back(
 
 def _console_bytes(emulator, number: int) -> bytes:
     """The console as Jenkins serves it, through the client Slipway uses."""
-    from releases.jenkins import JenkinsClient, job_path
+    from doors.jenkins import JenkinsClient, job_path
     from tests.support.jenkins import TOKEN
 
     client = JenkinsClient(emulator.url, "slipway", TOKEN)

@@ -8,10 +8,10 @@ import pytest
 import requests
 
 from clusters.models import Cluster
-from portal.audit import Actor
-from portal.choices import Role, TokenScope
-from portal.models import AuditEvent
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
 from releases.deployments import deployment_start
 from releases.models import Approval, Deployment, Release
 from tests.factories import (

@@ -5,8 +5,9 @@ import pytest
 from celery.signals import before_task_publish
 
 from clusters.models import Cluster
-from portal.audit import Actor
-from portal.models import AuditEvent, DeploymentTarget
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
+from portal.catalog.models import DeploymentTarget
 from releases.deployments import deployment_start
 from releases.errors import DeploymentBusy, PromotionRefused
 from tests.support.deploy import built_release, deploy, finished, image_in

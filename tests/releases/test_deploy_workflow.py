@@ -7,8 +7,8 @@ import pytest
 
 from clusters.helm import HelmRevision, Ownership, Recovery
 from clusters.rollout import ContainerImage, DeploymentProgress, RolloutProgress
-from portal.audit import Actor
-from portal.targets import OWNER_LABEL, release_key, target_adopt_release
+from portal.audit.chain import Actor
+from portal.catalog.targets import OWNER_LABEL, release_key, target_adopt_release
 from releases.deploy_steps import deployment_step
 from releases.deployments import deployment_start
 from releases.transitions import Step

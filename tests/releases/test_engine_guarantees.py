@@ -5,9 +5,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster
-from portal.choices import Role, TokenScope
-from portal.models import AuditEvent, DeploymentTarget
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.models import AuditEvent
+from portal.catalog.models import DeploymentTarget
 from releases.models import Deployment, Release
 from tests.factories import member
 from tests.support.deploy import finished, image_in, namespace
@@ -232,7 +233,7 @@ def test_slipways_own_rollout_deadline_fails_a_slow_rollout(world, api):
 def test_a_worker_killed_during_the_real_helm_upgrade_resumes_with_one_revision(
     world, celery_worker, helm_binary, tmp_path
 ):
-    from portal.audit import Actor
+    from portal.audit.chain import Actor
     from releases.deployments import deployment_start
     from tests.support.deploy import built_release
 

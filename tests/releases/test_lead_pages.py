@@ -12,9 +12,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from portal.audit import Actor, audit_record
-from portal.choices import Role
-from portal.models import AuditCheck, AuditEvent, DeploymentTarget, Service, Team
+from portal.access.choices import Role
+from portal.access.models import Team
+from portal.audit.chain import Actor, audit_record
+from portal.audit.models import AuditCheck, AuditEvent
+from portal.catalog.models import DeploymentTarget, Service
 from releases.deployments import deployment_start
 from releases.models import Deployment, Release
 from tests.factories import (

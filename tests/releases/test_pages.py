@@ -5,8 +5,8 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from portal.choices import Role
-from portal.models import AuditEvent
+from portal.access.choices import Role
+from portal.audit.models import AuditEvent
 from releases.models import Deployment, Release, ReleaseLogChunk
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 

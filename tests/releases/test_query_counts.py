@@ -6,9 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from portal.audit import Actor, audit_record
-from portal.choices import Role, TokenScope
-from portal.tokens import token_issue
+from portal.access.choices import Role, TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.chain import Actor, audit_record
 from releases.models import Deployment
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 

@@ -7,8 +7,8 @@ from django.test import Client
 from clusters.access import cluster_helm
 from clusters.helm import Ownership
 from clusters.models import Cluster
-from portal.models import DeploymentTarget, NamespaceGrant
-from portal.targets import OWNER_LABEL
+from portal.catalog.models import DeploymentTarget, NamespaceGrant
+from portal.catalog.targets import OWNER_LABEL
 from tests.factories import BuiltReleaseFactory, ServiceFactory, UserFactory, allow, member
 from tests.support.deploy import deploy, image_in
 

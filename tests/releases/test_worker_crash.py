@@ -2,8 +2,9 @@
 
 import pytest
 
-from portal.audit import Actor
-from portal.models import AuditEvent, JenkinsServer
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
+from portal.catalog.models import JenkinsServer
 from releases.builds import release_create, release_log_text
 from tests.support.jenkins import builds_for, job_config
 from tests.support.releases import wait_for_release

@@ -8,8 +8,8 @@ import hashlib
 import pytest
 from kubernetes import client, config
 
-from portal.audit import Actor
-from portal.models import DeploymentTarget
+from portal.audit.chain import Actor
+from portal.catalog.models import DeploymentTarget
 from releases.choices import DEPLOYMENT_OPEN
 from releases.deployments import deployment_start
 from releases.models import Deployment, Release

@@ -5,9 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from portal.audit import Actor
-from portal.choices import TokenScope
-from portal.tokens import DEFAULT_SCOPES, TokenRefused, token_issue
+from portal.access.choices import TokenScope
+from portal.access.tokens import DEFAULT_SCOPES, TokenRefused, token_issue
+from portal.audit.chain import Actor
 
 
 class Command(BaseCommand):

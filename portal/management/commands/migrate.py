@@ -5,7 +5,7 @@ runtime role never needs to own a table."""
 
 from django.core.management.commands.migrate import Command as DjangoMigrate
 
-from portal.db_roles import as_owner, grant_runtime
+from portal.ops.db_roles import as_owner, grant_runtime
 
 
 class Command(DjangoMigrate):

@@ -2,7 +2,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from portal.crypto import EncryptedTextField, rotate
+from portal.core.crypto import EncryptedTextField, rotate
 
 
 def encrypted_fields() -> list[tuple[type, str]]:

@@ -2,7 +2,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.audit import audit_check
+from portal.audit.verification import audit_check
 
 ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
 

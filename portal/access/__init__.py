@@ -1,0 +1,3 @@
+"""Who may do what: teams, roles, permissions, API tokens, sign-in (LDAP and local),
+offboarding.
+"""

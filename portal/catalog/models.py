@@ -1,0 +1,400 @@
+"""What Slipway deploys and where: services, environments, deployment targets and the
+grants that bound them, Jenkins servers and registries, per-environment variables and
+links, and freezes."""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from portal.access.models import Team
+from portal.core.crypto import EncryptedTextField
+from portal.core.images import default_image_values, validate_image_values
+
+# Django's URLValidator wants a dotted host, but in-cluster and compose hosts often have
+# none (http://jenkins:8080/), so any http(s) host is accepted.
+http_url = RegexValidator(r"^https?://[^\s/?#]+(/\S*)?$", "Enter an http:// or https:// URL.")
+
+dns_label = RegexValidator(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+    "Use lowercase letters, digits and '-', starting and ending with a letter or digit.",
+)
+
+
+def system_namespace(namespace: str) -> bool:
+    """kube-system and its kind (SLIPWAY_SYSTEM_NAMESPACES): never a target's."""
+    return any(fnmatchcase(namespace, pattern) for pattern in settings.SLIPWAY_SYSTEM_NAMESPACES)
+
+
+class JenkinsServer(models.Model):
+    """A Jenkins controller Slipway triggers builds on. The API token is encrypted."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(
+        max_length=300,
+        validators=[http_url],
+        help_text="Base URL, e.g. https://jenkins.example.com/",
+    )
+    username = models.CharField(max_length=150)
+    api_token = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    timeout_seconds = models.PositiveIntegerField(default=30)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Registry(models.Model):
+    """An OCI registry (Harbor, Docker Hub, distribution): where Slipway checks that an
+    image digest exists before it deploys it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(
+        max_length=300,
+        validators=[http_url],
+        help_text="The registry's API root, e.g. https://harbor.example.com",
+    )
+    username = models.CharField(max_length=150, blank=True)
+    password = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    ca_certificate = models.TextField(
+        blank=True, help_text="PEM of a private CA that signed the registry's certificate."
+    )
+    timeout_seconds = models.PositiveIntegerField(default=10)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "registries"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """One deployable application: its Jenkins job, Helm chart, image repository, team."""
+
+    slug = models.SlugField(unique=True, validators=[dns_label])
+    name = models.CharField(max_length=100)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    repository_url = models.CharField(max_length=500, blank=True)
+    jenkins_server = models.ForeignKey(
+        JenkinsServer, on_delete=models.PROTECT, null=True, blank=True, related_name="services"
+    )
+    jenkins_job = models.CharField(
+        max_length=300, blank=True, help_text="Job path; '/' separates folders, e.g. team/app."
+    )
+    chart = models.CharField(
+        max_length=300, help_text="Helm chart reference: a path, repo/chart or oci:// URL."
+    )
+    chart_version = models.CharField(max_length=50, blank=True)
+    image_repository = models.CharField(max_length=300, help_text="e.g. registry/team/app")
+    default_values = models.JSONField(default=dict, blank=True)
+    image_values = models.JSONField(
+        default=default_image_values,
+        validators=[validate_image_values],
+        help_text="Where the image goes in the chart's values. Strings may hold {repository}, "
+        "{digest}, {reference} (repository@digest) and {tag}; at least one must pin the "
+        'digest. Default: {"image": {"repository": "{repository}", "digest": "{digest}"}}.',
+    )
+    registry = models.ForeignKey(
+        Registry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="services",
+        help_text="Check that each image digest exists here before deploying it.",
+    )
+    require_image_repository = models.BooleanField(
+        default=False,
+        help_text="Fail a build that reports an image outside this service's image repository.",
+    )
+    env_values_key = models.CharField(
+        max_length=100,
+        default="env",
+        blank=True,
+        help_text="The chart value (a name → value map) that receives the environment's "
+        "variables; empty: not injected.",
+    )
+    secret_env_values_key = models.CharField(
+        max_length=100,
+        default="secretEnv",
+        blank=True,
+        help_text="The chart value that receives secret variables (the chart should put them "
+        "in a Kubernetes Secret); empty: with the others.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    """A stage on the path to users, ordered: Beta before Prod (more may exist)."""
+
+    slug = models.SlugField(unique=True, validators=[dns_label])
+    name = models.CharField(max_length=100)
+    order = models.PositiveIntegerField(unique=True, help_text="Lower comes first.")
+    requires_approval = models.BooleanField(
+        default=False, help_text="A lead other than the requester must approve deployments."
+    )
+    auto_rollback = models.BooleanField(
+        default=False, help_text="Roll back to the previous revision when a rollout fails."
+    )
+    rollout_timeout_seconds = models.PositiveIntegerField(default=600)
+    approval_timeout_seconds = models.PositiveIntegerField(
+        default=24 * 3600, help_text="A request nobody approves or rejects expires after this."
+    )
+    protected = models.BooleanField(
+        default=False,
+        help_text="Where its targets point (cluster, namespace, Helm release) only a platform "
+        "admin may change.",
+    )
+
+    class Meta:
+        ordering = ["order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeploymentTarget(models.Model):
+    """Where one service runs in one environment: cluster, namespace, Helm release, values."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="targets")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="targets")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.PROTECT, related_name="targets"
+    )
+    namespace = models.CharField(max_length=63, validators=[dns_label])
+    helm_release_name = models.CharField(max_length=53, validators=[dns_label])
+    values = models.JSONField(default=dict, blank=True, help_text="Merged over the defaults.")
+    drift = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What the cluster runs that Slipway did not deploy (set by the drift check).",
+    )
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    adopted_release = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="A Helm release installed without Slipway that a platform admin let this "
+        "target take over, as cluster id/namespace/release (it counts only while the target "
+        "still points there).",
+    )
+
+    class Meta:
+        ordering = ["service", "environment__order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "environment"],
+                name="target_unique_service_environment",
+                violation_error_message="The service already has a target in this "
+                "environment; edit that one.",
+            ),
+            models.UniqueConstraint(
+                fields=["cluster", "namespace", "helm_release_name"],
+                name="target_unique_helm_release",
+                violation_error_message="This Helm release (cluster, namespace, name) is "
+                "another target's: a release has one owner.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} in {self.environment}"
+
+    def clean(self) -> None:
+        if system_namespace(self.namespace):
+            message = f"{self.namespace} is a system namespace: Slipway never deploys there."
+            raise ValidationError({"namespace": message})
+
+
+namespace_pattern = RegexValidator(
+    r"^[a-z0-9*]([-a-z0-9*]{0,61}[a-z0-9*])?$",
+    "A namespace or a pattern of one: lowercase letters, digits, '-' and '*' (any characters), "
+    "e.g. shop-*.",
+)
+
+
+class ClusterEnvironment(models.Model):
+    """A platform admin's word that targets of an environment may use a cluster."""
+
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.CASCADE, related_name="environment_grants"
+    )
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="cluster_grants"
+    )
+
+    class Meta:
+        ordering = ["cluster", "environment__order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "environment"], name="cluster_environment_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment} may use {self.cluster}"
+
+
+class NamespaceGrant(models.Model):
+    """A platform admin's word that a team's services may deploy into the namespaces that
+    match `pattern` on a cluster (for one environment's targets, or any)."""
+
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.CASCADE, related_name="namespace_grants"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="namespace_grants")
+    pattern = models.CharField(
+        max_length=63,
+        validators=[namespace_pattern],
+        help_text="A namespace, or a pattern such as shop-* ('*': any characters).",
+    )
+    environment = models.ForeignKey(
+        Environment,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="namespace_grants",
+        help_text="Only for this environment's targets; empty: any environment the cluster serves.",
+    )
+
+    class Meta:
+        ordering = ["cluster", "team", "pattern"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "team", "pattern", "environment"],
+                name="namespace_grant_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        where = f" for {self.environment}" if self.environment_id else ""
+        return f"{self.team} may deploy to {self.pattern} on {self.cluster}{where}"
+
+
+ENV_NAME = RegexValidator(
+    r"^[A-Za-z_][A-Za-z0-9_.-]*$", "A variable name: letters, digits, _ . - (not first)."
+)
+LINK_PLACEHOLDERS = ("service", "namespace", "environment", "release", "digest")
+# A link template holds plain `{name}` placeholders and nothing else in braces: no format
+# spec (`{service:>999999999}` would allocate a gigabyte per render), no attribute or index.
+LINK_PLACEHOLDER_RE = re.compile(r"\{([a-z]+)\}")
+
+
+def validate_link_template(template: str) -> None:
+    if not re.match(r"^https?://[^\s/?#{}]", template, re.I):
+        raise ValidationError("A link starts with http:// or https:// and a host.")
+    bare = LINK_PLACEHOLDER_RE.sub("", template)
+    if "{" in bare or "}" in bare:
+        raise ValidationError(
+            "Use plain placeholders only, such as {service}: no format, attribute or index."
+        )
+    unknown = sorted(set(LINK_PLACEHOLDER_RE.findall(template)) - set(LINK_PLACEHOLDERS))
+    if unknown:
+        raise ValidationError(
+            f"Unknown placeholder {', '.join('{' + f + '}' for f in unknown)}; use "
+            + ", ".join("{" + p + "}" for p in LINK_PLACEHOLDERS)
+        )
+
+
+class EnvironmentVariable(models.Model):
+    """A variable every service gets in one environment (or one target only, which wins):
+    ENV=beta, an Apollo meta URL. Injected into the chart's values on every deployment."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="variables")
+    target = models.ForeignKey(
+        DeploymentTarget,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="variables",
+        help_text="Only this service's target; empty: every service in the environment.",
+    )
+    name = models.CharField(max_length=100, validators=[ENV_NAME])
+    value = models.TextField(blank=True, help_text="Shown on pages; empty for a secret.")
+    is_secret = models.BooleanField(default=False)
+    secret_value = EncryptedTextField(
+        blank=True, help_text="For a secret: stored encrypted, never shown again."
+    )
+
+    class Meta:
+        ordering = ["environment__order", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "name"],
+                condition=models.Q(target__isnull=True),
+                name="variable_unique_per_environment",
+            ),
+            models.UniqueConstraint(
+                fields=["target", "name"],
+                condition=models.Q(target__isnull=False),
+                name="variable_unique_per_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.target or self.environment
+        return f"{self.name} in {where}"
+
+
+class EnvironmentLink(models.Model):
+    """A link a service gets per environment: its Grafana dashboard, its logs, its URL."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="links")
+    name = models.CharField(max_length=50, help_text="e.g. Grafana, Logs, Open")
+    url_template = models.CharField(
+        max_length=1000,
+        validators=[validate_link_template],
+        help_text="May hold {service}, {namespace}, {environment}, {release}, {digest}.",
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["environment__order", "order", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.environment}"
+
+
+class Freeze(models.Model):
+    """A change freeze: no deployment into the environment (of one team's services, or of
+    every service) between `starts_at` and `ends_at`, unless a lead overrides it with a
+    reason."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freezes")
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="freezes",
+        help_text="Empty: every team's services (site admins only).",
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="freeze_ends_after_start",
+            )
+        ]
+        indexes = [models.Index(fields=["environment", "ends_at"])]
+
+    def __str__(self) -> str:
+        whose = self.team.name if self.team_id else "every team"
+        return f"{self.environment} frozen for {whose} until {self.ends_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,18 @@
+"""Reads of the catalog that depend on who asks."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from portal.access.permissions import team_roles
+from portal.catalog.models import Service
+
+
+def visible_services(user) -> QuerySet[Service]:
+    """Services of the user's teams (every service for a superuser)."""
+    services = Service.objects.select_related("team")
+    if not user.is_authenticated:
+        return services.none()
+    if user.is_superuser:
+        return services
+    return services.filter(team_id__in=list(team_roles(user)))

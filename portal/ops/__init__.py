@@ -1,0 +1,1 @@
+"""Running Slipway: health, metrics, request ids and request logs, database roles."""

@@ -1,0 +1,147 @@
+"""What DRF's settings name for the whole API: bounded JSON in, JSON or problem+json out,
+token scopes, a rate per caller, paging.
+
+Kept apart from portal/drf.py because DRF's settings import these classes while DRF's
+views are still loading (so nothing here imports rest_framework.views)."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination, LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.throttling import SimpleRateThrottle
+
+from portal.access.choices import TokenScope
+from portal.access.models import ApiToken
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+MAX_JSON_DEPTH = 32
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+class UnprocessableEntity(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request cannot be processed."
+    default_code = "unprocessable"
+
+
+class ConflictError(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def _depth(value, limit: int) -> int:
+    """Nesting depth of parsed JSON, without recursion (stops counting past `limit`)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON bodies up to SLIPWAY_API_MAX_BODY_BYTES and MAX_JSON_DEPTH levels: a huge or
+    deeply nested body is a clear 413/400, never a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.SLIPWAY_API_MAX_BODY_BYTES
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            parsed = json.loads(data.decode(encoding))
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        if _depth(parsed, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise exceptions.ParseError(
+                f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+            )
+        return parsed
+
+
+class ProblemJSONRenderer(JSONRenderer):
+    """Lets a client ask for `application/problem+json` explicitly."""
+
+    media_type = PROBLEM_CONTENT_TYPE
+
+
+class CSVRenderer(JSONRenderer):
+    """Names `?format=csv` for content negotiation; views that offer CSV answer it with a
+    stream of their own (the renderer itself never runs on their lists)."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+
+class TokenScopes(BasePermission):
+    """A token does only what its scopes allow: GET needs `read`; other methods the
+    view's `scope` (`deploy` unless it says `approve`). A browser session is not scoped."""
+
+    def has_permission(self, request, view) -> bool:
+        token = request.auth
+        if not isinstance(token, ApiToken):
+            return True
+        needed = (
+            TokenScope.READ
+            if request.method in SAFE_METHODS
+            else getattr(view, "scope", TokenScope.DEPLOY)
+        )
+        if needed in token.scopes:
+            return True
+        self.message = (
+            f"This token lacks the '{needed}' scope (it has {', '.join(token.scopes)}); "
+            "issue one with it."
+        )
+        return False
+
+
+class CallerRateThrottle(SimpleRateThrottle):
+    """SLIPWAY_API_RATE requests per token (or signed-in user, or address); more get 429
+    with Retry-After."""
+
+    scope = "caller"
+
+    def get_rate(self) -> str:
+        return settings.SLIPWAY_API_RATE
+
+    def get_cache_key(self, request, view) -> str:
+        if isinstance(request.auth, ApiToken):
+            who = f"token:{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            who = f"user:{request.user.pk}"
+        else:
+            who = f"ip:{self.get_ident(request)}"
+        return f"slipway:throttle:{who}"
+
+
+class Page(CursorPagination):
+    """Newest first, by id: a page deep in history costs what the first does."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class SmallPage(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200

@@ -1,0 +1,157 @@
+"""Demo data for `make run`: a team, four users, two services with Beta and Prod."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from clusters.models import Cluster
+from portal.access.choices import Role
+from portal.access.models import Membership, Team
+from portal.catalog.models import (
+    ClusterEnvironment,
+    DeploymentTarget,
+    Environment,
+    EnvironmentLink,
+    EnvironmentVariable,
+    JenkinsServer,
+    NamespaceGrant,
+    Service,
+)
+
+PASSWORDS_FILE = Path(settings.BASE_DIR) / ".local" / "demo-passwords.json"
+DEMO_USERS = {"admin": Role.ADMIN, "lead": Role.LEAD, "lead2": Role.LEAD, "dev": Role.DEVELOPER}
+DEMO_SERVICES = {"storefront": "Storefront", "payments": "Payments"}
+PLACEHOLDER_KUBECONFIG = "# not configured: `make run` writes the local cluster's here\n"
+
+
+def _demo_passwords() -> dict[str, str]:
+    # Made once per checkout, so they stay the same across restarts.
+    if PASSWORDS_FILE.exists():
+        return json.loads(PASSWORDS_FILE.read_text())
+    passwords = {name: f"{name}-{secrets.token_urlsafe(6)}" for name in DEMO_USERS}
+    PASSWORDS_FILE.parent.mkdir(exist_ok=True)
+    PASSWORDS_FILE.write_text(json.dumps(passwords))
+    PASSWORDS_FILE.chmod(0o600)
+    return passwords
+
+
+@transaction.atomic
+def demo_load(
+    *,
+    jenkins_url: str = "",
+    jenkins_user: str = "",
+    jenkins_token: str = "",
+    kubeconfig: str = "",
+) -> dict[str, str]:
+    """Create or refresh the demo rows; return the users' passwords. Idempotent."""
+    passwords = _demo_passwords()
+    users = get_user_model().objects
+    team, _ = Team.objects.get_or_create(slug="demo", defaults={"name": "Demo team"})
+    for name, role in DEMO_USERS.items():
+        user = users.filter(username=name).first() or users.create_user(name)
+        user.set_password(passwords[name])
+        user.is_staff = user.is_superuser = role == Role.ADMIN
+        user.save()
+        Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+
+    beta, _ = Environment.objects.update_or_create(
+        slug="beta", defaults={"name": "Beta", "order": 10, "auto_rollback": True}
+    )
+    prod, _ = Environment.objects.update_or_create(
+        slug="prod",
+        defaults={
+            "name": "Prod",
+            "order": 20,
+            "requires_approval": True,
+            "auto_rollback": True,
+            "protected": True,
+        },
+    )
+    jenkins, _ = JenkinsServer.objects.get_or_create(
+        name="local",
+        defaults={
+            "url": jenkins_url or "http://127.0.0.1:8080/",
+            "username": jenkins_user or "slipway",
+        },
+    )
+    if jenkins_url:
+        jenkins.url, jenkins.username, jenkins.api_token = jenkins_url, jenkins_user, jenkins_token
+        jenkins.save()
+    cluster, _ = Cluster.objects.get_or_create(
+        slug="local", defaults={"name": "Local cluster", "kubeconfig": PLACEHOLDER_KUBECONFIG}
+    )
+    if kubeconfig:
+        cluster.kubeconfig = kubeconfig
+        cluster.save()
+    # The platform admin's grants: both environments on the local cluster, and the demo
+    # team in `<service>-beta` / `<service>-prod` namespaces only.
+    for env in (beta, prod):
+        ClusterEnvironment.objects.get_or_create(cluster=cluster, environment=env)
+        NamespaceGrant.objects.get_or_create(
+            cluster=cluster, team=team, pattern=f"*-{env.slug}", environment=env
+        )
+    chart = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
+    for slug, name in DEMO_SERVICES.items():
+        service, _ = Service.objects.update_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "team": team,
+                "jenkins_server": jenkins,
+                "jenkins_job": f"demo/{slug}",
+                "chart": chart,
+                "image_repository": f"registry.local/demo/{slug}",
+                "repository_url": f"https://git.example.com/demo/{slug}.git",
+            },
+        )
+        for env in (beta, prod):
+            DeploymentTarget.objects.update_or_create(
+                service=service,
+                environment=env,
+                defaults={
+                    "cluster": cluster,
+                    "namespace": f"{slug}-{env.slug}",
+                    "helm_release_name": slug,
+                    "values": {"replicaCount": 2 if env == prod else 1},
+                },
+            )
+    _demo_environment_config(beta, prod)
+    return passwords
+
+
+def _demo_environment_config(beta: Environment, prod: Environment) -> None:
+    """What each environment gives every service: ENV and an Apollo meta server (as the
+    teams' configuration center finds its namespace), a secret, and the usual links."""
+    for env in (beta, prod):
+        for name, value in (
+            ("ENV", env.slug),
+            ("APOLLO_META", f"http://apollo-config-{env.slug}.apollo:8080"),
+        ):
+            EnvironmentVariable.objects.update_or_create(
+                environment=env, target=None, name=name, defaults={"value": value}
+            )
+        if not EnvironmentVariable.objects.filter(environment=env, name="DB_PASSWORD").exists():
+            EnvironmentVariable.objects.create(
+                environment=env,
+                name="DB_PASSWORD",
+                is_secret=True,
+                secret_value=secrets.token_urlsafe(16),
+            )
+        for order, (name, template) in enumerate(
+            (
+                ("Grafana", f"https://grafana.example.com/d/svc?var-service={{service}}"
+                 f"&var-namespace={{namespace}}&var-env={env.slug}"),
+                ("Logs", "https://kibana.example.com/app/discover#/?_a=(query:(language:kuery,"
+                 "query:'kubernetes.namespace:\"{namespace}\"'))"),
+                ("Open", f"https://{{service}}.{env.slug}.example.com/"),
+            )
+        ):  # fmt: skip
+            EnvironmentLink.objects.update_or_create(
+                environment=env, name=name, defaults={"url_template": template, "order": order}
+            )
