@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import socket
 import threading
 import time
@@ -68,8 +69,6 @@ class Answer:
     truncated: bool  # the body was longer than max_bytes; `body` holds the first bytes
 
     def json(self):
-        import json
-
         return json.loads(self.body)
 
 

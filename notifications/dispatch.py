@@ -7,19 +7,20 @@ channel never blocks or undoes a release.
 
 from __future__ import annotations
 
+from celery import current_app
 from django.db import transaction
 
 from notifications.events import event_kind
+from notifications.models import Channel
 from portal.audit.chain import audit_recorded
+from portal.core import queues
+from portal.core.queues import Task
 
 
 def _on_audit(sender, event, **kwargs) -> None:
     kind = event_kind(event)
     if kind is None or event.team_id is None:
         return
-    from notifications.models import Channel
-    from notifications.tasks import notify_fan_out
-
     # Most events of most teams go nowhere: ask the database, not the queue.
     subscribed = Channel.objects.filter(
         team_id=event.team_id, enabled=True, events__contains=[kind]
@@ -28,7 +29,12 @@ def _on_audit(sender, event, **kwargs) -> None:
         return
 
     event_id = event.pk
-    transaction.on_commit(lambda: notify_fan_out.delay(event_id))
+    # Sent by name: the signal's receiver does not import the tasks.
+    transaction.on_commit(
+        lambda: current_app.send_task(
+            Task.NOTIFY_FAN_OUT, args=(event_id,), queue=queues.NOTIFICATIONS
+        )
+    )
 
 
 def connect() -> None:

@@ -7,7 +7,9 @@ URLs of the PostgreSQL and Redis it started; real environment variables win.
 from pathlib import Path
 
 import environ
+import ldap
 from django.core.exceptions import ImproperlyConfigured
+from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
 
 from portal.core.logs import logging_config
 from portal.core.queues import Task
@@ -178,9 +180,6 @@ AUTH_LDAP_CACHE_TIMEOUT = 0
 # or session (every LDAP account is read at least daily).
 SLIPWAY_LDAP_SYNC_SECONDS = env.float("SLIPWAY_LDAP_SYNC_SECONDS", default=300.0)
 if SLIPWAY_LDAP_URI:
-    import ldap
-    from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
-
     AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
         SLIPWAY_LDAP_GROUP_BASE, ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)"
     )

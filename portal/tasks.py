@@ -1,9 +1,13 @@
 """Small tasks of the core: a health ping that proves a worker answers, and housekeeping."""
 
 from celery import shared_task
+from django.db import connection
 
+from portal.access.offboarding import ldap_offboarding_sync
+from portal.audit.verification import audit_anchor_publish, audit_check
 from portal.core import queues
 from portal.core.queues import Task
+from portal.web.idempotency import idempotency_forget_expired
 
 
 @shared_task(
@@ -16,8 +20,6 @@ from portal.core.queues import Task
 )
 def ping(value: str) -> str:
     """Answer with the value and the worker's database, so a test sees a live worker."""
-    from django.db import connection
-
     return f"pong:{value}:{connection.settings_dict['NAME']}"
 
 
@@ -26,8 +28,6 @@ def ping(value: str) -> str:
 )
 def forget_idempotency_keys() -> int:
     """Hourly: forget Idempotency-Keys (and form tokens) older than their retention."""
-    from portal.web.idempotency import idempotency_forget_expired
-
     return idempotency_forget_expired()
 
 
@@ -35,8 +35,6 @@ def forget_idempotency_keys() -> int:
 def verify_audit(trigger: str = "beat") -> dict:
     """Daily (beat) and on an admin's request: walk the audit chain up to (at least) the
     latest published anchor, record the result."""
-    from portal.audit.verification import audit_check
-
     check = audit_check(trigger=trigger)
     return {"ok": check.ok, "events": check.events, "broken_event_id": check.broken_event_id}
 
@@ -46,8 +44,6 @@ def audit_anchor() -> dict:
     """Publish the audit chain's head (count, last id and hash): to the log, where it lives
     outside the database, and as an append-only anchor row that every verification checks
     the chain still reaches. /metrics shows the same head."""
-    from portal.audit.verification import audit_anchor_publish
-
     return audit_anchor_publish()
 
 
@@ -55,6 +51,4 @@ def audit_anchor() -> dict:
 def ldap_offboarding() -> dict[str, int]:
     """Every SLIPWAY_LDAP_SYNC_SECONDS: read the directory again for LDAP accounts with a
     live token or session (and all of them daily); offboard who left (portal/ldap.py)."""
-    from portal.access.ldap import ldap_offboarding_sync
-
     return ldap_offboarding_sync()

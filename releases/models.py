@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from portal.core.images import DIGEST_PATTERN
@@ -292,8 +293,6 @@ class PromotionGate(models.Model):
         return f"{self.name} ({self.get_kind_display()}) in {self.environment}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         if self.kind == GateKind.PROMETHEUS:
             if not self.prometheus_url.startswith(("http://", "https://")):
                 raise ValidationError({"prometheus_url": "An http:// or https:// address."})

@@ -20,6 +20,7 @@ from django.core.cache import cache
 
 from portal.catalog.freezes import active_freeze, describe
 from portal.catalog.models import DeploymentTarget, Environment, Freeze
+from portal.core.errors import DoorError
 from releases import dispatch
 from releases.deploy_steps import deployment_values
 from releases.models import Deployment, Release
@@ -156,8 +157,6 @@ def manifest_diff_request(*, release: Release, environment: Environment) -> Mani
 
 def render_preview(*, release: Release, environment: Environment, helm) -> dict:
     """Render the chart as it runs now and as it would with `release`; store the diff."""
-    from clusters.errors import ClusterError
-
     current = environment_current_deployment(service=release.service_id, environment=environment)
     target = DeploymentTarget.objects.select_related("service").get(
         service=release.service_id, environment=environment
@@ -186,7 +185,7 @@ def render_preview(*, release: Release, environment: Environment, helm) -> dict:
                 f"release #{release.pk}",
             )
         }
-    except ClusterError as exc:
+    except DoorError as exc:
         result = {"error": f"Could not render the chart: {exc}"}
     cache.set(_key(release, environment, current), result, PREVIEW_SECONDS)
     return result

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal.access.choices import Role
 from portal.access.models import Team
-from portal.access.permissions import RoleMissing, role_in_team
+from portal.access.permissions import RoleMissing, role_in_team, team_roles
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import Environment, Freeze, Service
 from portal.core.errors import Refused
@@ -132,8 +132,6 @@ def freeze_delete(
 
 def visible_freezes(user) -> QuerySet[Freeze]:
     """Freezes the user may see: their teams' and the ones for every team."""
-    from portal.access.permissions import team_roles
-
     freezes = Freeze.objects.select_related("environment", "team", "created_by")
     if user.is_superuser:
         return freezes

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.core.exceptions import ValidationError
+
 DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
 DIGEST_RE = re.compile(DIGEST_PATTERN)
 # `repo@sha256:…`, `repo:tag@sha256:…` or a bare `sha256:…` somewhere in a text.
@@ -47,8 +49,6 @@ def _strings(value) -> list[str]:
 
 def validate_image_values(value) -> None:
     """A values template must be an object whose strings pin the digest somewhere."""
-    from django.core.exceptions import ValidationError
-
     if not isinstance(value, dict) or not value:
         raise ValidationError("Give a JSON object, e.g. " + str(default_image_values()))
     strings = _strings(value)

@@ -14,6 +14,7 @@ import time
 import uuid
 
 import structlog
+from celery.signals import task_postrun, task_prerun
 
 # The request id of what is being handled now (a web request, or a task it led to).
 REQUEST_ID = contextvars.ContextVar("slipway_request_id", default="")
@@ -175,7 +176,5 @@ def _task_postrun(task_id=None, task=None, state=None, **kwargs) -> None:
 
 
 def connect_celery_signals() -> None:
-    from celery.signals import task_postrun, task_prerun
-
     task_prerun.connect(_task_prerun, weak=False, dispatch_uid="slipway-task-prerun")
     task_postrun.connect(_task_postrun, weak=False, dispatch_uid="slipway-task-postrun")

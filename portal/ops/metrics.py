@@ -16,6 +16,8 @@ from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from portal.audit.reads import last_check
+from portal.audit.verification import audit_head
 from portal.core import queues
 
 _PROCESS = CollectorRegistry(auto_describe=True)
@@ -80,9 +82,6 @@ class Cached:
 
 
 def _core_families() -> list:
-    from portal.audit.reads import last_check
-    from portal.audit.verification import audit_head
-
     families = []
     queue = GaugeMetricFamily(
         "slipway_celery_queue_length", "Tasks waiting in each Celery queue.", labels=["queue"]

@@ -1,8 +1,10 @@
 """Template tags of the pages."""
 
+import json
 import uuid
 
 from django import template
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.html import format_html
 
 register = template.Library()
@@ -33,8 +35,4 @@ def diff_line(line: str) -> str:
 @register.filter
 def as_json(value) -> str:
     """Audit data as JSON, the way it is stored (not Python's repr)."""
-    import json
-
-    from django.core.serializers.json import DjangoJSONEncoder
-
     return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False, sort_keys=True)

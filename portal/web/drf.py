@@ -3,6 +3,8 @@ problem details), and exactly-once POSTs (`Idempotency-Key`)."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
@@ -51,8 +53,6 @@ def problem_type(status_code: int, slug: str = "") -> str:
 
 def problem(status_code: int, detail: str, *, title: str = "", slug: str = "", **extra) -> dict:
     """An RFC 9457 problem details body."""
-    from http import HTTPStatus
-
     return {
         "type": problem_type(status_code, slug),
         "title": title or HTTPStatus(status_code).phrase,

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
@@ -20,6 +21,7 @@ from portal.audit import reads as audit_reads
 from portal.core import queues
 from portal.core.addresses import client_ip
 from portal.core.queues import Task
+from portal.web.drf import PROBLEM_CONTENT_TYPE, problem
 from portal.web.forms import SignInForm
 from portal.web.once import acts_once
 
@@ -114,14 +116,10 @@ def _error(template: str, status: int):
     def view(request, exception=None):
         detail = str(exception) if exception and status in (400, 403) else ""
         if request.path.startswith("/api/"):
-            from portal.web.drf import PROBLEM_CONTENT_TYPE, problem
-
             body = problem(status, detail or _API_DETAIL[status])
             return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
         if status == 500:
             # The database may be what failed: render without the context processors.
-            from django.template import loader
-
             page = loader.get_template(template).render({"request": request})
             return HttpResponse(page, status=500)
         return render(request, template, {"status": status, "detail": detail}, status=status)

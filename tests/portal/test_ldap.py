@@ -8,8 +8,8 @@ from django_auth_ldap.config import GroupOfNamesType, LDAPSearch
 from rest_framework.test import APIClient
 
 from portal.access.choices import Role
-from portal.access.ldap import ldap_offboarding_sync
 from portal.access.models import LdapGroupRole, Membership, Team
+from portal.access.offboarding import ldap_offboarding_sync
 from portal.access.tokens import token_issue
 from portal.audit.models import AuditEvent
 from tests.factories import member

@@ -1,0 +1,72 @@
+"""The release engine's audit actions (see portal/audit/actions.py): a release's and a
+deployment's every status change, derived from the status tables, and the engine's other
+acts, each with the words a timeline shows and the notification it announces."""
+
+from __future__ import annotations
+
+from portal.audit.actions import Action
+from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
+
+# What a release's move to each status is called on its timeline.
+_RELEASE_LABELS = {
+    ReleaseStatus.QUEUED: "Queued in Jenkins",
+    ReleaseStatus.BUILDING: "Build started",
+    ReleaseStatus.BUILT: "Built",
+    ReleaseStatus.FAILED: "Build failed",
+    ReleaseStatus.CANCELLED: "Build cancelled",
+}
+RELEASE_STATUS = {
+    status: Action(
+        f"release.{status}",
+        _RELEASE_LABELS.get(status, ReleaseStatus(status).label),
+        failed=status in (ReleaseStatus.FAILED, ReleaseStatus.CANCELLED),
+        notify="build_failed" if status == ReleaseStatus.FAILED else "",
+    )
+    for status in ReleaseStatus.values
+}
+
+_DEPLOYMENT_LABELS = {
+    DeploymentStatus.PENDING: "Pending",
+    DeploymentStatus.DEPLOYING: "helm upgrade started",
+    DeploymentStatus.ROLLING_OUT: "Rolling out",
+    DeploymentStatus.SUCCEEDED: "Rolled out",
+    DeploymentStatus.FAILED: "Failed",
+    DeploymentStatus.ROLLED_BACK: "Failed, rolled back",
+    DeploymentStatus.CANCELLED: "Cancelled",
+}
+_DEPLOYMENT_NOTIFY = {
+    DeploymentStatus.SUCCEEDED: "deployed",
+    DeploymentStatus.FAILED: "rollout_failed",
+    DeploymentStatus.ROLLED_BACK: "rollout_failed",
+}
+DEPLOYMENT_STATUS = {
+    status: Action(
+        f"deployment.{status}",
+        _DEPLOYMENT_LABELS.get(status, DeploymentStatus(status).label),
+        failed=status
+        in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK, DeploymentStatus.CANCELLED),
+        notify=_DEPLOYMENT_NOTIFY.get(status, ""),
+    )
+    for status in DeploymentStatus.values
+}
+# A request for a deployment, by kind (`deployment.promote`); waiting for approval, it
+# announces `awaiting_approval` (notifications/events.py reads its status).
+DEPLOYMENT_REQUEST = {
+    kind: Action(f"deployment.{kind}", f"{DeploymentKind(kind).label} requested")
+    for kind in DeploymentKind.values
+}
+
+
+class Engine:
+    RELEASE_CREATE = Action("release.create", "Build requested")
+    RELEASE_CANCEL_REQUESTED = Action("release.cancel_requested", "Cancel requested")
+    RELEASE_RESUME = Action("release.resume", "Worker lost; resumed")
+    DEPLOY_SKIPPED = Action(
+        "release.deploy_skipped", "Deployment after the build skipped", failed=True
+    )
+    DEPLOYMENT_RESUME = Action("deployment.resume", "Worker lost; resumed")
+    HELM_RECOVERED = Action("helm.recovered", "Stuck Helm release recovered")
+    GATE_OVERRIDE = Action("gate.override", "Promotion gates overridden")
+    CHECKLIST_TICKED = Action("gate.checklist_ticked", "Checklist item ticked")
+    DRIFT_DETECTED = Action("drift.detected", "Drift detected", failed=True, notify="drift")
+    DRIFT_RESOLVED = Action("drift.resolved", "Drift resolved")
