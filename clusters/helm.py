@@ -27,7 +27,6 @@ from pyhelm3.client import mergeconcat
 from clusters.errors import ClusterUnreachable, HelmFailed, HelmMissing, HelmReleaseNotFound
 from clusters.kubeconfig import kubeconfig_file
 
-PENDING = {"pending-install", "pending-upgrade", "pending-rollback"}
 HISTORY_MAX = 10
 
 
@@ -48,10 +47,25 @@ def helm_deadline_seconds(timeout_seconds: float) -> float:
 @dataclass(frozen=True)
 class HelmRevision:
     revision: int
-    status: str
+    status: str  # helm's word: deployed, superseded, failed, pending-upgrade, …
     updated: datetime
     description: str
     chart: str = ""
+
+    @property
+    def deployed(self) -> bool:
+        """What the release runs now (helm's current, good revision)."""
+        return self.status == "deployed"
+
+    @property
+    def pending(self) -> bool:
+        """A helm run left it mid-way (pending-install, -upgrade or -rollback)."""
+        return self.status.startswith("pending-")
+
+    @property
+    def ran(self) -> bool:
+        """Was deployed at some point: a revision to roll back to."""
+        return self.status in ("deployed", "superseded")
 
 
 @dataclass(frozen=True)
@@ -255,9 +269,9 @@ class Helm:
         except HelmReleaseNotFound:
             return None
         latest = history[-1]
-        if latest.status not in PENDING or datetime.now(UTC) - latest.updated < older_than:
+        if not latest.pending or datetime.now(UTC) - latest.updated < older_than:
             return None
-        good = [r for r in history[:-1] if r.status in ("deployed", "superseded")]
+        good = [r for r in history[:-1] if r.ran]
         if not good:
 
             async def uninstall(client):

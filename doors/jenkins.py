@@ -23,7 +23,7 @@ import requests
 
 from doors import egress
 from portal.core.errors import DoorError
-from portal.core.images import IMAGE_REFERENCE_RE, is_digest, split_image
+from portal.core.images import COMMIT_SHA_RE, IMAGE_REFERENCE_RE, is_digest, split_image
 
 CORRELATION_PARAMETER = "SLIPWAY_RELEASE_ID"
 # The most one answer may hold (a console chunk is read from where the last one ended).
@@ -108,7 +108,7 @@ def git_commit(data: dict[str, Any]) -> GitCommit | None:
             sha = str((action.get("lastBuiltRevision") or {}).get("SHA1") or "")
             if sha:
                 break
-    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+    if not COMMIT_SHA_RE.fullmatch(sha):
         return None
     change_sets = list(data.get("changeSets") or [])
     if isinstance(data.get("changeSet"), dict):

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from doors import egress
+from notifications.actions import Channels
 from notifications.events import EventKind
 from notifications.models import Channel, ChannelKind
 from portal.access.models import Team
@@ -81,7 +82,7 @@ def channel_create(
         )
         audit_record(
             actor=actor,
-            action="channel.create",
+            action=Channels.CREATE,
             target=channel,
             after=_shown(channel),
             context=context,
@@ -98,7 +99,7 @@ def channel_set_enabled(
         channel.save(update_fields=["enabled"])
         audit_record(
             actor=actor,
-            action="channel.enable" if enabled else "channel.pause",
+            action=Channels.ENABLE if enabled else Channels.PAUSE,
             target=channel,
             before={"enabled": before["enabled"]},
             after={"enabled": enabled},
@@ -113,7 +114,7 @@ def channel_delete(
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="channel.delete",
+            action=Channels.DELETE,
             target=channel,
             before=_shown(channel),
             context=context,

@@ -8,34 +8,30 @@ from __future__ import annotations
 
 from django.db import models
 
-from releases.choices import DeploymentStatus, ReleaseStatus
+from portal.audit.actions import Notify, describe
+from releases.actions import DEPLOYMENT_REQUEST
+from releases.choices import DeploymentStatus
 
 
 class EventKind(models.TextChoices):
-    BUILD_FAILED = "build_failed", "Build failed"
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-    DEPLOYED = "deployed", "Deployed"
-    ROLLOUT_FAILED = "rollout_failed", "Rollout failed or rolled back"
-    DRIFT = "drift", "Drift detected"
-    FREEZE_OVERRIDE = "freeze_override", "Freeze overridden"
+    """What a channel subscribes to: the actions' `notify` values, with labels."""
 
-
-# audit action -> event kind
-ACTIONS: dict[str, str] = {
-    f"release.{ReleaseStatus.FAILED}": EventKind.BUILD_FAILED,
-    f"deployment.{DeploymentStatus.SUCCEEDED}": EventKind.DEPLOYED,
-    f"deployment.{DeploymentStatus.FAILED}": EventKind.ROLLOUT_FAILED,
-    f"deployment.{DeploymentStatus.ROLLED_BACK}": EventKind.ROLLOUT_FAILED,
-    "drift.detected": EventKind.DRIFT,
-    "freeze.override": EventKind.FREEZE_OVERRIDE,
-}
+    BUILD_FAILED = Notify.BUILD_FAILED, "Build failed"
+    AWAITING_APPROVAL = Notify.AWAITING_APPROVAL, "Awaiting approval"
+    DEPLOYED = Notify.DEPLOYED, "Deployed"
+    ROLLOUT_FAILED = Notify.ROLLOUT_FAILED, "Rollout failed or rolled back"
+    DRIFT = Notify.DRIFT, "Drift detected"
+    FREEZE_OVERRIDE = Notify.FREEZE_OVERRIDE, "Freeze overridden"
 
 
 def event_kind(event) -> str | None:
-    """The kind an audit event announces, if any. A request to a protected environment is
-    recorded as `deployment.<kind>` with the status it starts in."""
+    """The kind an audit event announces, if any (its action says: portal/audit/actions.py).
+    A request to a protected environment is recorded as `deployment.<kind>` with the status
+    it starts in: waiting for approval, it announces that."""
     after = event.after if isinstance(event.after, dict) else {}
-    waiting = DeploymentStatus.AWAITING_APPROVAL
-    if event.action.startswith("deployment.") and after.get("status") == waiting:
+    if (
+        event.action in DEPLOYMENT_REQUEST.values()
+        and after.get("status") == DeploymentStatus.AWAITING_APPROVAL
+    ):
         return EventKind.AWAITING_APPROVAL
-    return ACTIONS.get(event.action)
+    return describe(event.action).notify or None

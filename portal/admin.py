@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from portal.access.models import ApiToken, LdapGroupRole, Membership, Team
+from portal.audit.actions import Access
 from portal.audit.changes import AuditedAdmin
 from portal.audit.models import AuditCheck, AuditEvent
 from portal.catalog.models import (
@@ -28,7 +29,7 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
 
     def after_audited_save(self, request, obj, before, after) -> None:
         if before is not None and after.get("is_superuser") and not before.get("is_superuser"):
-            self._audit(request, obj, "superuser_grant", after={"user": obj.get_username()})
+            self._audit(request, obj, Access.SUPERUSER_GRANT, after={"user": obj.get_username()})
 
 
 @admin.register(LdapGroupRole)

@@ -4,7 +4,7 @@ acts, each with the words a timeline shows and the notification it announces."""
 
 from __future__ import annotations
 
-from portal.audit.actions import Action
+from portal.audit.actions import Action, Notify
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
 
 # What a release's move to each status is called on its timeline.
@@ -20,7 +20,7 @@ RELEASE_STATUS = {
         f"release.{status}",
         _RELEASE_LABELS.get(status, ReleaseStatus(status).label),
         failed=status in (ReleaseStatus.FAILED, ReleaseStatus.CANCELLED),
-        notify="build_failed" if status == ReleaseStatus.FAILED else "",
+        notify=Notify.BUILD_FAILED if status == ReleaseStatus.FAILED else "",
     )
     for status in ReleaseStatus.values
 }
@@ -35,9 +35,9 @@ _DEPLOYMENT_LABELS = {
     DeploymentStatus.CANCELLED: "Cancelled",
 }
 _DEPLOYMENT_NOTIFY = {
-    DeploymentStatus.SUCCEEDED: "deployed",
-    DeploymentStatus.FAILED: "rollout_failed",
-    DeploymentStatus.ROLLED_BACK: "rollout_failed",
+    DeploymentStatus.SUCCEEDED: Notify.DEPLOYED,
+    DeploymentStatus.FAILED: Notify.ROLLOUT_FAILED,
+    DeploymentStatus.ROLLED_BACK: Notify.ROLLOUT_FAILED,
 }
 DEPLOYMENT_STATUS = {
     status: Action(
@@ -68,5 +68,5 @@ class Engine:
     HELM_RECOVERED = Action("helm.recovered", "Stuck Helm release recovered")
     GATE_OVERRIDE = Action("gate.override", "Promotion gates overridden")
     CHECKLIST_TICKED = Action("gate.checklist_ticked", "Checklist item ticked")
-    DRIFT_DETECTED = Action("drift.detected", "Drift detected", failed=True, notify="drift")
+    DRIFT_DETECTED = Action("drift.detected", "Drift detected", failed=True, notify=Notify.DRIFT)
     DRIFT_RESOLVED = Action("drift.resolved", "Drift resolved")

@@ -16,7 +16,9 @@ from django.utils import timezone
 from doors.jenkins import CORRELATION_PARAMETER, ConsoleChunk, JenkinsClient, JenkinsNotFound
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import DeploymentTarget, Environment, Service
+from portal.core.images import COMMIT_SHA_RE
 from releases import dispatch
+from releases.actions import Engine
 from releases.choices import RELEASE_ACTIVE, DeploymentKind, ReleaseStatus
 from releases.deployments import deployment_start
 from releases.errors import ReleaseRefused
@@ -92,11 +94,11 @@ def release_create(
             jenkins_server=service.jenkins_server,
             jenkins_job=service.jenkins_job,
             image_repository=service.image_repository,
-            commit_sha=ref if re.fullmatch(r"[0-9a-f]{40}", ref) else "",
+            commit_sha=ref if COMMIT_SHA_RE.fullmatch(ref) else "",
         )
         audit_record(
             actor=actor,
-            action="release.create",
+            action=Engine.RELEASE_CREATE,
             target=release,
             context=context,
             after={"service": service.slug, "ref": ref, "status": release.status},
@@ -128,7 +130,7 @@ def release_cancel(
                 raise ReleaseRefused(f"Release is already {release.get_status_display().lower()}.")
             return release
         audit_record(
-            actor=actor, action="release.cancel_requested", target=release, context=context
+            actor=actor, action=Engine.RELEASE_CANCEL_REQUESTED, target=release, context=context
         )
         dispatch.advance_release(release)
     return _reload(release)
@@ -379,7 +381,7 @@ def _deploy_after_build(release: Release) -> None:
     except ReleaseRefused as exc:
         audit_record(
             actor=WORKER,
-            action="release.deploy_skipped",
+            action=Engine.DEPLOY_SKIPPED,
             target=release,
             after={"reason": str(exc)},
         )

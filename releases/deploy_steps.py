@@ -23,6 +23,7 @@ from portal.catalog.freezes import active_freeze, describe
 from portal.catalog.registries import registry_access
 from portal.catalog.targets import OWNER_LABEL, owner_value, release_key, target_refusal
 from portal.core.images import is_digest, render_image_values, tag_for
+from releases.actions import Engine
 from releases.choices import DeploymentStatus
 from releases.models import Deployment
 from releases.promotion import deployment_refusal
@@ -95,7 +96,7 @@ def _recover(deployment: Deployment, helm: Helm, older_than: timezone.timedelta)
     if recovery:
         audit_record(
             actor=WORKER,
-            action="helm.recovered",
+            action=Engine.HELM_RECOVERED,
             target=deployment,
             after={
                 "action": recovery.action,
@@ -158,7 +159,7 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     target = deployment.target
     _recover(deployment, helm, timezone.timedelta(seconds=settings.SLIPWAY_HELM_STUCK_SECONDS))
     current = helm.current(target.helm_release_name, target.namespace)
-    previous = current.revision if current and current.status == "deployed" else None
+    previous = current.revision if current and current.deployed else None
     deployment_transition(
         deployment=deployment,
         to=DeploymentStatus.DEPLOYING,
@@ -173,7 +174,7 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     values = deployment_values(deployment)
     sent = deployment_values(deployment, reveal_secrets=True)
     made = helm.find_revision(target.helm_release_name, target.namespace, marker(deployment))
-    if made is not None and made.status.startswith("pending-"):
+    if made is not None and made.pending:
         # Our own earlier helm run was killed mid-way: clear it, then upgrade again.
         _recover(deployment, helm, timezone.timedelta(0))
         made = None

@@ -14,11 +14,13 @@ from django.utils import timezone
 from doors.registry import RegistryError, RegistryUnreachable, image_check
 from portal.access.choices import Role
 from portal.access.permissions import has_role
+from portal.audit.actions import Catalog
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.freezes import active_freeze, describe
 from portal.catalog.models import DeploymentTarget, Environment
 from portal.catalog.registries import registry_access
 from releases import dispatch
+from releases.actions import DEPLOYMENT_REQUEST, Engine
 from releases.choices import (
     DEPLOYMENT_RUNNING,
     DEPLOYMENT_WAITING,
@@ -36,6 +38,8 @@ from releases.promotion import (
 )
 from releases.transitions import deployment_transition
 
+# How a rejection's reason starts (the timeline tells a rejection from a withdrawal by it).
+REJECTED_BY = "rejected by"
 RUNNING_CONSTRAINT = "deployment_one_running_per_service_environment"
 WAITING_CONSTRAINT = "deployment_one_waiting_per_release_environment"
 
@@ -193,7 +197,7 @@ def _create(
         )
         audit_record(
             actor=actor,
-            action=f"deployment.{kind}",
+            action=DEPLOYMENT_REQUEST[kind],
             target=deployment,
             context=context,
             after={
@@ -206,14 +210,18 @@ def _create(
         if override:
             audit_record(
                 actor=actor,
-                action="freeze.override",
+                action=Catalog.FREEZE_OVERRIDE,
                 target=deployment,
                 context=context,
                 after=override,
             )
         if gates:
             audit_record(
-                actor=actor, action="gate.override", target=deployment, context=context, after=gates
+                actor=actor,
+                action=Engine.GATE_OVERRIDE,
+                target=deployment,
+                context=context,
+                after=gates,
             )
         if status == DeploymentStatus.PENDING:
             dispatch.advance_deployment(deployment)
@@ -260,7 +268,7 @@ def deployment_decide(
             override_reason=gate_override,
         )
     to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
-    reason = "" if approve else f"rejected by {user.get_username()}: {comment}".strip(": ")
+    reason = "" if approve else f"{REJECTED_BY} {user.get_username()}: {comment}".strip(": ")
     try:
         with transaction.atomic():
             if not deployment_transition(
@@ -280,7 +288,7 @@ def deployment_decide(
                 deployment.gate_override = gates
                 audit_record(
                     actor=actor,
-                    action="gate.override",
+                    action=Engine.GATE_OVERRIDE,
                     target=deployment,
                     context=context,
                     after=gates,
@@ -290,7 +298,7 @@ def deployment_decide(
                 deployment.freeze_override = override
                 audit_record(
                     actor=actor,
-                    action="freeze.override",
+                    action=Catalog.FREEZE_OVERRIDE,
                     target=deployment,
                     context=context,
                     after=override,

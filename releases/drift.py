@@ -16,6 +16,7 @@ from clusters.rollout import RolloutWatcher
 from portal.audit.chain import audit_record
 from portal.catalog.models import DeploymentTarget
 from portal.core.images import split_image
+from releases.actions import Engine
 from releases.choices import DEPLOYMENT_RUNNING
 from releases.models import Deployment
 from releases.promotion import environment_last_change
@@ -99,7 +100,7 @@ def target_check_drift(
         if changed:
             audit_record(
                 actor=WORKER,
-                action="drift.detected" if drift else "drift.resolved",
+                action=Engine.DRIFT_DETECTED if drift else Engine.DRIFT_RESOLVED,
                 target=locked,
                 before=locked.drift,
                 after=drift,

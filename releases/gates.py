@@ -21,6 +21,7 @@ from portal.access.choices import Role
 from portal.access.permissions import has_role
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import DeploymentTarget, Environment
+from releases.actions import Engine
 from releases.choices import DeploymentKind, GateKind
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
 from releases.models import ChecklistTick, GateResult, PromotionGate, Release
@@ -179,7 +180,7 @@ def checklist_tick(
         if made:
             audit_record(
                 actor=actor,
-                action="gate.checklist_ticked",
+                action=Engine.CHECKLIST_TICKED,
                 target=release,
                 after={"gate": gate.name, "note": note[:300]},
                 context=context,

@@ -32,36 +32,37 @@ from portal.access.permissions import teams_with_role, visible_teams
 from portal.catalog.models import Environment, Service
 from portal.catalog.selectors import visible_services
 from portal.core.exports import csv_row, csv_writer
+from releases.choices import DeploymentKind, DeploymentStatus
 
 _CHANGES = """
 WITH changes AS (
     SELECT d.id, d.service_id, s.team_id, d.environment_id, d.status, d.finished_at,
            r.commit_time,
-           (d.status IN ('failed', 'rolled_back') OR EXISTS (
+           (d.status = ANY(%(failures)s) OR EXISTS (
                SELECT 1 FROM releases_deployment rb
                WHERE rb.service_id = d.service_id AND rb.environment_id = d.environment_id
-                 AND rb.kind = 'rollback' AND rb.created_at > d.finished_at
+                 AND rb.kind = %(rollback)s AND rb.created_at > d.finished_at
                  AND rb.created_at <= d.finished_at + make_interval(hours => %(window)s)
            )) AS failed
     FROM releases_deployment d
     JOIN releases_release r ON r.id = d.release_id
     JOIN portal_service s ON s.id = d.service_id
     WHERE d.environment_id = %(environment)s
-      AND d.kind IN ('deploy', 'promote')
-      AND d.status IN ('succeeded', 'failed', 'rolled_back')
+      AND d.kind = ANY(%(changes)s)
+      AND d.status = ANY(%(ended)s)
       AND d.finished_at >= %(since)s AND d.finished_at < %(until)s
       AND (%(all_teams)s OR s.team_id = ANY(%(teams)s))
       AND (%(service)s::bigint IS NULL OR s.id = %(service)s::bigint)
 ),
 measured AS (
     SELECT c.*,
-        CASE WHEN c.status = 'succeeded' AND c.commit_time IS NOT NULL
+        CASE WHEN c.status = %(succeeded)s AND c.commit_time IS NOT NULL
              THEN extract(epoch FROM c.finished_at - c.commit_time) END AS lead_seconds,
         CASE WHEN c.failed THEN (
             SELECT extract(epoch FROM min(n.finished_at) - c.finished_at)
             FROM releases_deployment n
             WHERE n.service_id = c.service_id AND n.environment_id = c.environment_id
-              AND n.status = 'succeeded' AND n.finished_at > c.finished_at
+              AND n.status = %(succeeded)s AND n.finished_at > c.finished_at
         ) END AS restore_seconds
     FROM changes c
 )
@@ -71,7 +72,7 @@ _SUMMARY = (
     _CHANGES
     + """
 SELECT team_id, service_id, GROUPING(team_id, service_id) AS level,
-       count(*) FILTER (WHERE status = 'succeeded') AS deployments,
+       count(*) FILTER (WHERE status = %(succeeded)s) AS deployments,
        count(*) AS changes,
        count(*) FILTER (WHERE failed) AS failures,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY lead_seconds) AS lead_median,
@@ -88,7 +89,7 @@ _WEEKLY = (
     _CHANGES
     + """
 SELECT date_trunc('week', finished_at) AS week,
-       count(*) FILTER (WHERE status = 'succeeded') AS deployments,
+       count(*) FILTER (WHERE status = %(succeeded)s) AS deployments,
        count(*) FILTER (WHERE failed) AS failures
 FROM measured GROUP BY 1 ORDER BY 1
 """
@@ -168,6 +169,16 @@ def insights(
         "since": period.since,
         "until": period.until,
         "window": settings.SLIPWAY_INSIGHTS_ROLLBACK_HOURS,
+        # The words of the status tables, never spelled again in the SQL.
+        "succeeded": DeploymentStatus.SUCCEEDED,
+        "failures": [DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK],
+        "ended": [
+            DeploymentStatus.SUCCEEDED,
+            DeploymentStatus.FAILED,
+            DeploymentStatus.ROLLED_BACK,
+        ],
+        "changes": [DeploymentKind.DEPLOY, DeploymentKind.PROMOTE],
+        "rollback": DeploymentKind.ROLLBACK,
         "all_teams": team_ids is None,
         "teams": team_ids or [],
         "service": service.pk if service else None,

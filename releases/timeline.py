@@ -12,7 +12,11 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
+from portal.audit.actions import describe
 from portal.audit.models import AuditEvent
+from releases.actions import DEPLOYMENT_REQUEST, DEPLOYMENT_STATUS, RELEASE_STATUS, Engine
+from releases.choices import DeploymentStatus, ReleaseStatus
+from releases.deployments import REJECTED_BY
 from releases.models import Deployment, Release
 
 
@@ -45,55 +49,49 @@ def human_duration(delta: timedelta | None) -> str:
 
 
 def _release_step(event: AuditEvent) -> tuple[str, str, bool]:
+    """What the step was called, its detail, and whether it went wrong."""
     after = event.after or {}
-    reason = after.get("reason", "")
-    status = event.action.partition(".")[2]
-    return {
-        "create": (f"Build of {after.get('ref', '')} requested", "", False),
-        "queued": ("Queued in Jenkins", f"queue item {after.get('queue_item_id', '')}", False),
-        "building": ("Build started", f"Jenkins build #{after.get('build_number', '')}", False),
-        "built": ("Built", after.get("image_digest", ""), False),
-        "failed": ("Build failed", reason, True),
-        "cancelled": ("Build cancelled", reason, True),
-        "cancel_requested": ("Cancel requested", "", False),
-        "resume": ("Worker lost; resumed", f"time {after.get('times', '')}", False),
-        "deploy_skipped": ("Deployment after the build skipped", reason, True),
-    }.get(status, (event.action, reason, False))
+    action = describe(event.action)
+    detail = {
+        Engine.RELEASE_CREATE: "",
+        RELEASE_STATUS[ReleaseStatus.QUEUED]: f"queue item {after.get('queue_item_id', '')}",
+        RELEASE_STATUS[ReleaseStatus.BUILDING]: f"Jenkins build #{after.get('build_number', '')}",
+        RELEASE_STATUS[ReleaseStatus.BUILT]: after.get("image_digest", ""),
+        Engine.RELEASE_RESUME: f"time {after.get('times', '')}",
+    }.get(action, after.get("reason", ""))
+    if action == Engine.RELEASE_CREATE:
+        return f"Build of {after.get('ref', '')} requested", detail, False
+    return action.label, detail, action.failed
 
 
 def _deployment_step(event: AuditEvent) -> tuple[str, str, bool]:
     after, before = event.after or {}, event.before or {}
     reason = after.get("reason", "")
-    status = event.action.partition(".")[2]
-    if status in ("deploy", "promote", "rollback"):
+    action = describe(event.action)
+    if action in DEPLOYMENT_REQUEST.values():
         waits = {
-            "awaiting_approval": " (waits for approval)",
-            "queued": " (waits for the environment)",
+            DeploymentStatus.AWAITING_APPROVAL: " (waits for approval)",
+            DeploymentStatus.QUEUED: " (waits for the environment)",
         }.get(after.get("status", ""), "")
-        return f"{status.capitalize()} requested{waits}", after.get("image", ""), False
-    if status == "pending":
-        if before.get("status") == "awaiting_approval":
+        return f"{action.label}{waits}", after.get("image", ""), False
+    if action == DEPLOYMENT_STATUS[DeploymentStatus.PENDING]:
+        if before.get("status") == DeploymentStatus.AWAITING_APPROVAL:
             comment = after.get("comment", "")
             return "Approved", f"“{comment}”" if comment else "", False
-        if before.get("status") == "queued":
+        if before.get("status") == DeploymentStatus.QUEUED:
             return "Environment free: starting", "", False
-        return "Pending", "", False
-    if status == "cancelled":
-        title = "Rejected" if reason.startswith("rejected by") else "Cancelled"
-        return title, reason, True
-    return {
-        "deploying": ("helm upgrade started", "", False),
-        "rolling_out": ("Rolling out", f"Helm revision {after.get('helm_revision', '')}", False),
-        "succeeded": ("Rolled out", "", False),
-        "failed": ("Failed", reason, True),
-        "rolled_back": ("Failed, rolled back", reason, True),
-        "resume": ("Worker lost; resumed", f"time {after.get('times', '')}", False),
-        "recovered": (
-            "Stuck Helm release recovered",
-            f"{after.get('action', '')} from revision {after.get('from_revision', '')}",
-            False,
+    if action == DEPLOYMENT_STATUS[DeploymentStatus.CANCELLED] and reason.startswith(REJECTED_BY):
+        return "Rejected", reason, True
+    detail = {
+        DEPLOYMENT_STATUS[DeploymentStatus.ROLLING_OUT]: (
+            f"Helm revision {after.get('helm_revision', '')}"
         ),
-    }.get(status, (event.action, reason, status.endswith("failed")))
+        Engine.DEPLOYMENT_RESUME: f"time {after.get('times', '')}",
+        Engine.HELM_RECOVERED: (
+            f"{after.get('action', '')} from revision {after.get('from_revision', '')}"
+        ),
+    }.get(action, reason)
+    return action.label, detail, action.failed
 
 
 def release_timeline(release: Release, deployments: list[Deployment]) -> list[TimelineEntry]:

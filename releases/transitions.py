@@ -18,8 +18,10 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from portal.audit.actions import Action
 from portal.audit.chain import Actor, RequestContext, audit_record
 from releases import dispatch
+from releases.actions import DEPLOYMENT_STATUS, RELEASE_STATUS, Engine
 from releases.choices import (
     DEPLOYMENT_RUNNING,
     DEPLOYMENT_TERMINAL,
@@ -48,6 +50,7 @@ def _guarded_transition(
     row: models.Model,
     *,
     to: str,
+    action: Action,
     actor: Actor,
     reason: str,
     context: RequestContext | None,
@@ -57,7 +60,7 @@ def _guarded_transition(
     note: dict | None = None,
 ) -> bool:
     """One conditional UPDATE (status IN sources) and its audit event, in one transaction.
-    Shared by releases and deployments; the row's model names the audit action. `note`
+    Shared by releases and deployments; `action` is the status's audit action. `note`
     adds to the audit event what is not a field of the row (an approver's comment)."""
     model = type(row)
     values = {"status": to, "heartbeat_at": timezone.now(), **fields}
@@ -82,7 +85,7 @@ def _guarded_transition(
             after["reason"] = reason
         audit_record(
             actor=actor,
-            action=f"{model._meta.model_name}.{to}",
+            action=action,
             target=row,
             context=context,
             before={"status": before},
@@ -111,6 +114,7 @@ def release_transition(
     return _guarded_transition(
         release,
         to=to,
+        action=RELEASE_STATUS[to],
         actor=actor,
         reason=reason,
         context=context,
@@ -138,6 +142,7 @@ def deployment_transition(
     moved = _guarded_transition(
         deployment,
         to=to,
+        action=DEPLOYMENT_STATUS[to],
         actor=actor,
         reason=reason,
         context=context,
@@ -202,6 +207,7 @@ def _resume_stale(
     model: type[Release] | type[Deployment],
     statuses,
     *,
+    action: Action,
     fail: Callable[[models.Model, str], bool],
     schedule: Callable[[models.Model], None],
 ) -> list[int]:
@@ -235,7 +241,7 @@ def _resume_stale(
             row.run_token = token
             audit_record(
                 actor=WORKER,
-                action=f"{model._meta.model_name}.resume",
+                action=action,
                 target=row,
                 after={"status": row.status, "silent_since": row.heartbeat_at, "times": lost},
             )
@@ -249,6 +255,7 @@ def release_resume_stale() -> list[int]:
     return _resume_stale(
         Release,
         RELEASE_ACTIVE,
+        action=Engine.RELEASE_RESUME,
         fail=lambda row, reason: release_fail(release=row, reason=reason),
         schedule=dispatch.advance_release,
     )
@@ -259,6 +266,7 @@ def deployment_resume_stale() -> list[int]:
     return _resume_stale(
         Deployment,
         DEPLOYMENT_RUNNING,
+        action=Engine.DEPLOYMENT_RESUME,
         fail=lambda row, reason: deployment_fail(deployment=row, reason=reason),
         schedule=dispatch.advance_deployment,
     )

@@ -22,6 +22,7 @@ from portal.access.choices import AccountSource
 from portal.access.ldap import LDAP_ACTOR, ldap_roles_sync
 from portal.access.models import Account, ApiToken, Membership
 from portal.access.teams import membership_remove
+from portal.audit.actions import Access
 from portal.audit.chain import audit_record
 
 
@@ -53,7 +54,7 @@ def account_end_access(*, user, reason: str, deactivate: bool) -> None:
         Account.objects.filter(user=user).update(access_ended_at=timezone.now())
         audit_record(
             actor=LDAP_ACTOR,
-            action="account.offboard" if deactivate else "account.access_end",
+            action=Access.OFFBOARD if deactivate else Access.ACCESS_END,
             target=user,
             after={
                 "user": user.get_username(),

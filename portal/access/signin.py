@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from portal.audit.actions import Auth
 from portal.audit.chain import Actor, RequestContext, audit_record
 
 MAX_NAME = 150
@@ -22,7 +23,7 @@ def _signed_in(sender, request, user, **kwargs) -> None:
     backend = getattr(user, "backend", "") or ""
     audit_record(
         actor=Actor.for_user(user),
-        action="auth.login",
+        action=Auth.LOGIN,
         target=user,
         context=_context(request),
         after={"backend": backend.rsplit(".", 1)[-1]},
@@ -33,7 +34,7 @@ def _signed_in(sender, request, user, **kwargs) -> None:
 def _signed_out(sender, request, user, **kwargs) -> None:
     if user is not None:
         audit_record(
-            actor=Actor.for_user(user), action="auth.logout", target=user, context=_context(request)
+            actor=Actor.for_user(user), action=Auth.LOGOUT, target=user, context=_context(request)
         )
 
 
@@ -43,7 +44,7 @@ def _sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str(credentials.get("username", ""))[:MAX_NAME]
     audit_record(
         actor=Actor("user", "", username or "anonymous"),
-        action="auth.login_failed",
+        action=Auth.LOGIN_FAILED,
         context=_context(request),
         after={"username": username},
     )

@@ -14,6 +14,7 @@ from django.db import transaction
 from portal.access.choices import MembershipSource, Role
 from portal.access.models import Membership, Team
 from portal.access.permissions import RoleMissing, role_in_team
+from portal.audit.actions import Access
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.core.errors import Refused
 
@@ -66,7 +67,7 @@ def membership_set(
             return membership
         audit_record(
             actor=actor,
-            action="membership.create" if before is None else "membership.change",
+            action=Access.MEMBERSHIP_CREATE if before is None else Access.MEMBERSHIP_CHANGE,
             target=membership,
             context=context,
             before={"user": user.get_username(), "role": before} if before else None,
@@ -81,7 +82,7 @@ def membership_remove(
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="membership.delete",
+            action=Access.MEMBERSHIP_DELETE,
             target=membership,
             context=context,
             before={

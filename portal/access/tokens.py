@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from portal.access.choices import TokenScope
 from portal.access.models import ApiToken
+from portal.audit.actions import Access
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.core.errors import Refused
 
@@ -73,7 +74,7 @@ def token_issue(
         )
         audit_record(
             actor=actor or Actor.system(),
-            action="api_token.issue",
+            action=Access.TOKEN_ISSUE,
             target=token,
             context=context,
             after={
@@ -97,7 +98,7 @@ def token_revoke(
     if updated:
         audit_record(
             actor=actor,
-            action="api_token.revoke",
+            action=Access.TOKEN_REVOKE,
             target=token,
             context=context,
             after={"user": token.user.get_username(), "prefix": token.prefix},

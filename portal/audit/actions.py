@@ -13,6 +13,18 @@ from __future__ import annotations
 REGISTRY: dict[str, Action] = {}
 
 
+class Notify:
+    """What an action may announce to a team's channels (notifications.events.EventKind
+    gives each its label)."""
+
+    BUILD_FAILED = "build_failed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    DEPLOYED = "deployed"
+    ROLLOUT_FAILED = "rollout_failed"
+    DRIFT = "drift"
+    FREEZE_OVERRIDE = "freeze_override"
+
+
 class Action(str):
     """An audit action: a string (what is stored) that knows its meaning."""
 
@@ -71,4 +83,4 @@ class Catalog:
     TARGET_ADOPT = Action("deploymenttarget.adopt", "Helm release adopted by a platform admin")
     FREEZE_CREATE = Action("freeze.create", "Freeze made")
     FREEZE_DELETE = Action("freeze.delete", "Freeze ended")
-    FREEZE_OVERRIDE = Action("freeze.override", "Freeze overridden", notify="freeze_override")
+    FREEZE_OVERRIDE = Action("freeze.override", "Freeze overridden", notify=Notify.FREEZE_OVERRIDE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.forms.models import model_to_dict
 
+from portal.audit.actions import Action, model_change
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.core.crypto import EncryptedTextField, Secret
 
@@ -42,10 +43,12 @@ class AuditedAdmin(admin.ModelAdmin):
     """Records create/change/delete from the admin with before/after (changed fields),
     for the object and for its inline rows."""
 
-    def _audit(self, request, obj, verb: str, before=None, after=None) -> None:
+    def _audit(self, request, obj, verb: str | Action, before=None, after=None) -> None:
+        """Record `verb` (create, change, delete) of `obj`, or a named action."""
+        action = verb if isinstance(verb, Action) else model_change(obj._meta.model_name, verb)
         audit_record(
             actor=Actor.from_request(request),
-            action=f"{obj._meta.model_name}.{verb}",
+            action=action,
             target=obj,
             before=before,
             after=after,

@@ -17,6 +17,7 @@ from django.utils import timezone
 from portal.access.choices import Role
 from portal.access.models import Team
 from portal.access.permissions import RoleMissing, role_in_team, team_roles
+from portal.audit.actions import Catalog
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import Environment, Freeze, Service
 from portal.core.errors import Refused
@@ -95,7 +96,7 @@ def freeze_create(
         )
         audit_record(
             actor=actor,
-            action="freeze.create",
+            action=Catalog.FREEZE_CREATE,
             target=freeze,
             context=context,
             after={
@@ -116,7 +117,7 @@ def freeze_delete(
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="freeze.delete",
+            action=Catalog.FREEZE_DELETE,
             target=freeze,
             context=context,
             before={

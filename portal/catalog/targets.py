@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 
 from portal.access.choices import Role
 from portal.access.permissions import RoleMissing, role_in_team
+from portal.audit.actions import Catalog
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.audit.changes import snapshot
 from portal.catalog.models import (
@@ -142,7 +143,7 @@ def target_save(
             after = {k: after[k] for k in changed}
         audit_record(
             actor=actor,
-            action="deploymenttarget.change" if before is not None else "deploymenttarget.create",
+            action=Catalog.TARGET_CHANGE if before is not None else Catalog.TARGET_CREATE,
             target=target,
             context=context,
             before=before,
@@ -164,7 +165,7 @@ def target_adopt_release(
         DeploymentTarget.objects.filter(pk=target.pk).update(adopted_release=key)
         audit_record(
             actor=actor,
-            action="deploymenttarget.adopt",
+            action=Catalog.TARGET_ADOPT,
             target=target,
             context=context,
             before={"adopted_release": target.adopted_release or None},

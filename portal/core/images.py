@@ -7,6 +7,8 @@ import re
 from django.core.exceptions import ValidationError
 
 DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
+# A full git commit id: SHA-1 (40 hex digits) or SHA-256 (64).
+COMMIT_SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 DIGEST_RE = re.compile(DIGEST_PATTERN)
 # `repo@sha256:…`, `repo:tag@sha256:…` or a bare `sha256:…` somewhere in a text.
 IMAGE_REFERENCE_RE = re.compile(rf"(?:(?P<repository>[\w.\-/:]+)@)?(?P<digest>{DIGEST_PATTERN})")
