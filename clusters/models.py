@@ -2,6 +2,7 @@
 
 from django.db import models
 
+from portal.core import sizes
 from portal.core.crypto import EncryptedTextField
 
 
@@ -11,10 +12,12 @@ class Cluster(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     api_server_url = models.CharField(
-        max_length=300, blank=True, help_text="For display; the kubeconfig rules."
+        max_length=sizes.LINE, blank=True, help_text="For display; the kubeconfig rules."
     )
     kubeconfig = EncryptedTextField(help_text="Stored encrypted; never shown again.")
-    context = models.CharField(max_length=200, blank=True, help_text="Empty: current-context.")
+    context = models.CharField(
+        max_length=sizes.QUOTE, blank=True, help_text="Empty: current-context."
+    )
 
     class Meta:
         ordering = ["name"]

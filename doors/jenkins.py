@@ -22,6 +22,7 @@ import jenkins
 import requests
 
 from doors import egress
+from portal.core import sizes
 from portal.core.errors import DoorError
 from portal.core.images import COMMIT_SHA_RE, IMAGE_REFERENCE_RE, is_digest, split_image
 
@@ -241,7 +242,7 @@ class JenkinsClient:
         except requests.HTTPError as exc:
             code = exc.response.status_code
             reason = (exc.response.text or exc.response.reason or "").strip().splitlines()
-            reason_text = reason[0][:300] if reason else str(code)
+            reason_text = reason[0][: sizes.LINE] if reason else str(code)
             if code >= 500 or code == 429:
                 raise JenkinsUnavailable(f"Jenkins unavailable ({code})") from exc
             raise JenkinsRejected(f"Jenkins refused ({code}): {reason_text}") from exc

@@ -8,6 +8,7 @@ import json
 import math
 
 from doors import egress
+from portal.core import sizes
 from portal.core.errors import DoorError
 
 ANSWER_BYTES = 1024 * 1024
@@ -39,7 +40,7 @@ def instant_value(base_url: str, query: str, timeout: float = 10.0) -> float:
     if body.get("status") != "success":
         raise PrometheusError(
             f"Prometheus refused the query: {body.get('errorType', 'error')}: "
-            f"{str(body.get('error', ''))[:200]}"
+            f"{str(body.get('error', ''))[: sizes.QUOTE]}"
         )
     data = body.get("data") or {}
     kind, result = data.get("resultType"), data.get("result")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import quote_plus
 
 from notifications.models import ChannelKind
+from portal.core import sizes
 
 SIGNATURE_HEADER = "X-Slipway-Signature"
 TIMESTAMP_HEADER = "X-Slipway-Timestamp"
@@ -143,5 +144,8 @@ def accepted(kind: str, status: int, body: bytes) -> tuple[bool, str]:
         except ValueError:
             return False, "answer is not JSON"
         if answer.get("errcode", 0) != 0:
-            return False, f"errcode {answer.get('errcode')}: {str(answer.get('errmsg', ''))[:200]}"
+            return (
+                False,
+                f"errcode {answer.get('errcode')}: {str(answer.get('errmsg', ''))[: sizes.QUOTE]}",
+            )
     return True, ""

@@ -9,6 +9,7 @@ from django.urls import reverse
 from notifications.events import EventKind
 from notifications.formats import Message
 from portal.audit.models import AuditEvent
+from portal.core import sizes
 
 
 def _target(event: AuditEvent):
@@ -25,7 +26,7 @@ def _absolute(path: str) -> str:
 def _reason(event: AuditEvent, target) -> str:
     after = event.after if isinstance(event.after, dict) else {}
     reason = after.get("status_reason") or after.get("reason") or ""
-    return str(reason or getattr(target, "status_reason", ""))[:200]
+    return str(reason or getattr(target, "status_reason", ""))[: sizes.QUOTE]
 
 
 def message_for(event: AuditEvent, kind: str) -> Message:

@@ -6,6 +6,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from notifications.events import EventKind
+from portal.core import sizes
 from portal.core.crypto import EncryptedTextField
 
 
@@ -62,11 +63,11 @@ class Attempt(models.Model):
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="attempts")
     audit_event_id = models.BigIntegerField(db_index=True)
     event_kind = models.CharField(max_length=32, choices=EventKind.choices)
-    summary = models.CharField(max_length=300)
+    summary = models.CharField(max_length=sizes.LINE)
     number = models.PositiveSmallIntegerField(help_text="1 for the first try.")
     status = models.CharField(max_length=16, choices=AttemptStatus.choices)
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=300, blank=True)
+    error = models.CharField(max_length=sizes.LINE, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

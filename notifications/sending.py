@@ -11,6 +11,7 @@ from notifications.formats import accepted, build_request
 from notifications.messages import message_for
 from notifications.models import Attempt, AttemptStatus, Channel
 from portal.audit.models import AuditEvent
+from portal.core import sizes
 from portal.core.crypto import plaintext
 
 # What is read of a receiver's answer: enough for DingTalk's and WeCom's errcode.
@@ -44,11 +45,11 @@ def deliver(*, channel: Channel, event: AuditEvent, kind: str, number: int, last
         channel=channel,
         audit_event_id=event.pk,
         event_kind=kind,
-        summary=message.summary[:300],
+        summary=message.summary[: sizes.LINE],
         number=number,
         status=status,
         response_code=code,
-        error=error[:300],
+        error=error[: sizes.LINE],
         duration_ms=int((time.monotonic() - started) * 1000),
     )
 

@@ -15,6 +15,7 @@ from portal.access.choices import Role
 from portal.access.permissions import role_in_team, visible_teams
 from portal.access.teams import require_team_admin
 from portal.audit.chain import actor_and_context
+from portal.core import sizes
 from portal.core.errors import Refused
 from portal.web.once import acts_once
 
@@ -28,7 +29,7 @@ class ChannelForm(forms.Form):
         "and never shown again.",
     )  # fmt: skip
     secret = forms.CharField(
-        required=False, max_length=500, widget=forms.PasswordInput(render_value=False),
+        required=False, max_length=sizes.PARAGRAPH, widget=forms.PasswordInput(render_value=False),
         help_text="Webhook: HMAC key (required). DingTalk: the robot's signing secret (SEC…).",
     )  # fmt: skip
     events = forms.MultipleChoiceField(

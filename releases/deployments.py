@@ -19,6 +19,7 @@ from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.freezes import active_freeze, describe
 from portal.catalog.models import DeploymentTarget, Environment
 from portal.catalog.registries import registry_access
+from portal.core import sizes
 from releases import dispatch
 from releases.actions import DEPLOYMENT_REQUEST, Engine
 from releases.choices import (
@@ -99,7 +100,7 @@ def freeze_check(
         raise Conflict(f"{describe(freeze)}. A lead may override it with a reason.")
     if user is None or not has_role(user, service, Role.LEAD):
         raise NotPermitted("Only a lead may override a freeze.")
-    return {"freeze": freeze.pk, "reason": reason[:300], "by": user.get_username()}
+    return {"freeze": freeze.pk, "reason": reason[: sizes.LINE], "by": user.get_username()}
 
 
 def deployment_start(
@@ -277,11 +278,14 @@ def deployment_decide(
                 actor=actor,
                 reason=reason,
                 context=context,
-                note={"comment": comment[:500]} if comment else None,
+                note={"comment": comment[: sizes.PARAGRAPH]} if comment else None,
             ):
                 raise Conflict(f"Deployment #{deployment.pk} was decided or withdrawn meanwhile.")
             Approval.objects.create(
-                deployment=deployment, decided_by=user, approved=approve, comment=comment[:500]
+                deployment=deployment,
+                decided_by=user,
+                approved=approve,
+                comment=comment[: sizes.PARAGRAPH],
             )
             if gates:
                 Deployment.objects.filter(pk=deployment.pk).update(gate_override=gates)

@@ -21,6 +21,7 @@ from portal.access.choices import Role
 from portal.access.permissions import has_role
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import DeploymentTarget, Environment
+from portal.core import sizes
 from releases.actions import Engine
 from releases.choices import DeploymentKind, GateKind
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
@@ -127,7 +128,11 @@ def gates_check(*, release: Release, environment: Environment) -> list[Verdict]:
             verdicts.append(_checklist(gate, release))
     GateResult.objects.bulk_create(
         GateResult(
-            gate=v.gate, release=release, passed=v.passed, detail=v.detail[:500], value=v.value
+            gate=v.gate,
+            release=release,
+            passed=v.passed,
+            detail=v.detail[: sizes.PARAGRAPH],
+            value=v.value,
         )
         for v in verdicts
     )
@@ -153,9 +158,9 @@ def gates_enforce(
     if user is None or not has_role(user, release.service, Role.LEAD):
         raise NotPermitted("Only a lead may override promotion gates.")
     return {
-        "reason": reason[:300],
+        "reason": reason[: sizes.LINE],
         "by": user.get_username(),
-        "gates": [{"gate": v.gate.name, "detail": v.detail[:200]} for v in failed],
+        "gates": [{"gate": v.gate.name, "detail": v.detail[: sizes.QUOTE]} for v in failed],
     }
 
 
@@ -175,14 +180,14 @@ def checklist_tick(
         raise NotPermitted("Only a lead may tick a checklist item.")
     with transaction.atomic():
         tick, made = ChecklistTick.objects.get_or_create(
-            gate=gate, release=release, defaults={"ticked_by": user, "note": note[:300]}
+            gate=gate, release=release, defaults={"ticked_by": user, "note": note[: sizes.LINE]}
         )
         if made:
             audit_record(
                 actor=actor,
                 action=Engine.CHECKLIST_TICKED,
                 target=release,
-                after={"gate": gate.name, "note": note[:300]},
+                after={"gate": gate.name, "note": note[: sizes.LINE]},
                 context=context,
             )
     return tick

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from portal.access.permissions import visible
+from portal.core import sizes
 from portal.core.exports import csv_row, csv_writer
 from releases.filters import DeploymentFilter, ReleaseFilter
 from releases.models import Deployment, Release
@@ -140,7 +141,7 @@ def _deployment_line(row: tuple) -> list:
         _seconds(started, finished),
         _seconds(build_started, built),
         revision or "",
-        reason[:500],
+        reason[: sizes.PARAGRAPH],
     ]
 
 
@@ -160,7 +161,7 @@ def _release_line(row: tuple) -> list:
         _iso(finished),
         _seconds(build_started, finished),
         build_number or "",
-        reason[:500],
+        reason[: sizes.PARAGRAPH],
     ]
 
 

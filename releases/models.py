@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from portal.core import sizes
 from portal.core.images import DIGEST_PATTERN
 from releases.choices import (
     DEPLOYMENT_RUNNING,
@@ -28,7 +29,7 @@ class Release(models.Model):
     """
 
     service = models.ForeignKey("portal.Service", on_delete=models.PROTECT, related_name="releases")
-    ref = models.CharField(max_length=200, help_text="Branch, tag or commit asked for.")
+    ref = models.CharField(max_length=sizes.QUOTE, help_text="Branch, tag or commit asked for.")
     commit_sha = models.CharField(max_length=64, blank=True)
     commit_time = models.DateTimeField(
         null=True, blank=True, help_text="When the built commit was made (from Jenkins's git data)."
@@ -45,18 +46,20 @@ class Release(models.Model):
     )
     status_reason = models.TextField(blank=True, help_text="Why it failed or was cancelled.")
     progress = models.CharField(
-        max_length=300, blank=True, help_text="What Jenkins says while it waits (queue 'why')."
+        max_length=sizes.LINE,
+        blank=True,
+        help_text="What Jenkins says while it waits (queue 'why').",
     )
 
     jenkins_server = models.ForeignKey(
         "portal.JenkinsServer", on_delete=models.PROTECT, related_name="releases"
     )
-    jenkins_job = models.CharField(max_length=300)
+    jenkins_job = models.CharField(max_length=sizes.LINE)
     queue_item_id = models.BigIntegerField(null=True, blank=True)
     build_number = models.IntegerField(null=True, blank=True)
-    build_url = models.CharField(max_length=500, blank=True)
+    build_url = models.CharField(max_length=sizes.PARAGRAPH, blank=True)
     build_result = models.CharField(max_length=16, blank=True)
-    image_repository = models.CharField(max_length=300)
+    image_repository = models.CharField(max_length=sizes.LINE)
     image_digest = models.CharField(max_length=71, blank=True)
     log_offset = models.BigIntegerField(default=0, help_text="Next console byte to fetch.")
 
@@ -143,7 +146,7 @@ class Approval(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals"
     )
     approved = models.BooleanField()
-    comment = models.CharField(max_length=500, blank=True)
+    comment = models.CharField(max_length=sizes.PARAGRAPH, blank=True)
     decided_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -275,7 +278,7 @@ class PromotionGate(models.Model):
         help_text="Soak: minutes the release must have run here. Prometheus: the {window}.",
     )
     prometheus_url = models.CharField(
-        max_length=300, blank=True, help_text="e.g. http://prometheus.monitoring:9090"
+        max_length=sizes.LINE, blank=True, help_text="e.g. http://prometheus.monitoring:9090"
     )
     query = models.TextField(
         blank=True,
@@ -308,7 +311,7 @@ class GateResult(models.Model):
     gate = models.ForeignKey(PromotionGate, on_delete=models.CASCADE, related_name="results")
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="gate_results")
     passed = models.BooleanField()
-    detail = models.CharField(max_length=500)
+    detail = models.CharField(max_length=sizes.PARAGRAPH)
     value = models.FloatField(null=True, blank=True)
     checked_at = models.DateTimeField(auto_now_add=True)
 
@@ -328,7 +331,7 @@ class ChecklistTick(models.Model):
     ticked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    note = models.CharField(max_length=300, blank=True)
+    note = models.CharField(max_length=sizes.LINE, blank=True)
     ticked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

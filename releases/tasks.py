@@ -20,7 +20,7 @@ from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import ClusterError
 from doors.jenkins import JenkinsError
 from portal.catalog.models import DeploymentTarget, Environment
-from portal.core import queues
+from portal.core import queues, sizes
 from portal.core.errors import DoorError
 from portal.core.queues import Task
 from releases import builds, deploy_steps, deployments, dispatch, drift, preview, transitions
@@ -51,7 +51,8 @@ def _unexpected(exc: Exception, status: str) -> str:
     if isinstance(exc, SoftTimeLimitExceeded):
         return f"The {status} step ran past its time limit and was stopped."
     logger.exception("unexpected error in the %s step", status)
-    return f"Unexpected error in the {status} step: {type(exc).__name__}: {str(exc)[:500]}"
+    said = str(exc)[: sizes.PARAGRAPH]
+    return f"Unexpected error in the {status} step: {type(exc).__name__}: {said}"
 
 
 def _database_outage(task, exc: Exception) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from portal.audit.actions import Action
 from portal.audit.chain import Actor, RequestContext, audit_record
+from portal.core import sizes
 from releases import dispatch
 from releases.actions import DEPLOYMENT_STATUS, RELEASE_STATUS, Engine
 from releases.choices import (
@@ -175,7 +176,7 @@ def release_note_progress(*, release: Release, progress: str, lease: float = 0) 
     """Record what Jenkins says while we wait, and that the run is alive for `lease` s
     more (a call about to be made, or a retry's backoff)."""
     Release.objects.filter(pk=release.pk).update(
-        progress=progress[:300], heartbeat_at=_lease_until(lease)
+        progress=progress[: sizes.LINE], heartbeat_at=_lease_until(lease)
     )
 
 

@@ -8,6 +8,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from portal.access.choices import AccountSource, MembershipSource, Role, TokenScope
+from portal.core import sizes
 
 
 class Team(models.Model):
@@ -107,7 +108,7 @@ class LdapGroupRole(models.Model):
     """Members of an LDAP group get a role in a team, refreshed at each sign-in."""
 
     group_dn = models.CharField(
-        max_length=300, help_text="e.g. cn=shop-leads,ou=groups,dc=example,dc=com"
+        max_length=sizes.LINE, help_text="e.g. cn=shop-leads,ou=groups,dc=example,dc=com"
     )
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="ldap_groups")
     role = models.CharField(max_length=16, choices=Role.choices)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from portal.audit.choices import ActorType
 from portal.audit.models import AuditEvent
+from portal.core import sizes
 from portal.core.addresses import client_ip
 from portal.core.logs import REQUEST_ID
 
@@ -67,7 +68,7 @@ class RequestContext:
         return cls(
             request_id=getattr(request, "request_id", "") or "",
             ip=client_ip(request),
-            user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:300],
+            user_agent=(request.META.get("HTTP_USER_AGENT") or "")[: sizes.LINE],
         )
 
 
@@ -174,11 +175,11 @@ def audit_record(
             created_at=timezone.now(),
             actor_type=actor.type,
             actor_id=actor.id,
-            actor_name=actor.name[:200],
+            actor_name=actor.name[: sizes.QUOTE],
             action=action,
             target_type=target._meta.label if target is not None else "",
             target_id=str(target.pk) if target is not None else "",
-            target_repr=str(target)[:300] if target is not None else "",
+            target_repr=str(target)[: sizes.LINE] if target is not None else "",
             before=_normalise(before),
             after=_normalise(after),
             request_id=context.request_id or "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import models
 
 from portal.audit.choices import ActorType
+from portal.core import sizes
 
 
 class AuditCheck(models.Model):
@@ -16,7 +17,7 @@ class AuditCheck(models.Model):
     ok = models.BooleanField()
     events = models.PositiveBigIntegerField(help_text="Events verified before any break.")
     broken_event_id = models.BigIntegerField(null=True, blank=True)
-    reason = models.CharField(max_length=300, blank=True)
+    reason = models.CharField(max_length=sizes.LINE, blank=True)
     trigger = models.CharField(max_length=30, help_text="command, beat or an admin's name")
 
     class Meta:
@@ -56,16 +57,16 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField()
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
-    actor_name = models.CharField(max_length=200)
+    actor_name = models.CharField(max_length=sizes.QUOTE)
     action = models.CharField(max_length=100, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
-    target_repr = models.CharField(max_length=300, blank=True)
+    target_repr = models.CharField(max_length=sizes.LINE, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
+    user_agent = models.CharField(max_length=sizes.LINE, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
     key_id = models.CharField(

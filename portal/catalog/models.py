@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from portal.access.models import Team
+from portal.core import sizes
 from portal.core.crypto import EncryptedTextField
 from portal.core.images import default_image_values, validate_image_values
 
@@ -36,7 +37,7 @@ class JenkinsServer(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     url = models.CharField(
-        max_length=300,
+        max_length=sizes.LINE,
         validators=[http_url],
         help_text="Base URL, e.g. https://jenkins.example.com/",
     )
@@ -54,7 +55,7 @@ class Registry(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     url = models.CharField(
-        max_length=300,
+        max_length=sizes.LINE,
         validators=[http_url],
         help_text="The registry's API root, e.g. https://harbor.example.com",
     )
@@ -79,18 +80,20 @@ class Service(models.Model):
     slug = models.SlugField(unique=True, validators=[dns_label])
     name = models.CharField(max_length=100)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
-    repository_url = models.CharField(max_length=500, blank=True)
+    repository_url = models.CharField(max_length=sizes.PARAGRAPH, blank=True)
     jenkins_server = models.ForeignKey(
         JenkinsServer, on_delete=models.PROTECT, null=True, blank=True, related_name="services"
     )
     jenkins_job = models.CharField(
-        max_length=300, blank=True, help_text="Job path; '/' separates folders, e.g. team/app."
+        max_length=sizes.LINE,
+        blank=True,
+        help_text="Job path; '/' separates folders, e.g. team/app.",
     )
     chart = models.CharField(
-        max_length=300, help_text="Helm chart reference: a path, repo/chart or oci:// URL."
+        max_length=sizes.LINE, help_text="Helm chart reference: a path, repo/chart or oci:// URL."
     )
     chart_version = models.CharField(max_length=50, blank=True)
-    image_repository = models.CharField(max_length=300, help_text="e.g. registry/team/app")
+    image_repository = models.CharField(max_length=sizes.LINE, help_text="e.g. registry/team/app")
     default_values = models.JSONField(default=dict, blank=True)
     image_values = models.JSONField(
         default=default_image_values,
@@ -180,7 +183,7 @@ class DeploymentTarget(models.Model):
     )
     drift_checked_at = models.DateTimeField(null=True, blank=True)
     adopted_release = models.CharField(
-        max_length=200,
+        max_length=sizes.QUOTE,
         blank=True,
         help_text="A Helm release installed without Slipway that a platform admin let this "
         "target take over, as cluster id/namespace/release (it counts only while the target "
@@ -379,7 +382,7 @@ class Freeze(models.Model):
     )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
-    reason = models.CharField(max_length=300)
+    reason = models.CharField(max_length=sizes.LINE)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

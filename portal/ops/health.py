@@ -23,6 +23,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from portal.core import sizes
 from portal.ops.metrics import registry
 
 
@@ -65,7 +66,9 @@ def readyz(request):
         try:
             checks[name] = check()
         except Exception as exc:
-            checks[name] = f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            checks[name] = (
+                f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][: sizes.QUOTE]}"
+            )
     if checks["database"] == "ok":
         try:
             checks["migrations"] = _migrations()

@@ -19,6 +19,7 @@ from portal.audit.chain import Actor, RequestContext
 from portal.audit.models import AuditEvent
 from portal.catalog.freezes import freeze_create, freeze_delete, visible_freezes
 from portal.catalog.models import Environment, Freeze
+from portal.core import sizes
 from portal.web.api_defaults import CSVRenderer, Page, ProblemJSONRenderer
 from portal.web.drf import ApiView
 
@@ -124,7 +125,7 @@ class FreezeInput(serializers.Serializer):
     )
     starts_at = serializers.DateTimeField(required=False, help_text="Default: now.")
     ends_at = serializers.DateTimeField()
-    reason = serializers.CharField(max_length=300)
+    reason = serializers.CharField(max_length=sizes.LINE)
 
 
 def _environment(slug: str) -> Environment:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.core import sizes
 from portal.web.models import IdempotencyKey
 
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -111,7 +112,7 @@ def idempotency_complete(
         idempotency_release(claim)
         return
     IdempotencyKey.objects.filter(pk=claim.pk).update(
-        status_code=status_code, body=body, location=location[:500]
+        status_code=status_code, body=body, location=location[: sizes.PARAGRAPH]
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from portal.core import sizes
+
 
 class IdempotencyKey(models.Model):
     """A request that must act once: its caller's key, what it asked, and its first answer.
@@ -21,7 +23,7 @@ class IdempotencyKey(models.Model):
         null=True, blank=True, help_text="Empty while the first request runs."
     )
     body = models.JSONField(null=True, blank=True)
-    location = models.CharField(max_length=500, blank=True)
+    location = models.CharField(max_length=sizes.PARAGRAPH, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

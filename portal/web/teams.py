@@ -29,6 +29,7 @@ from portal.catalog.targets import (
     target_adopt_release,
     target_save,
 )
+from portal.core import sizes
 from portal.core.errors import Refused
 from portal.web.once import acts_once
 
@@ -44,7 +45,7 @@ class FreezeForm(forms.Form):
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("order"))
     starts_at = forms.DateTimeField(label="From (UTC)", widget=LOCAL)
     ends_at = forms.DateTimeField(label="Until (UTC)", widget=LOCAL)
-    reason = forms.CharField(max_length=300)
+    reason = forms.CharField(max_length=sizes.LINE)
 
 
 class TargetForm(forms.ModelForm):

@@ -14,6 +14,7 @@ from portal.access.choices import Role, TokenScope
 from portal.access.permissions import require_role
 from portal.audit.chain import actor_and_context
 from portal.catalog.models import Environment
+from portal.core import sizes
 from portal.web.drf import ApiView
 from portal.web.limits import api_rate
 from releases import selectors
@@ -42,7 +43,7 @@ class GatesOutput(serializers.Serializer):
 
 
 class TickInput(serializers.Serializer):
-    note = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    note = serializers.CharField(max_length=sizes.LINE, required=False, allow_blank=True)
 
 
 def _stored(state) -> dict:

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from portal.core import sizes
 from releases.choices import DeploymentKind
 from releases.models import Deployment, Release
 
@@ -178,7 +179,7 @@ class ServiceDetailOutput(ServiceOutput):
 
 
 class ReleaseInput(serializers.Serializer):
-    ref = serializers.CharField(max_length=200)
+    ref = serializers.CharField(max_length=sizes.QUOTE)
     deploy_to = serializers.SlugField(
         required=False,
         help_text="First environment's slug, to deploy as soon as the build succeeds.",
@@ -189,13 +190,13 @@ class DeploymentInput(serializers.Serializer):
     environment = serializers.SlugField()
     kind = serializers.ChoiceField(choices=DeploymentKind.choices, default=DeploymentKind.PROMOTE)
     freeze_override = serializers.CharField(
-        max_length=300,
+        max_length=sizes.LINE,
         required=False,
         allow_blank=True,
         help_text="A lead's reason to deploy while the environment is frozen.",
     )
     gate_override = serializers.CharField(
-        max_length=300,
+        max_length=sizes.LINE,
         required=False,
         allow_blank=True,
         help_text="A lead's reason to promote although promotion gates fail.",
@@ -203,15 +204,15 @@ class DeploymentInput(serializers.Serializer):
 
 
 class DecisionInput(serializers.Serializer):
-    comment = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    comment = serializers.CharField(max_length=sizes.PARAGRAPH, required=False, allow_blank=True)
     freeze_override = serializers.CharField(
-        max_length=300,
+        max_length=sizes.LINE,
         required=False,
         allow_blank=True,
         help_text="A lead's reason to start it while the environment is frozen.",
     )
     gate_override = serializers.CharField(
-        max_length=300,
+        max_length=sizes.LINE,
         required=False,
         allow_blank=True,
         help_text="A lead's reason to approve although promotion gates fail.",

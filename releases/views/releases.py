@@ -17,6 +17,7 @@ from portal.access.permissions import has_role
 from portal.audit.chain import actor_and_context
 from portal.audit.reads import events_of
 from portal.catalog.models import Environment
+from portal.core import sizes
 from portal.web.limits import over_rate
 from portal.web.once import acts_once
 from releases import preview, selectors
@@ -249,7 +250,7 @@ def release_gate_tick(request, pk: int, gate: int):
             gate=found,
             release=release,
             user=request.user,
-            note=request.POST.get("note", "")[:300],
+            note=request.POST.get("note", "")[: sizes.LINE],
             **actor_and_context(request),
         )
         messages.success(request, f"{found.name}: ticked.")
