@@ -16,8 +16,8 @@ from portal.access.permissions import role_in_team, visible_teams
 from portal.access.teams import require_team_admin
 from portal.audit.chain import actor_and_context
 from portal.core import sizes
-from portal.core.errors import Refused
 from portal.web.once import acts_once
+from portal.web.pages import refusals_as_messages
 
 
 class ChannelForm(forms.Form):
@@ -66,12 +66,9 @@ def team_channel_create(request, slug: str):
         errors = "; ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items())
         messages.error(request, f"Channel not added: {errors}")
         return redirect("team-notifications", slug=slug)
-    try:
+    with refusals_as_messages(request):
         channel = channel_create(team=team, **form.cleaned_data, **actor_and_context(request))
-    except Refused as exc:
-        messages.error(request, str(exc))
-        return redirect("team-notifications", slug=slug)
-    messages.success(request, f"Channel {channel.name} added.")
+        messages.success(request, f"Channel {channel.name} added.")
     return redirect("team-notifications", slug=slug)
 
 

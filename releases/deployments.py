@@ -8,8 +8,9 @@ build waits its turn (`queued`) when the environment is busy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from doors.registry import RegistryError, RegistryUnreachable, image_check
 from portal.access.choices import Role
@@ -103,6 +104,18 @@ def freeze_check(
     return {"freeze": freeze.pk, "reason": reason[: sizes.LINE], "by": user.get_username()}
 
 
+def _one_transaction(work: Callable[[], Deployment]) -> Deployment:
+    """Run an action's checks and writes in one transaction. A refusal still commits what
+    its checks recorded (each gate's result, shown on the release page) and is raised
+    after; any other error undoes everything."""
+    with transaction.atomic():
+        try:
+            return work()
+        except ReleaseRefused as exc:
+            refusal = exc
+    raise refusal
+
+
 def deployment_start(
     *,
     release: Release,
@@ -117,48 +130,56 @@ def deployment_start(
 ) -> Deployment:
     """Deploy a built release to an environment: the same image digest, never a rebuild.
 
-    The path rule (promotion.py) and freezes are checked here, again on approval and
-    again when the worker starts. `wait_if_busy`: queue behind a running deployment
-    instead of refusing. `freeze_override`: a lead's reason to deploy during a freeze.
+    The path rule (promotion.py), freezes, the registry and the gates are checked in the
+    transaction that records the request, again on approval and again when the worker
+    starts. `wait_if_busy`: queue behind a running deployment instead of refusing.
+    `freeze_override`, `gate_override`: a lead's reason to deploy anyway.
     """
-    check_deployable(release=release, environment=environment, kind=kind)
-    override = freeze_check(
-        service=release.service, environment=environment, user=user, override_reason=freeze_override
-    )
-    target = (
-        DeploymentTarget.objects.select_related("cluster")
-        .filter(service=release.service_id, environment=environment)
-        .first()
-    )
-    if target is None:
-        raise ReleaseRefused(f"{release.service.name} has no target in {environment.name}.")
-    if kind != DeploymentKind.DEPLOY:
-        _image_in_registry(release)
-    gates = gates_enforce(
-        release=release,
-        environment=environment,
-        kind=kind,
-        user=user,
-        override_reason=gate_override,
-    )
-    status = (
-        DeploymentStatus.AWAITING_APPROVAL
-        if needs_approval(environment, kind)
-        else DeploymentStatus.PENDING
-    )
-    request = {"kind": kind, "actor": actor, "user": user, "context": context, "override": override,
-               "gates": gates}  # fmt: skip
-    try:
-        return _create(release, environment, target, status, **request)
-    except IntegrityError as exc:
-        if _violated(exc) == WAITING_CONSTRAINT:
+
+    def start() -> Deployment:
+        check_deployable(release=release, environment=environment, kind=kind)
+        override = freeze_check(
+            service=release.service,
+            environment=environment,
+            user=user,
+            override_reason=freeze_override,
+        )
+        target = (
+            DeploymentTarget.objects.select_related("cluster")
+            .filter(service=release.service_id, environment=environment)
+            .first()
+        )
+        if target is None:
+            raise ReleaseRefused(f"{release.service.name} has no target in {environment.name}.")
+        if kind != DeploymentKind.DEPLOY:
+            _image_in_registry(release)
+        gates = gates_enforce(
+            release=release,
+            environment=environment,
+            kind=kind,
+            user=user,
+            override_reason=gate_override,
+        )
+        status = (
+            DeploymentStatus.AWAITING_APPROVAL
+            if needs_approval(environment, kind)
+            else DeploymentStatus.PENDING
+        )
+        request = {"kind": kind, "actor": actor, "user": user, "context": context,
+                   "override": override, "gates": gates}  # fmt: skip
+        try:
+            return _create(release, environment, target, status, **request)
+        except IntegrityError as exc:
+            if _violated(exc) == WAITING_CONSTRAINT:
+                raise Conflict(_waiting_message(release, environment)) from exc
+            if not wait_if_busy:
+                raise DeploymentBusy(busy_message(release.service_id, environment)) from exc
+        try:
+            return _create(release, environment, target, DeploymentStatus.QUEUED, **request)
+        except IntegrityError as exc:
             raise Conflict(_waiting_message(release, environment)) from exc
-        if not wait_if_busy:
-            raise DeploymentBusy(busy_message(release.service_id, environment)) from exc
-    try:
-        return _create(release, environment, target, DeploymentStatus.QUEUED, **request)
-    except IntegrityError as exc:
-        raise Conflict(_waiting_message(release, environment)) from exc
+
+    return _one_transaction(start)
 
 
 def _image_in_registry(release: Release) -> None:
@@ -208,25 +229,21 @@ def _create(
                 "status": status,
             },
         )
-        if override:
-            audit_record(
-                actor=actor,
-                action=Catalog.FREEZE_OVERRIDE,
-                target=deployment,
-                context=context,
-                after=override,
-            )
-        if gates:
-            audit_record(
-                actor=actor,
-                action=Engine.GATE_OVERRIDE,
-                target=deployment,
-                context=context,
-                after=gates,
-            )
+        for action, value in ((Catalog.FREEZE_OVERRIDE, override), (Engine.GATE_OVERRIDE, gates)):
+            if value:
+                audit_record(
+                    actor=actor, action=action, target=deployment, context=context, after=value
+                )
         if status == DeploymentStatus.PENDING:
             dispatch.advance_deployment(deployment)
     return deployment
+
+
+def _record_override(deployment: Deployment, field: str, value: dict, action, **who) -> None:
+    """Store a lead's override on the deployment and audit it."""
+    Deployment.objects.filter(pk=deployment.pk).update(**{field: value})
+    setattr(deployment, field, value)
+    audit_record(action=action, target=deployment, after=value, **who)
 
 
 def deployment_decide(
@@ -241,81 +258,72 @@ def deployment_decide(
     gate_override: str = "",
 ) -> Deployment:
     """A lead approves (the deployment takes the environment's slot and starts) or rejects
-    (it is cancelled). Approving a busy or frozen environment is refused and the request
-    waits on (a lead may override a freeze with a reason)."""
-    refusal = decision_refusal(deployment=deployment, user=user)
-    if refusal:
-        raise refusal
-    override = None
-    if approve:
-        check_deployable(
-            release=deployment.release, environment=deployment.environment, kind=deployment.kind
-        )
-        if deployment.freeze_override is None:
-            override = freeze_check(
-                service=deployment.service,
+    (it is cancelled). The checks run again, in the transaction of the decision: approving
+    a busy or frozen environment is refused and the request waits on (a lead may override
+    a freeze or the gates with a reason)."""
+
+    def decide() -> Deployment:
+        refusal = decision_refusal(deployment=deployment, user=user)
+        if refusal:
+            raise refusal
+        override = gates = None
+        if approve:
+            check_deployable(
+                release=deployment.release,
                 environment=deployment.environment,
-                user=user,
-                override_reason=freeze_override,
+                kind=deployment.kind,
             )
-    gates = None
-    if approve and deployment.gate_override is None:
-        # The gates are checked again: Beta may have gone bad since the request.
-        gates = gates_enforce(
-            release=deployment.release,
-            environment=deployment.environment,
-            kind=deployment.kind,
-            user=user,
-            override_reason=gate_override,
-        )
-    to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
-    reason = "" if approve else f"{REJECTED_BY} {user.get_username()}: {comment}".strip(": ")
-    try:
-        with transaction.atomic():
+            if deployment.freeze_override is None:
+                override = freeze_check(
+                    service=deployment.service,
+                    environment=deployment.environment,
+                    user=user,
+                    override_reason=freeze_override,
+                )
+            if deployment.gate_override is None:
+                # The gates are checked again: Beta may have gone bad since the request.
+                gates = gates_enforce(
+                    release=deployment.release,
+                    environment=deployment.environment,
+                    kind=deployment.kind,
+                    user=user,
+                    override_reason=gate_override,
+                )
+        to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
+        reason = "" if approve else f"{REJECTED_BY} {user.get_username()}: {comment}".strip(": ")
+        said = comment[: sizes.PARAGRAPH]
+        with transaction.atomic():  # a savepoint: a busy environment undoes only this
             if not deployment_transition(
                 deployment=deployment,
                 to=to,
                 actor=actor,
                 reason=reason,
                 context=context,
-                note={"comment": comment[: sizes.PARAGRAPH]} if comment else None,
+                note={"comment": said} if comment else None,
             ):
                 raise Conflict(f"Deployment #{deployment.pk} was decided or withdrawn meanwhile.")
             Approval.objects.create(
-                deployment=deployment,
-                decided_by=user,
-                approved=approve,
-                comment=comment[: sizes.PARAGRAPH],
+                deployment=deployment, decided_by=user, approved=approve, comment=said
             )
+            who = {"actor": actor, "context": context}
             if gates:
-                Deployment.objects.filter(pk=deployment.pk).update(gate_override=gates)
-                deployment.gate_override = gates
-                audit_record(
-                    actor=actor,
-                    action=Engine.GATE_OVERRIDE,
-                    target=deployment,
-                    context=context,
-                    after=gates,
-                )
+                _record_override(deployment, "gate_override", gates, Engine.GATE_OVERRIDE, **who)
             if override:
-                Deployment.objects.filter(pk=deployment.pk).update(freeze_override=override)
-                deployment.freeze_override = override
-                audit_record(
-                    actor=actor,
-                    action=Catalog.FREEZE_OVERRIDE,
-                    target=deployment,
-                    context=context,
-                    after=override,
+                _record_override(
+                    deployment, "freeze_override", override, Catalog.FREEZE_OVERRIDE, **who
                 )
             if approve:
                 dispatch.advance_deployment(deployment)
+        return deployment
+
+    try:
+        return _one_transaction(decide)
     except IntegrityError as exc:
         deployment.status = DeploymentStatus.AWAITING_APPROVAL
         raise DeploymentBusy(
             busy_message(deployment.service_id, deployment.environment)
             + " The request keeps waiting for approval."
         ) from exc
-    return deployment
 
 
 def deployment_withdraw(
@@ -338,71 +346,3 @@ def deployment_withdraw(
             "only a waiting or pending deployment can be withdrawn."
         )
     return deployment
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def deployment_expire_waiting() -> list[int]:
-    """End requests nobody decided within their environment's approval timeout."""
-    expired = []
-    now = timezone.now()
-    waiting = Deployment.objects.select_related("environment").filter(
-        status=DeploymentStatus.AWAITING_APPROVAL
-    )
-    for deployment in waiting:
-        timeout = deployment.environment.approval_timeout_seconds
-        if deployment.created_at + timezone.timedelta(seconds=timeout) > now:
-            continue
-        if deployment_transition(
-            deployment=deployment,
-            to=DeploymentStatus.CANCELLED,
-            reason=f"Expired: no lead approved or rejected it within {_duration(timeout)}.",
-        ):
-            expired.append(deployment.pk)
-    return expired
-
-
-def deployment_start_waiting(*, service_id: int, environment_id: int) -> Deployment | None:
-    """Start the oldest deployment queued for this service and environment, if the
-    environment is free; otherwise leave it queued for the next try."""
-    if Deployment.objects.filter(
-        service_id=service_id, environment_id=environment_id, status__in=DEPLOYMENT_RUNNING
-    ).exists():
-        return None
-    queued = (
-        Deployment.objects.filter(
-            service_id=service_id, environment_id=environment_id, status=DeploymentStatus.QUEUED
-        )
-        .order_by("id")
-        .first()
-    )
-    if queued is None:
-        return None
-    try:
-        with transaction.atomic():
-            if not deployment_transition(deployment=queued, to=DeploymentStatus.PENDING):
-                return None
-            dispatch.advance_deployment(queued)
-    except IntegrityError:
-        return None  # someone took the slot meanwhile; their end starts us
-    return queued
-
-
-def deployment_start_all_waiting() -> list[int]:
-    """Safety net run by beat: start queued deployments whose environment is free."""
-    pairs = (
-        Deployment.objects.filter(status=DeploymentStatus.QUEUED)
-        .values_list("service_id", "environment_id")
-        .distinct()
-    )
-    started = []
-    for service_id, environment_id in pairs:
-        deployment = deployment_start_waiting(service_id=service_id, environment_id=environment_id)
-        if deployment is not None:
-            started.append(deployment.pk)
-    return started

@@ -23,7 +23,7 @@ from portal.catalog.models import DeploymentTarget, Environment
 from portal.core import queues, sizes
 from portal.core.errors import DoorError
 from portal.core.queues import Task
-from releases import builds, deploy_steps, deployments, dispatch, drift, preview, transitions
+from releases import builds, deploy_steps, dispatch, drift, preview, transitions, waiting
 from releases.models import Deployment, Release
 from releases.transitions import Step
 
@@ -170,9 +170,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
 )
 def deployment_start_waiting(service_id: int, environment_id: int) -> int | None:
     """An environment freed up: start the deployment waiting longest for it."""
-    started = deployments.deployment_start_waiting(
-        service_id=service_id, environment_id=environment_id
-    )
+    started = waiting.deployment_start_waiting(service_id=service_id, environment_id=environment_id)
     return started.pk if started else None
 
 
@@ -214,8 +212,8 @@ def release_resume_stale() -> dict[str, list[int]]:
     return {
         "releases": transitions.release_resume_stale(),
         "deployments": transitions.deployment_resume_stale(),
-        "started": deployments.deployment_start_all_waiting(),
-        "expired": deployments.deployment_expire_waiting(),
+        "started": waiting.deployment_start_all_waiting(),
+        "expired": waiting.deployment_expire_waiting(),
     }
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import Http404
 
 from portal.access.permissions import team_roles
-from portal.catalog.models import Service
+from portal.catalog.models import Environment, Service
 
 
 def visible_services(user) -> QuerySet[Service]:
@@ -16,3 +17,11 @@ def visible_services(user) -> QuerySet[Service]:
     if user.is_superuser:
         return services
     return services.filter(team_id__in=list(team_roles(user)))
+
+
+def environment_or_404(slug: str) -> Environment:
+    """The environment named `slug`; a 404 naming it otherwise (pages and API alike)."""
+    environment = Environment.objects.filter(slug=slug).first()
+    if environment is None:
+        raise Http404(f"No environment {slug!r}.")
+    return environment

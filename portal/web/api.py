@@ -7,7 +7,6 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -18,7 +17,8 @@ from portal.audit import reads as audit_reads
 from portal.audit.chain import Actor, RequestContext
 from portal.audit.models import AuditEvent
 from portal.catalog.freezes import freeze_create, freeze_delete, visible_freezes
-from portal.catalog.models import Environment, Freeze
+from portal.catalog.models import Freeze
+from portal.catalog.selectors import environment_or_404
 from portal.core import sizes
 from portal.web.api_defaults import CSVRenderer, Page, ProblemJSONRenderer
 from portal.web.drf import ApiView
@@ -52,22 +52,7 @@ class MeApi(ApiView):
 class AuditEventOutput(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "actor_type",
-            "actor_name",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "before",
-            "after",
-            "request_id",
-            "ip",
-            "prev_hash",
-            "hash",
-        ]
+        fields = audit_reads.COLUMNS
 
 
 class AuditEventListApi(generics.ListAPIView, ApiView):
@@ -128,13 +113,6 @@ class FreezeInput(serializers.Serializer):
     reason = serializers.CharField(max_length=sizes.LINE)
 
 
-def _environment(slug: str) -> Environment:
-    environment = Environment.objects.filter(slug=slug).first()
-    if environment is None:
-        raise NotFound(f"No environment {slug!r}.")
-    return environment
-
-
 class FreezeListApi(generics.ListAPIView, ApiView):
     """Freezes of an environment that cover the caller's teams (current and planned
     first); POST makes one (a lead of the team, or a site admin for every team)."""
@@ -145,7 +123,7 @@ class FreezeListApi(generics.ListAPIView, ApiView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema is being generated
             return Freeze.objects.none()
-        environment = _environment(self.kwargs["slug"])
+        environment = environment_or_404(self.kwargs["slug"])
         return (
             visible_freezes(self.request.user)
             .filter(environment=environment, ends_at__gt=timezone.now())
@@ -154,7 +132,7 @@ class FreezeListApi(generics.ListAPIView, ApiView):
 
     @extend_schema(request=FreezeInput, responses={201: FreezeOutput})
     def post(self, request, slug: str):
-        environment = _environment(slug)
+        environment = environment_or_404(slug)
         data = FreezeInput(data=request.data)
         data.is_valid(raise_exception=True)
         team = None

@@ -30,8 +30,8 @@ from portal.catalog.targets import (
     target_save,
 )
 from portal.core import sizes
-from portal.core.errors import Refused
 from portal.web.once import acts_once
+from portal.web.pages import refusals_as_messages
 
 LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -131,11 +131,6 @@ def team_detail(request, slug: str):
     )
 
 
-def _refused(request, exc: Refused, slug: str):
-    messages.error(request, str(exc))
-    return redirect("team-detail", slug=slug)
-
-
 @login_required
 @require_POST
 @acts_once
@@ -146,18 +141,16 @@ def team_member_set(request, slug: str):
     if not form.is_valid():
         messages.error(request, "Give a username and a role.")
         return redirect("team-detail", slug=slug)
-    try:
+    with refusals_as_messages(request):
         membership_set(
             team=team,
             by=request.user.get_username(),
             **form.cleaned_data,
             **actor_and_context(request),
         )
-    except Refused as exc:
-        return _refused(request, exc, slug)
-    messages.success(
-        request, f"{form.cleaned_data['username']} is {form.cleaned_data['role']} in {team}."
-    )
+        messages.success(
+            request, f"{form.cleaned_data['username']} is {form.cleaned_data['role']} in {team}."
+        )
     return redirect("team-detail", slug=slug)
 
 
@@ -198,15 +191,11 @@ def team_target_save(request, slug: str, pk: int | None = None):
             + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
         )
         return redirect("team-detail", slug=slug)
-    try:
+    with refusals_as_messages(request):  # a missing role stays a 403 page
         target = target_save(
             target=form.save(commit=False), user=request.user, **actor_and_context(request)
         )
-    except RoleMissing:
-        raise  # a 403 page naming the role, not a message on the team page
-    except Refused as exc:
-        return _refused(request, exc, slug)
-    messages.success(request, f"Saved {target}.")
+        messages.success(request, f"Saved {target}.")
     return redirect("team-detail", slug=slug)
 
 
@@ -242,15 +231,13 @@ def team_freeze_create(request, slug: str):
             + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
         )
         return redirect("team-detail", slug=slug)
-    try:
+    with refusals_as_messages(request):
         freeze_create(
             team=team, user=request.user, **form.cleaned_data, **actor_and_context(request)
         )
-    except Refused as exc:
-        return _refused(request, exc, slug)
-    messages.success(
-        request, f"{form.cleaned_data['environment']} is frozen for {team}'s services."
-    )
+        messages.success(
+            request, f"{form.cleaned_data['environment']} is frozen for {team}'s services."
+        )
     return redirect("team-detail", slug=slug)
 
 
@@ -263,11 +250,9 @@ def team_freeze_delete(request, slug: str, pk: int):
     freeze = get_object_or_404(
         Freeze.objects.select_related("environment", "team"), team=team, pk=pk
     )
-    try:
+    with refusals_as_messages(request):
         freeze_delete(freeze=freeze, user=request.user, **actor_and_context(request))
-    except Refused as exc:
-        return _refused(request, exc, slug)
-    messages.success(request, "Freeze ended.")
+        messages.success(request, "Freeze ended.")
     return redirect("team-detail", slug=slug)
 
 
@@ -317,7 +302,7 @@ def token_create(request):
             f"{settings.SLIPWAY_TOKEN_MAX_DAYS} days.",
         )
         return redirect("tokens")
-    try:
+    with refusals_as_messages(request):
         token, raw = token_issue(
             user=request.user,
             name=form.cleaned_data["name"],
@@ -325,11 +310,8 @@ def token_create(request):
             expires_at=timezone.now() + timezone.timedelta(days=form.cleaned_data["days"]),
             **actor_and_context(request),
         )
-    except Refused as exc:
-        messages.error(request, str(exc))
-        return redirect("tokens")
-    # Shown once, on the next page only: never stored but as its hash.
-    request.session["slipway_new_token"] = {"name": token.name, "value": raw}
+        # Shown once, on the next page only: never stored but as its hash.
+        request.session["slipway_new_token"] = {"name": token.name, "value": raw}
     return redirect("tokens")
 
 

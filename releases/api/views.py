@@ -10,14 +10,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from portal.access.choices import Role, TokenScope
 from portal.access.permissions import require_role, visible
 from portal.audit.chain import actor_and_context
 from portal.catalog.models import Environment
-from portal.catalog.selectors import visible_services
+from portal.catalog.selectors import environment_or_404, visible_services
 from portal.web.api_defaults import Page
 from portal.web.drf import ApiView
 from portal.web.limits import require_scope
@@ -58,13 +58,6 @@ def _deployments(request):
         ),
         request.user,
     )
-
-
-def _environment(slug: str) -> Environment:
-    environment = Environment.objects.filter(slug=slug).first()
-    if environment is None:
-        raise NotFound(f"No environment {slug!r}.")
-    return environment
 
 
 class ServiceListApi(generics.ListAPIView, ApiView):
@@ -125,7 +118,7 @@ class ReleaseCreateApi(ApiView):
         release = release_create(
             service=service,
             ref=data.validated_data["ref"],
-            deploy_to=_environment(deploy_to) if deploy_to else None,
+            deploy_to=environment_or_404(deploy_to) if deploy_to else None,
             user=request.user,
             **actor_and_context(request),
         )
@@ -177,7 +170,7 @@ class DeploymentCreateApi(ApiView):
             require_scope(request, TokenScope.APPROVE, "Overriding a freeze or a gate")
         deployment = deployment_start(
             release=release,
-            environment=_environment(data.validated_data["environment"]),
+            environment=environment_or_404(data.validated_data["environment"]),
             kind=kind,
             user=request.user,
             freeze_override=data.validated_data.get("freeze_override", ""),

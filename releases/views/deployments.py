@@ -12,9 +12,9 @@ from django.views.decorators.http import require_POST
 from portal.audit.chain import actor_and_context
 from portal.audit.reads import events_of
 from portal.web.once import acts_once
+from portal.web.pages import refusals_as_messages
 from releases import selectors
 from releases.deployments import deployment_decide, deployment_withdraw
-from releases.errors import ReleaseRefused
 from releases.preview import merge_values
 from releases.views.common import deployment_or_404
 
@@ -35,7 +35,7 @@ def deployment_decide_view(request, pk: int):
     decision = request.POST.get("decision")
     if decision not in ("approve", "reject"):
         return HttpResponse("decision must be approve or reject", status=400)
-    try:
+    with refusals_as_messages(request):
         deployment_decide(
             deployment=deployment,
             user=request.user,
@@ -45,8 +45,6 @@ def deployment_decide_view(request, pk: int):
             **actor_and_context(request),
         )
         messages.success(request, f"Deployment #{deployment.pk} {decision}d.")
-    except ReleaseRefused as exc:
-        messages.error(request, str(exc))
     return _back(request, deployment)
 
 
@@ -55,11 +53,9 @@ def deployment_decide_view(request, pk: int):
 @acts_once
 def deployment_withdraw_view(request, pk: int):
     deployment = deployment_or_404(request, pk)
-    try:
+    with refusals_as_messages(request):
         deployment_withdraw(deployment=deployment, user=request.user, **actor_and_context(request))
         messages.success(request, f"Deployment #{deployment.pk} withdrawn.")
-    except ReleaseRefused as exc:
-        messages.error(request, str(exc))
     return _back(request, deployment)
 
 

@@ -20,6 +20,7 @@ from portal.catalog.models import Environment
 from portal.core import sizes
 from portal.web.limits import over_rate
 from portal.web.once import acts_once
+from portal.web.pages import refusals_as_messages
 from releases import preview, selectors
 from releases.builds import release_cancel
 from releases.choices import (
@@ -30,7 +31,6 @@ from releases.choices import (
     DeploymentStatus,
 )
 from releases.deployments import deployment_start
-from releases.errors import ReleaseRefused
 from releases.gates import checklist_tick, describe_failed, gates_check
 from releases.models import PromotionGate
 from releases.promotion import (
@@ -184,7 +184,7 @@ def release_deploy(request, pk: int):
         return HttpResponse("kind must be deploy, promote or rollback", status=400)
     require(request, release.service, deployment_role_needed(kind))
     environment = get_object_or_404(Environment, slug=request.POST.get("environment", ""))
-    try:
+    with refusals_as_messages(request):
         deployment = deployment_start(
             release=release,
             environment=environment,
@@ -199,8 +199,6 @@ def release_deploy(request, pk: int):
             DeploymentStatus.QUEUED: f" It waits for {environment.name} to free up.",
         }.get(deployment.status, "")
         messages.success(request, f"Deploying release #{release.pk} to {environment.name}.{waits}")
-    except ReleaseRefused as exc:
-        messages.error(request, str(exc))
     return redirect("release-detail", pk=release.pk)
 
 
@@ -210,11 +208,9 @@ def release_deploy(request, pk: int):
 def release_cancel_view(request, pk: int):
     release = release_or_404(request, pk)
     require(request, release.service, Role.DEVELOPER)
-    try:
+    with refusals_as_messages(request):
         release_cancel(release=release, **actor_and_context(request))
         messages.success(request, "Cancelling the build.")
-    except ReleaseRefused as exc:
-        messages.error(request, str(exc))
     return redirect("release-detail", pk=release.pk)
 
 
@@ -245,7 +241,7 @@ def release_gate_tick(request, pk: int, gate: int):
     """A lead ticks a checklist item for this release."""
     release = release_or_404(request, pk)
     found = get_object_or_404(PromotionGate, pk=gate, enabled=True)
-    try:
+    with refusals_as_messages(request):
         checklist_tick(
             gate=found,
             release=release,
@@ -254,6 +250,4 @@ def release_gate_tick(request, pk: int, gate: int):
             **actor_and_context(request),
         )
         messages.success(request, f"{found.name}: ticked.")
-    except ReleaseRefused as exc:
-        messages.error(request, str(exc))
     return redirect("release-detail", pk=release.pk)

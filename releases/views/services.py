@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -12,9 +11,9 @@ from portal.access.permissions import has_role, visible_teams
 from portal.audit.chain import actor_and_context
 from portal.catalog.selectors import visible_services
 from portal.web.once import acts_once
+from portal.web.pages import refusals_as_messages
 from releases import selectors
 from releases.builds import release_create
-from releases.errors import ReleaseRefused
 from releases.views.common import require
 
 
@@ -62,7 +61,8 @@ def release_new(request, slug: str):
     service = get_object_or_404(visible_services(request.user), slug=slug)
     require(request, service, Role.DEVELOPER)
     environments = selectors.service_environments(service=service)
-    try:
+    release = None
+    with refusals_as_messages(request):
         release = release_create(
             service=service,
             ref=request.POST.get("ref", ""),
@@ -70,8 +70,7 @@ def release_new(request, slug: str):
             deploy_to=environments[0] if environments else None,
             **actor_and_context(request),
         )
-    except ReleaseRefused as exc:
-        messages.error(request, str(exc))
+    if release is None:
         return redirect("service-detail", slug=slug)
     return redirect("release-detail", pk=release.pk)
 
