@@ -71,11 +71,15 @@ test-fast: services
 bench: services binaries
 	$(PY) -m bench $(BENCH_ARGS)
 
+# ruff, then the layers (import-linter's contracts in pyproject.toml; see CONTRIBUTING.md).
 lint: install
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
 
 stop:
 	-$(PY) -m devtools.services down
 
-clean: stop
+# Start over: stops the private PostgreSQL and Redis and deletes their data (the
+# database lives outside the checkout), then .local and .venv.
+clean:
+	-[ -x $(PY) ] && $(PY) -m devtools.services remove
 	rm -rf .local .venv

@@ -322,6 +322,20 @@ def down() -> None:
         pidfile.unlink(missing_ok=True)
 
 
+def remove() -> None:
+    """Stop the private instances and delete their data: this checkout's PostgreSQL lives
+    outside the checkout (the postgres user's home), so deleting .local alone leaves it."""
+    down()
+    try:
+        directory = pg_dir()
+    except KeyError:
+        return  # PostgreSQL was never installed here
+    if directory.exists():
+        say(f"deleting the private PostgreSQL in {directory}")
+        shutil.rmtree(directory)
+    ENV_FILE.unlink(missing_ok=True)
+
+
 def main(argv: list[str]) -> None:
     command = argv[0] if argv else "up"
     if command == "up":
@@ -329,8 +343,10 @@ def main(argv: list[str]) -> None:
             say(f"{key}={value}")
     elif command == "down":
         down()
+    elif command == "remove":
+        remove()
     else:
-        sys.exit("usage: python -m devtools.services up|down")
+        sys.exit("usage: python -m devtools.services up|down|remove")
 
 
 if __name__ == "__main__":

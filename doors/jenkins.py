@@ -22,6 +22,7 @@ import jenkins
 import requests
 
 from doors import egress
+from doors.console import decode_console
 from portal.core import sizes
 from portal.core.errors import DoorError
 from portal.core.images import COMMIT_SHA_RE, IMAGE_REFERENCE_RE, is_digest, split_image
@@ -158,39 +159,6 @@ def parse_image_reference(text: str, default_repository: str = "") -> ImageRepor
         return None
     repository = split_image(match.group("repository") or "")[0] or default_repository
     return ImageReport(repository, match.group("digest"), "")
-
-
-def _incomplete_tail(data: bytes) -> int:
-    """How many bytes at the end start a UTF-8 character that the next chunk completes."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 == 0x80:
-            continue  # a continuation byte: look further back for the lead byte
-        if byte < 0x80:
-            return 0
-        needs = (
-            2
-            if byte & 0xE0 == 0xC0
-            else 3
-            if byte & 0xF0 == 0xE0
-            else 4
-            if byte & 0xF8 == 0xF0
-            else 1
-        )
-        return back if needs > back else 0
-    return 0
-
-
-def decode_console(data: bytes, final: bool) -> tuple[str, int]:
-    """The text of console bytes and how many bytes it stands for.
-
-    Whatever the console holds is kept: invalid UTF-8 becomes U+FFFD and NUL bytes (which
-    PostgreSQL text cannot hold) too. A character cut at the end of a chunk is held back
-    for the next one, unless the log is final.
-    """
-    used = len(data) if final else len(data) - _incomplete_tail(data)
-    text = data[:used].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    return text, used
 
 
 class JenkinsClient:

@@ -4,72 +4,24 @@ control API under /_emulator/ for tests and demos (reset, jobs, faults, state)."
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import re
 import secrets
 import sys
-import threading
 import time
-from dataclasses import asdict, dataclass
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from devtools.jenkins_emulator.state import Build, JenkinsState, JobConfig, QueueItem
+from devtools.jenkins_emulator.emulator import Emulator, Fault
+from devtools.jenkins_emulator.shapes import Shapes
+from devtools.jenkins_emulator.state import Build, JobConfig
 
 JENKINS_VERSION = "2.516.3"
 CRUMB_FIELD = "Jenkins-Crumb"
 SESSION_COOKIE = "JSESSIONID.slipway"
-
-
-@dataclass
-class Fault:
-    """For the next `count` requests whose path matches: wait `delay` seconds, then answer
-    `status` (with `body` and `headers`, if given) instead of handling the request; or
-    handle it and hold the answer back `delay_response` seconds (the request took effect,
-    the client may have given up). `body` alone answers 200 with it (a malformed reply)."""
-
-    path: str
-    status: int | None = None
-    delay: float = 0.0
-    delay_response: float = 0.0
-    count: int = 1
-    method: str | None = None
-    body: str | None = None
-    headers: dict[str, str] | None = None
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and re.search(self.path, path)
-
-
-class Emulator:
-    """Shared state of one emulated Jenkins, used by its request handlers."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.users: dict[str, dict[str, str]] = config.get("users", {})
-        self.state = JenkinsState(
-            [JobConfig.from_dict(job) for job in config.get("jobs", [])],
-            executors=int(config.get("executors", 2)),
-            left_item_ttl_seconds=float(config.get("left_item_ttl_seconds", 300)),
-        )
-        self.salt = secrets.token_bytes(16)
-        self.sessions: dict[str, str] = {}
-        self.faults: list[Fault] = []
-        self.lock = threading.Lock()
-
-    def crumb_for(self, session: str, user: str) -> str:
-        return hmac.new(self.salt, f"{session}:{user}".encode(), hashlib.sha256).hexdigest()
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.count > 0 and fault.matches(method, path):
-                    fault.count -= 1
-                    return fault
-        return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -106,6 +58,10 @@ class Handler(BaseHTTPRequestHandler):
         self, data: Any, status: int = 200, headers: dict[str, str] | None = None
     ) -> None:
         self.send(status, json.dumps(data), "application/json;charset=utf-8", headers)
+
+    @property
+    def shapes(self) -> Shapes:
+        return Shapes(self.emulator.state, self.base_url(), self.emulator.faults)
 
     def base_url(self) -> str:
         return f"http://{self.headers.get('Host', '127.0.0.1')}/"
@@ -205,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
                     "numExecutors": state.executors,
                     "useCrumbs": True,
                     "useSecurity": True,
-                    "jobs": [self.job_ref(name) for name in self.children("")],
+                    "jobs": [self.shapes.job_ref(name) for name in self.children("")],
                 }
             )
         if path == "/me/api/json":
@@ -221,7 +177,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.crumb(user)
         if path == "/queue/api/json":
             with state.lock:
-                items = [self.queue_json(i) for i in state.queue.values() if i.left_at is None]
+                items = [
+                    self.shapes.queue_json(i) for i in state.queue.values() if i.left_at is None
+                ]
             return self.send_json({"_class": "hudson.model.Queue", "items": items})
         if path == "/queue/cancelItem" and method == "POST":
             state.cancel(int(query.get("id", "0") or 0))
@@ -230,7 +188,7 @@ class Handler(BaseHTTPRequestHandler):
         if match:
             with state.lock:
                 item = state.queue[int(match.group(1))]
-                data = self.queue_json(item)
+                data = self.shapes.queue_json(item)
             if match.group(2):
                 return self.send_json(data)
             return self.send(200, f"<html><body>Queue item {item.id}</body></html>")
@@ -267,24 +225,6 @@ class Handler(BaseHTTPRequestHandler):
                     names.append(child)
         return names
 
-    def job_url(self, name: str) -> str:
-        return self.base_url() + "".join(f"job/{part}/" for part in name.split("/"))
-
-    def job_ref(self, name: str) -> dict[str, Any]:
-        if name in self.emulator.state.jobs:
-            job = self.emulator.state.jobs[name]
-            return {
-                "_class": "hudson.model.FreeStyleProject",
-                "name": name.split("/")[-1],
-                "url": self.job_url(name),
-                "color": "disabled" if job.disabled else "blue",
-            }
-        return {
-            "_class": "com.cloudbees.hudson.plugins.folder.Folder",
-            "name": name.split("/")[-1],
-            "url": self.job_url(name),
-        }
-
     def job_route(self, method: str, path: str, query: dict[str, str], user: str) -> None:
         parts = path.strip("/").split("/")
         names: list[str] = []
@@ -301,15 +241,15 @@ class Handler(BaseHTTPRequestHandler):
                         "_class": "com.cloudbees.hudson.plugins.folder.Folder",
                         "name": names[-1],
                         "fullName": name,
-                        "url": self.job_url(name),
-                        "jobs": [self.job_ref(child) for child in self.children(name)],
+                        "url": self.shapes.job_url(name),
+                        "jobs": [self.shapes.job_ref(child) for child in self.children(name)],
                     }
                 )
             raise KeyError(name)
         if rest in ("buildWithParameters", "build") and method == "POST":
             return self.trigger(name, rest, query, user)
         if rest == "api/json":
-            return self.send_json(self.job_json(name))
+            return self.send_json(self.shapes.job_json(name))
         if rest == "":
             return self.send(200, f"<html><body>{name} [Jenkins]</body></html>")
         match = re.fullmatch(r"(\d+|lastBuild|lastCompletedBuild)(?:/(.*))?", rest)
@@ -319,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
         action = match.group(2) or ""
         now = time.time()
         if action == "api/json":
-            return self.send_json(self.build_json(build, now))
+            return self.send_json(self.shapes.build_json(build, now))
         if action == "":
             return self.send(200, f"<html><body>{name} #{build.number}</body></html>")
         if action == "consoleText":
@@ -337,7 +277,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, text[start:end], "text/plain;charset=utf-8", headers)
         if action == "stop" and method == "POST":
             state.stop(name, build.number, user)
-            return self.send(302, headers={"Location": f"{self.job_url(name)}{build.number}/"})
+            return self.send(
+                302, headers={"Location": f"{self.shapes.job_url(name)}{build.number}/"}
+            )
         if action.startswith("artifact/"):
             data = build.artifacts(now)[action[len("artifact/") :]]
             return self.send(200, data, "application/octet-stream")
@@ -371,193 +313,6 @@ class Handler(BaseHTTPRequestHandler):
         location = f"{self.base_url()}queue/item/{item.id}/"
         self.send(201 if created else 303, headers={"Location": location})
 
-    def parameters_action(self, parameters: dict[str, str]) -> dict[str, Any]:
-        return {
-            "_class": "hudson.model.ParametersAction",
-            "parameters": [
-                {"_class": "hudson.model.StringParameterValue", "name": k, "value": v}
-                for k, v in parameters.items()
-            ],
-        }
-
-    def cause_action(self, user: str) -> dict[str, Any]:
-        return {
-            "_class": "hudson.model.CauseAction",
-            "causes": [
-                {
-                    "_class": "hudson.model.Cause$UserIdCause",
-                    "shortDescription": f"Started by user {user}",
-                    "userId": user,
-                    "userName": user,
-                }
-            ],
-        }
-
-    def queue_json(self, item: QueueItem) -> dict[str, Any]:
-        state = self.emulator.state
-        now = time.time()
-        why = state.why(item, now)
-        data: dict[str, Any] = {
-            "actions": [self.parameters_action(item.parameters), self.cause_action(item.user)],
-            "id": item.id,
-            "inQueueSince": int(item.queued * 1000),
-            "params": "".join(f"\n{k}={v}" for k, v in item.parameters.items()),
-            "stuck": False,
-            "task": self.job_ref(item.job),
-            "url": f"queue/item/{item.id}/",
-            "why": why,
-            "blocked": False,
-            "buildable": False,
-        }
-        if item.left_at is not None:
-            data["_class"] = "hudson.model.Queue$LeftItem"
-            data["cancelled"] = item.cancelled
-            data["executable"] = (
-                None
-                if item.cancelled
-                else {
-                    "_class": "hudson.model.FreeStyleBuild",
-                    "number": item.build_number,
-                    "url": f"{self.job_url(item.job)}{item.build_number}/",
-                }
-            )
-        elif why and why.startswith("In the quiet period"):
-            data["_class"] = "hudson.model.Queue$WaitingItem"
-            data["timestamp"] = int(item.ready_at * 1000)
-        elif why and why.startswith("Build #"):
-            data["_class"] = "hudson.model.Queue$BlockedItem"
-            data["blocked"] = True
-        else:
-            data["_class"] = "hudson.model.Queue$BuildableItem"
-            data["buildable"] = True
-            data["pending"] = False
-        return data
-
-    @staticmethod
-    def git_build_data(build: Build) -> dict[str, Any]:
-        """The git plugin's BuildData action: what revision this build checked out."""
-        sha, ref = build.commit["sha"], build.commit["ref"]
-        branch = {"SHA1": sha, "name": f"refs/remotes/origin/{ref}"}
-        return {
-            "_class": "hudson.plugins.git.util.BuildData",
-            "buildsByBranchName": {branch["name"]: {"buildNumber": build.number, "revision": {
-                "SHA1": sha, "branch": [branch]}}},
-            "lastBuiltRevision": {"SHA1": sha, "branch": [branch]},
-            "remoteUrls": [f"https://git.example.com/{build.job}.git"],
-            "scmName": "",
-        }  # fmt: skip
-
-    @staticmethod
-    def change_set(build: Build) -> dict[str, Any]:
-        """The git plugin's change set: the commits new in this build (here, the one)."""
-        commit = build.commit
-        return {
-            "_class": "hudson.plugins.git.GitChangeSetList",
-            "kind": "git",
-            "items": [
-                {
-                    "_class": "hudson.plugins.git.GitChangeSet",
-                    "affectedPaths": ["app.py"],
-                    "commitId": commit["sha"],
-                    "id": commit["sha"],
-                    "timestamp": int(commit["timestamp"] * 1000),
-                    "msg": commit["message"],
-                    "comment": commit["message"] + "\n",
-                    "author": {"fullName": "Dev Eloper"},
-                    "authorEmail": "dev@example.com",
-                }
-            ],
-        }
-
-    def build_json(self, build: Build, now: float) -> dict[str, Any]:
-        building = build.building(now)
-        end = build.finished if not building else now
-        return {
-            "_class": "hudson.model.FreeStyleBuild",
-            "actions": [
-                self.cause_action(build.user),
-                self.parameters_action(build.parameters),
-                self.git_build_data(build),
-            ],
-            "changeSet": self.change_set(build),
-            "changeSets": [self.change_set(build)],
-            "artifacts": [
-                {"displayPath": n, "fileName": n, "relativePath": n} for n in build.artifacts(now)
-            ],
-            "building": building,
-            "inProgress": building,
-            "description": build.description(now),
-            "displayName": f"#{build.number}",
-            "fullDisplayName": f"{build.job} #{build.number}",
-            "duration": 0 if building else int((end - build.started) * 1000),
-            "estimatedDuration": int(build.duration * 1000),
-            "id": str(build.number),
-            "number": build.number,
-            "queueId": build.queue_id,
-            "result": None if building else build.final_result,
-            "timestamp": int(build.started * 1000),
-            "url": f"{self.job_url(build.job)}{build.number}/",
-        }
-
-    def job_json(self, name: str) -> dict[str, Any]:
-        state = self.emulator.state
-        job = state.jobs[name]
-        now = time.time()
-        builds = sorted(state.builds[name].values(), key=lambda b: -b.number)
-
-        def ref(build: Build | None) -> dict[str, Any] | None:
-            if build is None:
-                return None
-            return {
-                "_class": "hudson.model.FreeStyleBuild",
-                "number": build.number,
-                "url": f"{self.job_url(name)}{build.number}/",
-            }
-
-        done = [b for b in builds if not b.building(now)]
-        queued = [i for i in state.queue.values() if i.job == name and i.left_at is None]
-        data = {
-            **self.job_ref(name),
-            "fullName": name,
-            "displayName": name.split("/")[-1],
-            "buildable": not job.disabled,
-            "disabled": job.disabled,
-            "concurrentBuild": job.concurrent,
-            "inQueue": bool(queued),
-            "queueItem": self.queue_json(queued[0]) if queued else None,
-            "nextBuildNumber": state.next_build[name],
-            "builds": [ref(b) for b in builds[:100]],
-            "firstBuild": ref(builds[-1]) if builds else None,
-            "lastBuild": ref(builds[0]) if builds else None,
-            "lastCompletedBuild": ref(done[0]) if done else None,
-            "lastSuccessfulBuild": ref(
-                next((b for b in done if b.final_result == "SUCCESS"), None)
-            ),
-            "lastFailedBuild": ref(next((b for b in done if b.final_result == "FAILURE"), None)),
-            "property": [],
-        }
-        if job.parameters:
-            data["property"].append(
-                {
-                    "_class": "hudson.model.ParametersDefinitionProperty",
-                    "parameterDefinitions": [
-                        {
-                            "_class": "hudson.model.StringParameterDefinition",
-                            "defaultParameterValue": {
-                                "_class": "hudson.model.StringParameterValue",
-                                "name": p["name"],
-                                "value": p.get("default", ""),
-                            },
-                            "description": p.get("description", ""),
-                            "name": p["name"],
-                            "type": "StringParameterDefinition",
-                        }
-                        for p in job.parameters
-                    ],
-                }
-            )
-        return data
-
     # -- control API ------------------------------------------------------------------
 
     def control(self, method: str, path: str, query: dict[str, str]) -> None:
@@ -583,49 +338,10 @@ class Handler(BaseHTTPRequestHandler):
                     emulator.faults.clear()
                 return self.send_json({"ok": True})
             if path == "/_emulator/state" and method == "GET":
-                return self.send_json(self.snapshot())
+                return self.send_json(self.shapes.snapshot())
         except (ValueError, TypeError, KeyError) as exc:
             return self.send_json({"error": str(exc)}, status=400)
         self.send_json({"error": f"no control endpoint {method} {path}"}, status=404)
-
-    def snapshot(self) -> dict[str, Any]:
-        state = self.emulator.state
-        now = time.time()
-        with state.lock:
-            state.tick()
-            return {
-                "jobs": {
-                    name: {
-                        "config": asdict(state.jobs[name]),
-                        "builds": [
-                            {
-                                "number": b.number,
-                                "queue_id": b.queue_id,
-                                "parameters": b.parameters,
-                                "building": b.building(now),
-                                "result": None if b.building(now) else b.final_result,
-                                "digest": b.digest,
-                                "started": b.started,
-                                "finished": b.finished,
-                            }
-                            for b in state.builds[name].values()
-                        ],
-                    }
-                    for name in state.jobs
-                },
-                "queue": [
-                    {
-                        "id": i.id,
-                        "job": i.job,
-                        "parameters": i.parameters,
-                        "queued": i.queued,
-                        "cancelled": i.cancelled,
-                        "left": i.left_at is not None,
-                    }
-                    for i in state.queue.values()
-                ],
-                "faults": [asdict(f) for f in self.emulator.faults if f.count > 0],
-            }
 
 
 class QuietServer(ThreadingHTTPServer):

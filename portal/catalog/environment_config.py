@@ -19,13 +19,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from portal.catalog.models import (
-    LINK_PLACEHOLDER_RE,
-    DeploymentTarget,
-    EnvironmentLink,
-    EnvironmentVariable,
-    validate_link_template,
-)
+from portal.catalog.models import DeploymentTarget, EnvironmentLink, EnvironmentVariable
+from portal.catalog.validators import LINK_PLACEHOLDER_RE, validate_link_template
 from portal.core.crypto import plaintext
 
 

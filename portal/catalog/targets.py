@@ -31,12 +31,8 @@ from portal.access.permissions import RoleMissing, role_in_team
 from portal.audit.actions import Catalog
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.audit.changes import snapshot
-from portal.catalog.models import (
-    ClusterEnvironment,
-    DeploymentTarget,
-    NamespaceGrant,
-    system_namespace,
-)
+from portal.catalog.models import ClusterEnvironment, DeploymentTarget, NamespaceGrant
+from portal.catalog.validators import system_namespace
 from portal.core.errors import Refused
 
 # The label on a Helm release that names the target owning it (helm --labels).

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import portal.core.crypto
-import portal.catalog.models
+import portal.catalog.validators
 from django.db import migrations, models
 
 
@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(help_text='e.g. Grafana, Logs, Open', max_length=50)),
-                ('url_template', models.CharField(help_text='May hold {service}, {namespace}, {environment}, {release}, {digest}.', max_length=1000, validators=[portal.catalog.models.validate_link_template])),
+                ('url_template', models.CharField(help_text='May hold {service}, {namespace}, {environment}, {release}, {digest}.', max_length=1000, validators=[portal.catalog.validators.validate_link_template])),
                 ('order', models.PositiveIntegerField(default=0)),
                 ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='links', to='portal.environment')),
             ],

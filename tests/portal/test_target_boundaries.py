@@ -15,6 +15,7 @@ from tests.factories import (
     member,
     service_path,
 )
+from tests.support.targets import save_target
 
 pytestmark = pytest.mark.django_db
 
@@ -48,25 +49,6 @@ def teams():
     }
 
 
-def _save(client, target, **changes):
-    fields = {
-        "service": target.service_id,
-        "environment": target.environment_id,
-        "cluster": target.cluster_id,
-        "namespace": target.namespace,
-        "helm_release_name": target.helm_release_name,
-        "values": "{}",
-        **changes,
-    }
-    team = target.service.team.slug
-    response = client.post(
-        f"/teams/{team}/targets/{target.pk}",
-        {f"t{target.pk}-{key}": value for key, value in fields.items()},
-        follow=True,
-    )
-    return response, response.content.decode()
-
-
 def _beta(service):
     return DeploymentTarget.objects.get(service=service, environment__slug="beta")
 
@@ -74,7 +56,7 @@ def _beta(service):
 def test_a_team_admin_moves_a_target_inside_the_teams_grants_audited(client, teams):
     client.force_login(teams["t_admin"])
     target = _beta(teams["path"].service)
-    response, page = _save(client, target, namespace="app-beta-2")
+    response, page = save_target(client, target, namespace="app-beta-2")
     assert response.status_code == 200 and "Saved App in Beta" in page
     target.refresh_from_db()
     assert target.namespace == "app-beta-2"
@@ -97,7 +79,7 @@ def test_a_team_admin_moves_a_target_inside_the_teams_grants_audited(client, tea
 def test_a_team_admin_cannot_point_a_target_outside_the_grants(client, teams, namespace, message):
     client.force_login(teams["t_admin"])
     target = _beta(teams["path"].service)
-    _, page = _save(client, target, namespace=namespace)
+    _, page = save_target(client, target, namespace=namespace)
     assert message in page
     target.refresh_from_db()
     assert target.namespace == "beta"
@@ -109,7 +91,7 @@ def test_another_teams_helm_release_is_refused_as_taken(client, teams):
     path = teams["path"]
     NamespaceGrant.objects.create(cluster=path.cluster, team=path.team, pattern="billing-*")
     client.force_login(teams["t_admin"])
-    _, page = _save(
+    _, page = save_target(
         client, _beta(path.service), namespace="billing-beta", helm_release_name="billing"
     )
     owned = "is another target&#x27;s: a release has one owner."
@@ -121,11 +103,11 @@ def test_a_cluster_that_does_not_serve_the_environment_is_refused(client, teams)
     prod_only = ClusterFactory(slug="prod-cluster")
     NamespaceGrant.objects.create(cluster=prod_only, team=path.team, pattern="*")
     client.force_login(teams["t_admin"])
-    _, page = _save(client, _beta(path.service), cluster=prod_only.pk)
+    _, page = save_target(client, _beta(path.service), cluster=prod_only.pk)
     assert "Cluster prod-cluster does not serve Beta" in page
     # Once the platform admin lets Beta use it, the same change is saved
     ClusterEnvironment.objects.create(cluster=prod_only, environment=path.beta)
-    _, page = _save(client, _beta(path.service), cluster=prod_only.pk)
+    _, page = save_target(client, _beta(path.service), cluster=prod_only.pk)
     assert "Saved App in Beta" in page
 
 
@@ -135,7 +117,7 @@ def test_the_other_teams_admin_cannot_see_or_touch_this_teams_targets(client, te
     response = client.post(f"/teams/t/targets/{target.pk}", {})
     assert response.status_code == 404
     # Nor move their own target into team T's namespace
-    _, page = _save(client, _beta(teams["billing"]), namespace="beta", helm_release_name="x")
+    _, page = save_target(client, _beta(teams["billing"]), namespace="beta", helm_release_name="x")
     assert "Team U may not deploy to namespace beta" in page
 
 
@@ -143,20 +125,20 @@ def test_a_protected_environments_targets_are_for_platform_admins(client, teams)
     path = teams["path"]
     prod = DeploymentTarget.objects.get(service=path.service, environment=path.prod)
     client.force_login(teams["t_admin"])
-    response, _ = _save(client, prod, helm_release_name="app-renamed")
+    response, _ = save_target(client, prod, helm_release_name="app-renamed")
     assert response.status_code == 403
     assert "Prod is protected: only a platform admin changes where its targets point" in (
         response.content.decode()
     )
     # Moving a Beta target into Prod is the same change seen from the other side
-    _, page = _save(client, _beta(path.service), environment=path.prod.pk)
+    _, page = save_target(client, _beta(path.service), environment=path.prod.pk)
     assert "environment: Select a valid choice" in page
     assert _beta(path.service).namespace == "beta"
     prod.refresh_from_db()
     assert prod.helm_release_name == "app"
     # A platform admin may, audited with before and after
     client.force_login(teams["root"])
-    _, page = _save(client, prod, helm_release_name="app-renamed")
+    _, page = save_target(client, prod, helm_release_name="app-renamed")
     assert "Saved App in Prod" in page
     change = AuditEvent.objects.get(action="deploymenttarget.change", target_id=str(prod.pk))
     assert change.before == {"helm_release_name": "app"}

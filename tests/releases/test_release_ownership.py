@@ -11,30 +11,13 @@ from portal.catalog.models import DeploymentTarget, NamespaceGrant
 from portal.catalog.targets import OWNER_LABEL
 from tests.factories import BuiltReleaseFactory, ServiceFactory, UserFactory, allow, member
 from tests.support.deploy import deploy, image_in
+from tests.support.targets import save_target
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("celery_worker"),
 ]
-
-
-def _save(client, target, **changes) -> tuple[int, str]:
-    fields = {
-        "service": target.service_id,
-        "environment": target.environment_id,
-        "cluster": target.cluster_id,
-        "namespace": target.namespace,
-        "helm_release_name": target.helm_release_name,
-        "values": "{}",
-        **changes,
-    }
-    response = client.post(
-        f"/teams/{target.service.team.slug}/targets/{target.pk}",
-        {f"t{target.pk}-{key}": value for key, value in fields.items()},
-        follow=True,
-    )
-    return response.status_code, response.content.decode()
 
 
 def test_a_beta_target_pointed_at_prods_release_is_refused_and_prod_keeps_running(world):
@@ -67,17 +50,19 @@ def test_a_beta_target_pointed_at_prods_release_is_refused_and_prod_keeps_runnin
     client.force_login(admin)
 
     # When the team admin tries the exploit's first step, renaming Prod's release
-    status, page = _save(client, prod_target, helm_release_name="app-renamed")
+    response, page = save_target(client, prod_target, helm_release_name="app-renamed")
     # Then it is refused: Prod is protected
-    assert status == 403 and "Prod is protected" in page
+    assert response.status_code == 403 and "Prod is protected" in page
 
     # When a platform admin renames it anyway, and the team admin points payments' Beta
     # target at Prod's cluster, namespace and old release name
     root = UserFactory(username="root", is_superuser=True)
     client.force_login(root)
-    assert "Saved App in Prod" in _save(client, prod_target, helm_release_name="app-renamed")[1]
+    assert (
+        "Saved App in Prod" in save_target(client, prod_target, helm_release_name="app-renamed")[1]
+    )
     client.force_login(admin)
-    status, page = _save(client, payments_beta, namespace=prod_namespace, helm_release_name="app")
+    _, page = save_target(client, payments_beta, namespace=prod_namespace, helm_release_name="app")
     # Then the save is refused: the team has no Beta grant on Prod's namespace
     assert f"Team T may not deploy to namespace {prod_namespace}" in page
     # And even when a grant would cover it (a careless platform admin), the deployment that
@@ -85,7 +70,7 @@ def test_a_beta_target_pointed_at_prods_release_is_refused_and_prod_keeps_runnin
     NamespaceGrant.objects.create(cluster=world["cluster"], team=storefront.team, pattern="*")
     assert (
         "Saved Payments in Beta"
-        in _save(client, payments_beta, namespace=prod_namespace, helm_release_name="app")[1]
+        in save_target(client, payments_beta, namespace=prod_namespace, helm_release_name="app")[1]
     )
     payments_release = BuiltReleaseFactory(service=payments, ref="p1")
     refused = deploy(world, payments_release, "beta")
