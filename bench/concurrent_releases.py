@@ -1,6 +1,6 @@
 """Many releases at once, with real parts: each is built by the Jenkins emulator (over
 HTTP, through python-jenkins) and deployed to Beta by a real Celery worker with real helm
-against a local kube-apiserver whose rollouts the simulator completes.
+against a local cluster whose controllers and kwok nodes roll them out.
 
 It checks that every release ends, none is lost, no build or Helm revision is made twice,
 and measures Slipway's own time at the two hand-offs: request → Jenkins trigger, and build
@@ -47,7 +47,6 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     from devtools.jenkins_emulator import JenkinsEmulator
     from devtools.kube.binaries import HELM, find
     from devtools.kube.controlplane import ControlPlane
-    from devtools.kube.simulator import RolloutSimulator
     from portal.access.choices import Role, TokenScope
     from portal.access.models import Membership, Team
     from portal.access.tokens import token_issue
@@ -73,9 +72,8 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
     emulator = JenkinsEmulator({"users": USERS, "jobs": jobs, "executors": 10}).start()
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
-    progress("starting kube-apiserver + etcd and the rollout simulator")
+    progress("starting the local cluster (control plane + kwok nodes)")
     plane = ControlPlane(root).start()
-    simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=1.0).start()
     # As docs/operations.md sizes them: builds, deploys (helm) and rollouts (watching) on
     # their own workers, so rollouts being watched never hold a build's hand-off, and
     # rollout slots enough for the rollouts in flight (they mostly wait on the cluster).
@@ -231,6 +229,5 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     finally:
         for worker in workers:
             worker.stop()
-        simulator.stop()
-        plane.stop()
+            plane.stop()
         emulator.stop()

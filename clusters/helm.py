@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyhelm3
+import yaml
 from django.conf import settings
 from pyhelm3 import errors as helm_errors
 from pyhelm3.client import mergeconcat
@@ -195,15 +196,29 @@ class Helm:
         return self._run(work)
 
     def render(
-        self, chart: str, release: str, namespace: str, *values: dict, version: str | None = None
+        self,
+        *,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: list[dict],
+        version: str | None = None,
     ) -> list[dict]:
-        """`helm template`: the manifests an upgrade would apply, for previews."""
+        """The manifests `upgrade` would apply now, hooks included: a server-side dry run of
+        the same upgrade, so the chart sees the target cluster's version and API groups
+        (`kubeVersion`, `.Capabilities`) and its `lookup`s see the cluster, exactly as the
+        upgrade will. Nothing is changed."""
 
         async def work(client):
             loaded = await client.get_chart(chart, version=version or None)
-            return list(
-                await client.template_resources(loaded, release, *values, namespace=namespace)
-            )
+            command = _upgrade_command(release, loaded, namespace, self.timeout_seconds)
+            command += ["--dry-run=server"]
+            merged = mergeconcat(*values) if values else {}
+            out = await client.slipway_command.run(command, json.dumps(merged).encode())
+            data = json.loads(out[out.index(b"{") :])
+            texts = [data.get("manifest") or ""]
+            texts += [hook.get("manifest") or "" for hook in data.get("hooks") or []]
+            return _documents(texts)
 
         return self._run(work)
 
@@ -225,14 +240,8 @@ class Helm:
 
         async def work(client):
             loaded = await client.get_chart(chart, version=version or None)
-            command = [
-                "upgrade", release, loaded.ref, "--install", "--output", "json",
-                "--history-max", HISTORY_MAX, "--timeout", f"{int(self.timeout_seconds)}s",
-                "--values", "-", "--create-namespace", "--namespace", namespace,
-                "--description", description, "--version", loaded.metadata.version,
-            ]  # fmt: skip
-            if loaded.repo:
-                command += ["--repo", loaded.repo]
+            command = _upgrade_command(release, loaded, namespace, self.timeout_seconds)
+            command += ["--description", description]
             if labels:
                 command += ["--labels", ",".join(f"{k}={v}" for k, v in labels.items())]
             merged = mergeconcat(*values) if values else {}
@@ -282,6 +291,29 @@ class Helm:
             return Recovery("uninstalled", latest.revision, latest.status, None)
         made = self.rollback(release=release, namespace=namespace, revision=good[-1].revision)
         return Recovery("rolled-back", latest.revision, latest.status, made.revision)
+
+
+def _upgrade_command(release: str, chart, namespace: str, timeout_seconds: float) -> list:
+    """`helm upgrade --install` of a loaded chart, values on stdin, JSON out."""
+    command = [
+        "upgrade", release, chart.ref, "--install", "--output", "json",
+        "--history-max", HISTORY_MAX, "--timeout", f"{int(timeout_seconds)}s",
+        "--values", "-", "--create-namespace", "--namespace", namespace,
+        "--version", chart.metadata.version,
+    ]  # fmt: skip
+    if chart.repo:
+        command += ["--repo", chart.repo]
+    return command
+
+
+def _documents(texts: list[str]) -> list[dict]:
+    """The YAML documents of rendered manifests (empty ones dropped)."""
+    return [
+        document
+        for text in texts
+        for document in yaml.safe_load_all(text)
+        if isinstance(document, dict)
+    ]
 
 
 async def _current(client, release: str, namespace: str) -> HelmRevision:

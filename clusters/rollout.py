@@ -1,15 +1,11 @@
-"""The one door to the Kubernetes API: watch a Helm release's Deployments roll out.
-
-Success is what `kubectl rollout status` calls success: the controller has observed the
-new generation and every desired replica is updated and available. Failure is the
-Progressing condition's ProgressDeadlineExceeded, or Slipway's own deadline.
+"""The one door to the Kubernetes API: watch a Helm release's workloads roll out (judged
+as clusters/workloads.py says), read what their pods run, and what the cluster serves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field
 
 import urllib3
 import yaml
@@ -18,109 +14,26 @@ from kubernetes.client.rest import ApiException
 
 from clusters.errors import ClusterMisconfigured, ClusterUnreachable
 from clusters.kubeconfig import kubeconfig_dict
+from clusters.workloads import (
+    ContainerImage,
+    RolloutProgress,
+    container_images,
+    pod_reasons,
+    workload_progress,
+)
 
 RELEASE_ANNOTATION = "meta.helm.sh/release-name"
 # How long one request to the Kubernetes API may take.
 REQUEST_TIMEOUT_SECONDS = 10
 
 
-@dataclass(frozen=True)
-class ContainerImage:
-    """One container's image in one workload (and, on a cluster, what its pods run)."""
-
-    workload: str  # Kind/name
-    container: str
-    image: str
-    image_ids: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "image_ids": list(self.image_ids)}
-
-
-@dataclass(frozen=True)
-class DeploymentProgress:
-    name: str
-    desired: int
-    updated: int
-    ready: int
-    available: int
-    observed: bool
-    complete: bool
-    failed: bool
-    reason: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class RolloutProgress:
-    deployments: list[DeploymentProgress] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.deployments) and all(d.complete for d in self.deployments)
-
-    @property
-    def failed(self) -> bool:
-        return any(d.failed for d in self.deployments)
-
-    def summary(self) -> str:
-        if not self.deployments:
-            return "waiting for the release's Deployments to appear"
-        return "; ".join(
-            f"{d.name}: {d.updated} updated, {d.ready} ready, {d.available} "
-            f"available of {d.desired}"
-            for d in self.deployments
-        )
-
-    def failure_reason(self) -> str:
-        lines = [f"{d.name}: {d.reason}: {d.message}" for d in self.deployments if d.failed]
-        if self.events:
-            lines.append("Recent events:")
-            lines += [f"  {e}" for e in self.events]
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict:
-        return {
-            "summary": self.summary(),
-            "complete": self.complete,
-            "failed": self.failed,
-            "deployments": [d.__dict__ for d in self.deployments],
-            "events": self.events,
-        }
-
-
-def _progress(deployment) -> DeploymentProgress:
-    spec, status, meta = deployment.spec, deployment.status, deployment.metadata
-    desired = spec.replicas if spec.replicas is not None else 1
-    observed = (status.observed_generation or 0) >= (meta.generation or 0)
-    conditions = {c.type: c for c in (status.conditions or [])}
-    progressing = conditions.get("Progressing")
-    failed = bool(observed and progressing and progressing.reason == "ProgressDeadlineExceeded")
-    updated = status.updated_replicas or 0
-    available = status.available_replicas or 0
-    total = status.replicas or 0
-    complete = observed and updated >= desired and available >= desired and total <= updated
-    condition = progressing if failed else None
-    return DeploymentProgress(
-        name=meta.name,
-        desired=desired,
-        updated=updated,
-        ready=status.ready_replicas or 0,
-        available=available,
-        observed=observed,
-        complete=complete and not failed,
-        failed=failed,
-        reason=condition.reason if condition else "",
-        message=condition.message if condition else "",
-    )
-
-
 class RolloutWatcher:
-    """Reads and watches Deployments of one Helm release in one namespace.
+    """Reads and watches the workloads of one Helm release in one namespace.
 
     `before_call` runs before each request to the API (the workflow extends its run's
     lease there)."""
+
+    KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
     def __init__(
         self,
@@ -145,8 +58,15 @@ class RolloutWatcher:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.version_api = client.VersionApi(api_client)
+        self.apis = client.ApisApi(api_client)
         self.request_timeout = request_timeout
         self._before_call = before_call or (lambda: None)
+        self._lists = {
+            "Deployment": self.apps.list_namespaced_deployment,
+            "StatefulSet": self.apps.list_namespaced_stateful_set,
+            "DaemonSet": self.apps.list_namespaced_daemon_set,
+        }
 
     def _call(self, function, *args, **kwargs):
         self._before_call()
@@ -161,11 +81,25 @@ class RolloutWatcher:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterUnreachable(f"cluster unreachable: {exc.__class__.__name__}") from exc
 
-    def deployments(self, namespace: str, release: str) -> list:
-        found = self._call(self.apps.list_namespaced_deployment, namespace).items
-        return [
-            d for d in found if (d.metadata.annotations or {}).get(RELEASE_ANNOTATION) == release
-        ]
+    # -- reads ------------------------------------------------------------------------
+
+    def workloads(self, namespace: str, release: str) -> list[tuple[str, object]]:
+        """The release's Deployments, StatefulSets and DaemonSets, as (kind, object)."""
+        found = []
+        for kind, listing in self._lists.items():
+            for item in self._call(listing, namespace).items:
+                if (item.metadata.annotations or {}).get(RELEASE_ANNOTATION) == release:
+                    found.append((kind, item))
+        return found
+
+    def pods_of(self, namespace: str, workload) -> list:
+        selector = (workload.spec.selector.match_labels or {}) if workload.spec.selector else {}
+        if not selector:
+            return []
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        return self._call(
+            self.core.list_namespaced_pod, namespace, label_selector=label_selector
+        ).items
 
     def events(self, namespace: str, names: list[str], limit: int = 10) -> list[str]:
         events = self._call(self.core.list_namespaced_event, namespace).items
@@ -176,52 +110,41 @@ class RolloutWatcher:
         return [f"{e.type} {e.reason}: {e.message}" for e in related[-limit:]]
 
     def images(self, namespace: str, release: str) -> list[ContainerImage]:
-        """The images of the release's Deployments' pod templates as the cluster holds
-        them, with the imageID each of their pods reports (none without a kubelet)."""
+        """Each container of the release's workloads: the image its template asks for, and
+        what each of its Ready pods runs (with the imageID the node reports, if any)."""
         found = []
-        for deployment in self.deployments(namespace, release):
-            selector = (
-                (deployment.spec.selector.match_labels or {}) if deployment.spec.selector else {}
-            )
-            pods = []
-            if selector:
-                label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-                pods = self._call(
-                    self.core.list_namespaced_pod, namespace, label_selector=label_selector
-                ).items
-            template = deployment.spec.template.spec
-            for container in [*(template.init_containers or []), *(template.containers or [])]:
-                ids = tuple(
-                    sorted(
-                        {
-                            status.image_id
-                            for pod in pods
-                            for status in [
-                                *((pod.status and pod.status.init_container_statuses) or []),
-                                *((pod.status and pod.status.container_statuses) or []),
-                            ]
-                            if status.name == container.name and status.image_id
-                        }
-                    )
-                )
-                found.append(
-                    ContainerImage(
-                        f"Deployment/{deployment.metadata.name}",
-                        container.name,
-                        container.image,
-                        ids,
-                    )
-                )
+        for kind, workload in self.workloads(namespace, release):
+            found += container_images(kind, workload, self.pods_of(namespace, workload))
         return found
 
-    def status(self, namespace: str, release: str) -> RolloutProgress:
-        found = self.deployments(namespace, release)
-        progress = RolloutProgress([_progress(d) for d in found])
-        if progress.failed:
-            progress = RolloutProgress(
-                progress.deployments, self.events(namespace, [d.metadata.name for d in found])
-            )
-        return progress
+    def status(
+        self, namespace: str, release: str, *, after_upgrade: bool = True
+    ) -> RolloutProgress:
+        """Where the rollout is. `after_upgrade`: helm has applied the release, so finding no
+        workload means there is none to wait for."""
+        found = self.workloads(namespace, release)
+        if not found:
+            return RolloutProgress(no_workload=after_upgrade)
+        workloads = [workload_progress(kind, item) for kind, item in found]
+        reasons = []
+        for (_kind, item), progress in zip(found, workloads, strict=True):
+            if not progress.complete:
+                reasons += pod_reasons(self.pods_of(namespace, item))
+        events = []
+        if any(w.failed for w in workloads):
+            events = self.events(namespace, [item.metadata.name for _, item in found])
+        return RolloutProgress(workloads, events, reasons)
+
+    def server_capabilities(self) -> tuple[str, list[str]]:
+        """The cluster's version (`v1.34.4`) and the API group versions it serves
+        (`apps/v1`, `monitoring.coreos.com/v1`…), for rendering charts as helm would
+        against it."""
+        version = self._call(self.version_api.get_code).git_version
+        groups = self._call(self.apis.get_api_versions).groups or []
+        versions = {"v1"} | {v.group_version for g in groups for v in g.versions or []}
+        return version, sorted(versions)
+
+    # -- watching -------------------------------------------------------------------------
 
     def watch(
         self, namespace: str, release: str, budget_seconds: float, on_progress=None
@@ -234,12 +157,14 @@ class RolloutWatcher:
         if progress.complete or progress.failed:
             return progress
         deadline = time.monotonic() + budget_seconds
+        kind = progress.workloads[0].kind if progress.workloads else "Deployment"
         stream = watch.Watch()
         while time.monotonic() < deadline:
-            remaining = max(1, int(deadline - time.monotonic()))
+            # Short watches: a change of another kind, or of the pods, is seen at the next.
+            remaining = max(1, min(5, int(deadline - time.monotonic())))
             try:
                 for _event in stream.stream(
-                    self.apps.list_namespaced_deployment,
+                    self._lists[kind],
                     namespace,
                     timeout_seconds=remaining,
                     _request_timeout=remaining + 5,
@@ -263,4 +188,9 @@ class RolloutWatcher:
             finally:
                 with contextlib.suppress(Exception):
                     stream.stop()
+            progress = self.status(namespace, release)
+            if on_progress:
+                on_progress(progress)
+            if progress.complete or progress.failed:
+                return progress
         return self.status(namespace, release)

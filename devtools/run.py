@@ -2,8 +2,8 @@
 foreground until Ctrl-C or SIGTERM stops them all (honcho runs the Procfile).
 
 Companions: Celery worker and beat, the Jenkins emulator with one job per demo service
-(so a build shows a believable log), and a local kube-apiserver + etcd with the rollout
-simulator (so a deployment runs real helm against a real API).
+(so a build shows a believable log), and a local cluster: the real control plane with
+kwok's fake nodes (so a deployment runs real helm, and makes real ReplicaSets and pods).
 """
 
 from __future__ import annotations

@@ -179,11 +179,13 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
         _recover(deployment, helm, timezone.timedelta(0))
         made = None
     if made is None:
+        # Rendered by the target cluster (its version, its API groups): what the upgrade
+        # below applies, checked before anything changes.
         manifests = helm.render(
-            service.chart,
-            target.helm_release_name,
-            target.namespace,
-            *sent,
+            release=target.helm_release_name,
+            namespace=target.namespace,
+            chart=service.chart,
+            values=sent,
             version=service.chart_version or None,
         )
         refusal = rendered_refusal(
@@ -231,6 +233,13 @@ def _step_watch(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> 
         ),
     )
     deployment_note_progress(deployment=deployment, progress=progress.as_dict())
+    if progress.complete and progress.no_workload:
+        # Nothing runs a container: helm applying the chart is the whole deployment (the
+        # progress's summary says so on the pages and in the API).
+        deployment_transition(
+            deployment=deployment, to=DeploymentStatus.SUCCEEDED, verified_images=[]
+        )
+        return Step.DONE
     if progress.complete:
         images = watcher.images(target.namespace, target.helm_release_name)
         refusal = cluster_refusal(images, release.image_repository, release.image_digest)

@@ -1,7 +1,8 @@
 """Drift: what a target's cluster runs that Slipway did not deploy (someone ran `helm` or
-`kubectl` by hand). A periodic check compares the Helm release's revision and the images
-of its workloads with Slipway's own record; a difference is stored on the target, shown
-on the pages and in the API, and audited once per change (not on every check).
+`kubectl` by hand, a webhook rewrote a pod). A periodic check compares the Helm release's
+revision, the images of its workloads and what their Ready pods run with Slipway's own
+record; a difference is stored on the target, shown on the pages and in the API, and
+audited once per change (not on every check).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from releases.choices import DEPLOYMENT_RUNNING
 from releases.models import Deployment
 from releases.promotion import environment_last_change
 from releases.transitions import WORKER
+from releases.verification import pods_off_digest
+
+# How many pods a drift summary names.
+PODS_SHOWN = 5
 
 
 def _expected_revision(target: DeploymentTarget) -> int | None:
@@ -46,12 +51,21 @@ def _observed(target: DeploymentTarget, helm: Helm, watcher: RolloutWatcher) -> 
     last = environment_last_change(service=target.service_id, environment=target.environment_id)
     expected_image = last.image if last else ""
     repository = target.service.image_repository
+    containers = watcher.images(namespace, name)
+    # The templates and their Ready pods: `kubectl set image` changes both, a mutating
+    # webhook only the pods.
     images = sorted(
         {
-            image.image
-            for image in watcher.images(namespace, name)
-            if split_image(image.image)[0] == repository
+            ref
+            for container in containers
+            for ref in [container.image, *(pod.image for pod in container.pods)]
+            if split_image(ref)[0] == repository
         }
+    )
+    pods = (
+        pods_off_digest(containers, repository, split_image(expected_image)[2])
+        if expected_image
+        else []
     )
     revision = current.revision if current else None
     differences = []
@@ -60,10 +74,11 @@ def _observed(target: DeploymentTarget, helm: Helm, watcher: RolloutWatcher) -> 
             f"Helm release {name} is at revision {revision or 'none'}; Slipway's last is "
             f"{expected_revision or 'none'}"
         )
-    if expected_image and images != [expected_image]:
+    if expected_image and (images != [expected_image] or pods):
+        shown = "; pods " + ", ".join(pods[:PODS_SHOWN]) if pods else ""
         differences.append(
-            f"the cluster runs {', '.join(images) or 'no image of the service'}; Slipway "
-            f"deployed {expected_image}"
+            f"the cluster runs {', '.join(images) or 'no image of the service'}{shown}; "
+            f"Slipway deployed {expected_image}"
         )
     if not differences:
         return None
@@ -72,6 +87,7 @@ def _observed(target: DeploymentTarget, helm: Helm, watcher: RolloutWatcher) -> 
         "expected_revision": expected_revision,
         "images": images,
         "expected_image": expected_image,
+        "pods": pods,
         "summary": "; ".join(differences) + ".",
     }
 

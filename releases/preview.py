@@ -155,6 +155,21 @@ def manifest_diff_request(*, release: Release, environment: Environment) -> Mani
     return manifest_diff(release=release, environment=environment)
 
 
+def hide_secret_values(manifest: dict) -> dict:
+    """A Secret with each value replaced by a fingerprint: a chart may `lookup` a real
+    Secret in the cluster, and the diff is shown on a page."""
+    if manifest.get("kind") != "Secret":
+        return manifest
+    hidden = dict(manifest)
+    for key in ("data", "stringData"):
+        if isinstance(manifest.get(key), dict):
+            hidden[key] = {
+                name: "<hidden " + hashlib.sha256(str(value).encode()).hexdigest()[:12] + ">"
+                for name, value in manifest[key].items()
+            }
+    return hidden
+
+
 def render_preview(*, release: Release, environment: Environment, helm) -> dict:
     """Render the chart as it runs now and as it would with `release`; store the diff."""
     current = environment_current_deployment(service=release.service_id, environment=environment)
@@ -164,14 +179,16 @@ def render_preview(*, release: Release, environment: Environment, helm) -> dict:
     service = target.service
 
     def render(values: list[dict]) -> list[str]:
+        # The upgrade's own server-side dry run on the target cluster: its version, its
+        # API groups, as promoting would apply. Secret values are fingerprints here.
         manifests = helm.render(
-            service.chart,
-            target.helm_release_name,
-            target.namespace,
-            *values,
+            release=target.helm_release_name,
+            namespace=target.namespace,
+            chart=service.chart,
+            values=values,
             version=service.chart_version or None,
         )
-        return [line for manifest in manifests for line in ["---", *_yaml(manifest)]]
+        return [line for m in manifests for line in ["---", *_yaml(hide_secret_values(m))]]
 
     try:
         before = render(current.values) if current and current.values else []

@@ -1,8 +1,9 @@
 """Verify what runs: the image a deployment puts on the cluster is the release's digest.
 
 Checked twice: in the manifests the chart renders before the upgrade (a chart that
-renders `repository:tag` is refused before anything changes), and in the workloads the
-cluster holds after the rollout (recorded on the deployment).
+renders `repository:tag` is refused before anything changes), and in what the cluster
+runs after the rollout: the workloads' templates and their Ready pods (recorded on the
+deployment). Drift checks read the pods the same way.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def _digest_of(image_id: str) -> str:
 
 
 def rendered_refusal(containers: list[ContainerImage], repository: str, digest: str) -> str | None:
-    """Why the rendered chart does not pin the release's digest, or None when it does."""
+    """Why the rendered chart does not pin the release's digest, or None when it does (or
+    renders no container at all: a chart without workload has nothing to pin)."""
+    if not containers:
+        return None
     ours = _ours(containers, repository)
     if not ours:
         shown = ", ".join(sorted({c.image for c in containers})) or "no container at all"
@@ -67,7 +71,9 @@ def rendered_refusal(containers: list[ContainerImage], repository: str, digest: 
 
 
 def cluster_refusal(containers: list[ContainerImage], repository: str, digest: str) -> str | None:
-    """Why what the cluster holds is not the release's digest, or None when it is."""
+    """Why what the cluster runs is not the release's digest, or None when it is: each
+    workload template's image, and each Ready pod's image and (where the node reports one
+    by digest) imageID, so a pod a webhook rewrote or a node pulled otherwise is caught."""
     ours = _ours(containers, repository)
     if not ours:
         return f"The cluster holds no workload running {repository} for this release."
@@ -77,10 +83,30 @@ def cluster_refusal(containers: list[ContainerImage], repository: str, digest: s
                 f"The cluster's {container.workload} runs {container.image} (container "
                 f"{container.container}), not @{digest}."
             )
-        for image_id in container.image_ids:
-            if _digest_of(image_id) not in (digest, ""):
+        for pod in container.pods:
+            if split_image(pod.image)[2] != digest:
                 return (
-                    f"A pod of {container.workload} runs {image_id} (container "
+                    f"Pod {pod.pod} of {container.workload} runs {pod.image} (container "
                     f"{container.container}), not @{digest}."
                 )
+            if "@" in pod.image_id and _digest_of(pod.image_id) != digest:
+                return (
+                    f"Pod {pod.pod} of {container.workload} reports imageID {pod.image_id} "
+                    f"(container {container.container}), not @{digest}."
+                )
     return None
+
+
+def pods_off_digest(containers: list[ContainerImage], repository: str, digest: str) -> list[str]:
+    """The Ready pods of the service's containers that run anything but `digest`, as
+    `pod (container): image`."""
+    found = []
+    for container in containers:
+        refs = [container.image, *(p.image for p in container.pods)]
+        if not any(split_image(ref)[0] == repository for ref in refs):
+            continue
+        for pod in container.pods:
+            pulled = _digest_of(pod.image_id) if "@" in pod.image_id else digest
+            if split_image(pod.image)[2] != digest or pulled != digest:
+                found.append(f"{pod.pod} ({container.container}): {pod.image_id or pod.image}")
+    return sorted(found)

@@ -150,8 +150,12 @@ def _wait_deployment(api: Client, deployment_id: int, timeout: float = 3600) -> 
         deployment = api.get(f"/api/v1/deployments/{deployment_id}/")
         progress_ = deployment.get("progress") or {}
         bar = ""
-        if isinstance(progress_, dict) and progress_.get("desired"):
-            bar = f" {progress_.get('updated', 0)}/{progress_['desired']} updated"
+        workloads = progress_.get("workloads") if isinstance(progress_, dict) else None
+        if workloads:
+            desired = sum(w.get("desired", 0) for w in workloads)
+            ready = sum(w.get("ready", 0) for w in workloads)
+            updated = sum(w.get("updated", 0) for w in workloads)
+            bar = f" {updated}/{desired} updated, {ready} ready"
         state = f"{deployment['status']}{bar}"
         if state != seen:
             waits = " (waiting for a lead)" if deployment["status"] == "awaiting_approval" else ""

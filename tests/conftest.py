@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.support.jenkins",
     "tests.support.kube",
     "tests.support.deploy",
+    "tests.support.scripted",
     "tests.support.ldap",
     "tests.support.registry",
 ]

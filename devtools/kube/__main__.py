@@ -1,11 +1,12 @@
 """python -m devtools.kube up|down|env|run|build|gomod
 
-build  find or build helm, etcd and kube-apiserver (prints progress; cached)
-up     start etcd + kube-apiserver + the rollout simulator in the background
+build  find or build helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+       and kwok (prints progress; cached)
+up     start the local cluster (control plane + kwok nodes) in the background
 env    print `export KUBECONFIG=…` and `export SLIPWAY_HELM=…` for the running one
 down   stop what `up` started
 run    start in the foreground until Ctrl-C (what `make run` uses)
-gomod  regenerate the kube-apiserver wrapper module's replace list
+gomod  regenerate the Kubernetes wrapper module's replace list
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 
 from devtools.kube.binaries import HELM, ensure_all, find, regenerate_gomod, say
 from devtools.kube.controlplane import ControlPlane, free_port
-from devtools.kube.simulator import RolloutSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".local" / "kube"
@@ -36,12 +36,11 @@ def local_plane() -> ControlPlane:
         token_file.write_text(secrets.token_hex(16))
         token_file.chmod(0o600)
     port = int(os.environ.get("SLIPWAY_KUBE_PORT", "0")) or free_port()
-    return ControlPlane(STATE, apiserver_port=port, token=token_file.read_text().strip())
+    return ControlPlane(STATE, apiserver_port=port, token=token_file.read_text().strip(), nodes=2)
 
 
 def run_foreground() -> None:
     plane = local_plane().start()
-    simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=6).start()
     (STATE / "state.json").write_text(
         json.dumps({"pid": os.getpid(), "kubeconfig": str(plane.kubeconfig_path)})
     )
@@ -54,7 +53,6 @@ def run_foreground() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        simulator.stop()
         plane.stop()
         (STATE / "state.json").unlink(missing_ok=True)
 

@@ -1,4 +1,5 @@
-"""Find helm, kube-apiserver and etcd, or build them from Go modules into a cache.
+"""Find helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, or
+build them from Go modules into a cache.
 
 Reuse first: KUBEBUILDER_ASSETS (envtest's folder), then PATH, then the cache
 (~/.cache/slipway/bin/<name>-<version>/). Only what is missing is built, through the
@@ -22,6 +23,7 @@ GOMOD = HERE / "gomod"
 KUBE_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.4"
 HELM_VERSION = "v3.19.5"
+KWOK_VERSION = "v0.8.0"
 
 
 def cache_root() -> Path:
@@ -67,6 +69,16 @@ KUBE_APISERVER = Binary(
     "kube-apiserver", KUBE_VERSION, ("--version",), r"Kubernetes v(\d+\.\d+)\.\d+"
 )
 ETCD = Binary("etcd", ETCD_VERSION, ("--version",), r"etcd Version: (\d+\.\d+)\.\d+")
+KUBE_CONTROLLER_MANAGER = Binary(
+    "kube-controller-manager", KUBE_VERSION, ("--version",), r"Kubernetes v(\d+\.\d+)\.\d+"
+)
+KUBE_SCHEDULER = Binary(
+    "kube-scheduler", KUBE_VERSION, ("--version",), r"Kubernetes v(\d+\.\d+)\.\d+"
+)
+KWOK = Binary("kwok", KWOK_VERSION, ("--version",), r"v?(\d+\.\d+)\.\d+")
+# The control plane's binaries, in the order they are built (and started).
+KUBERNETES = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER)
+ALL = (HELM, ETCD, *KUBERNETES, KWOK)
 
 
 def _run_go(args: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
@@ -115,7 +127,23 @@ def build(binary: Binary) -> Path:
         )
         shutil.move(str(Path(env["GOBIN"]) / "helm"), partial)
         shutil.rmtree(env["GOBIN"], ignore_errors=True)
-    elif binary is KUBE_APISERVER:
+    elif binary is KWOK:
+        env["GOBIN"] = str(partial.parent / "gobin")
+        _run_go(
+            [
+                "install",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={binary.version.lstrip('v')}",
+                f"sigs.k8s.io/kwok/cmd/kwok@{binary.version}",
+            ],
+            HERE,
+            env,
+            "kwok",
+        )
+        shutil.move(str(Path(env["GOBIN"]) / "kwok"), partial)
+        shutil.rmtree(env["GOBIN"], ignore_errors=True)
+    elif binary in KUBERNETES:
         major, minor = binary.version.lstrip("v").split(".")[:2]
         ldflags = " ".join(
             [
@@ -136,11 +164,11 @@ def build(binary: Binary) -> Path:
                 ldflags,
                 "-o",
                 str(partial),
-                "k8s.io/kubernetes/cmd/kube-apiserver",
+                f"k8s.io/kubernetes/cmd/{binary.name}",
             ],
-            GOMOD / "kube-apiserver",
+            GOMOD / "kubernetes",
             env,
-            "kube-apiserver",
+            binary.name,
         )
     elif binary is ETCD:
         _run_go(
@@ -180,7 +208,11 @@ def find(binary: Binary, build_missing: bool = True) -> Path:
 
 
 def ensure_all() -> dict[str, Path]:
-    return {b.name: find(b) for b in (HELM, ETCD, KUBE_APISERVER)}
+    """Every binary the local clusters need, built when missing (progress on stderr)."""
+    started = time.monotonic()
+    found = {b.name: find(b) for b in ALL}
+    say(f"all {len(found)} binaries ready after {time.monotonic() - started:.0f} s")
+    return found
 
 
 def regenerate_gomod() -> None:
@@ -196,10 +228,10 @@ def regenerate_gomod() -> None:
     staging = re.findall(r"^\s+(k8s\.io/[\w-]+) v0\.0\.0$", Path(gomod_path).read_text(), re.M)
     published = "v0." + KUBE_VERSION.lstrip("v").split(".", 1)[1]
     replaces = "\n".join(f"\t{m} => {m} {published}" for m in staging)
-    text = (GOMOD / "kube-apiserver" / "go.mod").read_text()
+    text = (GOMOD / "kubernetes" / "go.mod").read_text()
     text = re.sub(
         r"require k8s.io/kubernetes v[\d.]+", f"require k8s.io/kubernetes {KUBE_VERSION}", text
     )
     text = re.sub(r"replace \((.|\n)*?\n\)", f"replace (\n{replaces}\n)", text, count=1)
-    (GOMOD / "kube-apiserver" / "go.mod").write_text(text)
-    subprocess.run(["go", "mod", "tidy"], cwd=GOMOD / "kube-apiserver", check=True)
+    (GOMOD / "kubernetes" / "go.mod").write_text(text)
+    subprocess.run(["go", "mod", "tidy"], cwd=GOMOD / "kubernetes", check=True)

@@ -74,8 +74,8 @@ def test_the_chart_installs_and_its_deployments_roll_out(helm_binary, kube_clust
         values=[{"web": {"replicas": 2}, "worker": {"replicas": 2}}],
         description="chart test",
     )
-    assert revision.status == "deployed"  # the migrate hook Job completed (the simulator)
+    assert revision.status == "deployed"  # the migrate hook Job's pod ran to completion
     progress = RolloutWatcher(kube_cluster.kubeconfig()).watch("slipway-system", "slipway", 30)
     assert progress.complete, progress.summary()
-    names = sorted(d.name for d in progress.deployments)
+    names = sorted(w.name for w in progress.workloads)
     assert names == ["slipway-beat", "slipway-web", "slipway-worker"]

@@ -205,7 +205,7 @@ def test_the_worker_outlives_a_restart_during_a_build_and_during_a_rollout(
 ):
     emulator.control("POST", "jobs", job_config("demo/app", duration_seconds=4))
     DeploymentTarget.objects.filter(environment=world["beta"]).update(
-        values={"podAnnotations": {"slipway.dev/simulate-seconds": "6"}}
+        values={"simulate": "slow-start", "startSeconds": 6}
     )
     response = ci.post(
         "/api/v1/services/app/releases/", {"ref": "main", "deploy_to": "beta"}, format="json"

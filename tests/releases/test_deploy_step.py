@@ -1,5 +1,5 @@
-"""Deployments end to end: a real Celery worker runs real helm against a real
-kube-apiserver + etcd, the simulator plays the deployment controller."""
+"""Deployments end to end: a real Celery worker runs real helm against a real control
+plane (kube-apiserver, kube-controller-manager, kube-scheduler) whose pods kwok runs."""
 
 import pytest
 from celery.signals import before_task_publish
@@ -10,7 +10,7 @@ from portal.audit.models import AuditEvent
 from portal.catalog.models import DeploymentTarget
 from releases.deployments import deployment_start
 from releases.errors import DeploymentBusy, PromotionRefused
-from tests.support.deploy import built_release, deploy, finished, image_in
+from tests.support.deploy import built_release, deploy, finished, image_in, pod_images
 from tests.support.waiting import wait_until
 
 
@@ -78,26 +78,52 @@ def test_upgrade_then_rollback_to_the_first_release(world):
     assert image_in(world, "beta") == first.image
 
 
+# Pods that never become Ready, and a progress deadline short enough for a test.
+NEVER_READY = {"simulate": "never-ready", "progressDeadlineSeconds": 4}
+
+
 def test_failing_rollout_fails_with_the_reason_and_auto_rollback_restores(world):
     first, second = built_release(world, 1), built_release(world, 2)
     assert deploy(world, first, "beta").status == "succeeded"
+    DeploymentTarget.objects.filter(environment=world["beta"]).update(values=NEVER_READY)
+    failed = deploy(world, second, "beta")
+    assert failed.status == "rolled_back"
+    assert "ProgressDeadlineExceeded" in failed.status_reason
+    # The old pod still serves (max surge 1, none unavailable); the new one never got ready.
+    assert "1 of 2 pods running but not ready" in failed.status_reason
+    assert "Rolled back to revision 1" in failed.status_reason
+    assert failed.rolled_back_to_revision == 3
+    assert image_in(world, "beta") == first.image
+    # The rollback's pods run the first release again; the failed ones are gone.
+    wait_until(
+        lambda: pod_images(world, "beta") == [first.image], 30, "the first release's pods back"
+    )
+
+
+@pytest.mark.parametrize(
+    ("simulate", "says"),
+    [
+        ("crashloop", "1 of 2 pods CrashLoopBackOff, "),
+        ("image-pull", '1 of 2 pods ImagePullBackOff: Back-off pulling image "registry.local'),
+    ],
+)
+def test_each_failure_mode_ends_with_the_pods_own_reason_and_rolls_back(world, simulate, says):
+    first, second = built_release(world, 1), built_release(world, 2)
+    assert deploy(world, first, "beta").status == "succeeded"
     DeploymentTarget.objects.filter(environment=world["beta"]).update(
-        values={"podAnnotations": {"slipway.dev/simulate": "fail"}}
+        values={"simulate": simulate, "progressDeadlineSeconds": 6}
     )
     failed = deploy(world, second, "beta")
     assert failed.status == "rolled_back"
     assert "ProgressDeadlineExceeded" in failed.status_reason
-    assert "Rolled back to revision 1" in failed.status_reason
-    assert failed.rolled_back_to_revision == 3
+    assert says in failed.status_reason
     assert image_in(world, "beta") == first.image
 
 
 def test_failing_rollout_without_auto_rollback_is_failed(world):
     world["beta"].auto_rollback = False
     world["beta"].save()
-    DeploymentTarget.objects.filter(environment=world["beta"]).update(
-        values={"podAnnotations": {"slipway.dev/simulate": "fail"}}
-    )
+    DeploymentTarget.objects.filter(environment=world["beta"]).update(values=NEVER_READY)
     failed = deploy(world, built_release(world, 1), "beta")
     assert failed.status == "failed"
     assert "ProgressDeadlineExceeded" in failed.status_reason
@@ -157,9 +183,7 @@ def test_the_kubeconfig_never_reaches_logs_task_arguments_or_audit(
     try:
         first, second = built_release(world, 1), built_release(world, 2)
         deploy(world, first, "beta")
-        DeploymentTarget.objects.filter(environment=world["beta"]).update(
-            values={"podAnnotations": {"slipway.dev/simulate": "fail"}}
-        )
+        DeploymentTarget.objects.filter(environment=world["beta"]).update(values=NEVER_READY)
         deploy(world, second, "beta")
     finally:
         before_task_publish.disconnect(capture)
@@ -202,7 +226,7 @@ def test_build_and_deploy_to_beta_runs_the_whole_flow(world, emulator):
 def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, celery_worker):
     """SIGKILL mid-rollout: the resumer picks the deployment up, no second helm upgrade."""
     DeploymentTarget.objects.filter(environment=world["beta"]).update(
-        values={"podAnnotations": {"slipway.dev/simulate-seconds": "8"}}
+        values={"simulate": "slow-start", "startSeconds": 8}
     )
     release = built_release(world, 1)
     deployment = deployment_start(

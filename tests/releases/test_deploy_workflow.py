@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from clusters.helm import HelmRevision, Ownership, Recovery
-from clusters.rollout import ContainerImage, DeploymentProgress, RolloutProgress
+from clusters.workloads import ContainerImage, PodImage, RolloutProgress, WorkloadProgress
 from portal.audit.chain import Actor
 from portal.catalog.targets import OWNER_LABEL, release_key, target_adopt_release
 from releases.deploy_steps import deployment_step
@@ -37,7 +37,7 @@ class FakeHelm:
         self.renders_tag = renders_tag
         self.owner = owner  # the owner label's value on the release
 
-    def render(self, chart, release, namespace, *values, version=None):
+    def render(self, *, release, namespace, chart, values, version=None):
         image = values[-1]["image"]
         if self.renders_tag:
             return [_deployment_manifest(f"{image['repository']}:{self.renders_tag}")]
@@ -81,15 +81,26 @@ class FakeHelm:
 
 
 class FakeWatcher:
-    def __init__(self, failed=False, runs=f"reg/app@{DIGEST}"):
+    """`runs`: the template's image; `pod_runs`: what its one Ready pod runs (the same
+    unless a webhook rewrote it)."""
+
+    def __init__(self, failed=False, runs=f"reg/app@{DIGEST}", pod_runs=None, workloads=True):
         self.failed = failed
         self.runs = runs
+        self.pod_runs = pod_runs or runs
+        self.workloads = workloads
 
     def images(self, namespace, release):
-        return [ContainerImage("Deployment/app", "app", self.runs)]
+        if not self.workloads:
+            return []
+        pod = PodImage("app-1", self.pod_runs, self.pod_runs if "@" in self.pod_runs else "")
+        return [ContainerImage("Deployment/app", "app", self.runs, (pod,))]
 
     def watch(self, namespace, release, budget_seconds, on_progress=None):
-        deployment = DeploymentProgress(
+        if not self.workloads:
+            return RolloutProgress(no_workload=True)
+        workload = WorkloadProgress(
+            "Deployment",
             "app",
             1,
             1,
@@ -101,7 +112,9 @@ class FakeWatcher:
             reason="ProgressDeadlineExceeded" if self.failed else "",
             message="timed out",
         )
-        return RolloutProgress([deployment], ["Warning BackOff: crash"] if self.failed else [])
+        pods = ["1 of 1 pods CrashLoopBackOff, 4 restarts"] if self.failed else []
+        events = ["Warning BackOff: crash"] if self.failed else []
+        return RolloutProgress([workload], events, pods)
 
 
 @pytest.fixture
@@ -160,7 +173,9 @@ def test_the_image_is_pinned_by_digest_and_what_runs_is_recorded(deployment):
             "workload": "Deployment/app",
             "container": "app",
             "image": f"reg/app@{DIGEST}",
-            "image_ids": [],
+            "pods": [
+                {"pod": "app-1", "image": f"reg/app@{DIGEST}", "image_id": f"reg/app@{DIGEST}"}
+            ],
         }
     ]
 
@@ -182,11 +197,31 @@ def test_a_cluster_running_another_image_fails_the_verification(deployment):
     )
 
 
+def test_a_pod_running_another_image_than_its_template_fails_the_verification(deployment):
+    """A mutating webhook rewrote the pod: the template is right, the pod is not."""
+    other = "mirror.local/app@sha256:" + "d" * 64
+    done = run_to_end(deployment, FakeHelm(), FakeWatcher(pod_runs=other))
+    assert done.status == "failed"
+    assert f"Pod app-1 of Deployment/app runs {other} (container app), not @{DIGEST}" in (
+        done.status_reason
+    )
+
+
+def test_a_chart_without_workload_succeeds_after_helm_and_says_so(deployment):
+    helm = FakeHelm()
+    helm.render = lambda **kwargs: [{"kind": "ConfigMap", "metadata": {"name": "settings"}}]
+    done = run_to_end(deployment, helm, FakeWatcher(workloads=False))
+    assert done.status == "succeeded", done.status_reason
+    assert done.progress["summary"].startswith("no workload to roll out")
+    assert done.verified_images == []
+
+
 def test_failed_rollout_rolls_back_to_the_previous_revision(deployment):
     helm = ours(deployment)
     done = run_to_end(deployment, helm, FakeWatcher(failed=True))
     assert done.status == "rolled_back"
     assert ("rollback", 1) in helm.calls
+    assert "1 of 1 pods CrashLoopBackOff, 4 restarts" in done.status_reason
     assert "Warning BackOff: crash" in done.status_reason
 
 

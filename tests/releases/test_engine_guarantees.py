@@ -2,18 +2,14 @@
 PostgreSQL, a Celery worker process, the Jenkins emulator, helm and a kube-apiserver."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from clusters.models import Cluster
-from portal.access.choices import Role, TokenScope
-from portal.access.tokens import token_issue
 from portal.audit.models import AuditEvent
 from portal.catalog.models import DeploymentTarget
-from releases.models import Deployment, Release
-from tests.factories import member
+from releases.models import Deployment
 from tests.support.deploy import finished, image_in, namespace
-from tests.support.jenkins import TOKEN, builds_for
-from tests.support.releases import wait_for_release
+from tests.support.jenkins import builds_for
+from tests.support.scripted import approved, build, deployed, request
 from tests.support.waiting import wait_until
 
 pytestmark = [
@@ -23,86 +19,38 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def api(world, emulator):
-    """Token clients for a developer and two leads; the service builds on the emulator."""
-    jenkins = world["jenkins"]
-    jenkins.url, jenkins.username, jenkins.api_token = emulator.url, "slipway", TOKEN
-    jenkins.save()
-    clients = {}
-    for name, role in (("ci", Role.DEVELOPER), ("lead", Role.LEAD), ("lead2", Role.LEAD)):
-        _, raw = token_issue(
-            user=member(world["service"].team, name, role), name="script", scopes=TokenScope.values
-        )
-        clients[name] = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return clients
-
-
-def _build(api, ref: str, deploy_to: str = "") -> Release:
-    body = {"ref": ref, **({"deploy_to": deploy_to} if deploy_to else {})}
-    response = api["ci"].post("/api/v1/services/app/releases/", body, format="json")
-    assert response.status_code == 201, response.json()
-    release = wait_for_release(Release.objects.get(pk=response.json()["id"]))
-    assert release.status == "built", release.status_reason
-    return release
-
-
-def _request(client, release: Release, environment: str, kind: str = "promote"):
-    return client.post(
-        f"/api/v1/releases/{release.pk}/deployments/",
-        {"environment": environment, "kind": kind},
-        format="json",
-    )
-
-
-def _deployed(client, release, environment, kind="deploy") -> Deployment:
-    response = _request(client, release, environment, kind)
-    assert response.status_code == 201, response.json()
-    deployment = finished(Deployment.objects.get(pk=response.json()["id"]))
-    assert deployment.status == "succeeded", deployment.status_reason
-    return deployment
-
-
-def _approved(api, deployment_id: int, by: str = "lead2") -> Deployment:
-    response = api[by].post(f"/api/v1/deployments/{deployment_id}/approve", {}, format="json")
-    assert response.status_code == 200, response.json()
-    deployment = finished(Deployment.objects.get(pk=deployment_id))
-    assert deployment.status == "succeeded", deployment.status_reason
-    return deployment
-
-
 def test_promotion_follows_what_beta_runs_now_and_approvals_hold_nothing(world, api):
     world["prod"].requires_approval = True
     world["prod"].save()
     # Given R1 in Beta and Prod, and R2 in Beta
-    r1, r2 = _build(api, "r1"), _build(api, "r2")
-    _deployed(api["ci"], r1, "beta")
-    _approved(api, _request(api["ci"], r1, "prod").json()["id"])
-    _deployed(api["ci"], r2, "beta")
+    r1, r2 = build(api, "r1"), build(api, "r2")
+    deployed(api["ci"], r1, "beta")
+    approved(api, request(api["ci"], r1, "prod").json()["id"])
+    deployed(api["ci"], r2, "beta")
     # When a lead rolls Beta back to R1
-    _deployed(api["lead"], r1, "beta", kind="rollback")
+    deployed(api["lead"], r1, "beta", kind="rollback")
     # Then promoting R2 is refused, naming what Beta runs (and not as "busy")
-    refused = _request(api["ci"], r2, "prod")
+    refused = request(api["ci"], r2, "prod")
     assert refused.status_code == 409
     assert f"not what Beta runs now: Beta runs release #{r1.pk} (r1," in refused.json()["detail"]
     assert "busy" not in refused.json()["detail"]
 
     # Given R2 back in Beta and its promotion awaiting approval
-    _deployed(api["ci"], r2, "beta")
-    waiting = _request(api["ci"], r2, "prod").json()
+    deployed(api["ci"], r2, "beta")
+    waiting = request(api["ci"], r2, "prod").json()
     assert waiting["status"] == "awaiting_approval"
     # When a lead rolls Prod back meanwhile, it runs at once
-    rollback = _deployed(api["lead"], r1, "prod", kind="rollback")
+    rollback = deployed(api["lead"], r1, "prod", kind="rollback")
     assert rollback.kind == "rollback" and image_in(world, "prod") == r1.image
     # When the requester withdraws, a new request is accepted
     assert api["ci"].post(f"/api/v1/deployments/{waiting['id']}/cancel").json()["status"] == (
         "cancelled"
     )
-    again = _request(api["ci"], r2, "prod").json()
+    again = request(api["ci"], r2, "prod").json()
     assert again["status"] == "awaiting_approval"
     # When Beta moves on to R3, approving R2 is refused and the request keeps waiting
-    r3 = _build(api, "r3")
-    _deployed(api["ci"], r3, "beta")
+    r3 = build(api, "r3")
+    deployed(api["ci"], r3, "beta")
     late = api["lead2"].post(f"/api/v1/deployments/{again['id']}/approve", {}, format="json")
     assert late.status_code == 409 and "not what Beta runs now" in late.json()["detail"]
     assert Deployment.objects.get(pk=again["id"]).status == "awaiting_approval"
@@ -119,12 +67,12 @@ def test_promotion_follows_what_beta_runs_now_and_approvals_hold_nothing(world, 
 def test_the_build_and_deploy_waits_its_turn_when_beta_is_busy(world, api, emulator, client):
     # Given Beta rolling out R1 slowly
     DeploymentTarget.objects.filter(environment=world["beta"]).update(
-        values={"podAnnotations": {"slipway.dev/simulate-seconds": "6"}}
+        values={"simulate": "slow-start", "startSeconds": 6}
     )
-    r1 = _build(api, "r1")
-    first = Deployment.objects.get(pk=_request(api["ci"], r1, "beta", "deploy").json()["id"])
+    r1 = build(api, "r1")
+    first = Deployment.objects.get(pk=request(api["ci"], r1, "beta", "deploy").json()["id"])
     # When R2 is built with "deploy to Beta" while R1 still rolls out
-    r2 = _build(api, "r2", deploy_to="beta")
+    r2 = build(api, "r2", deploy_to="beta")
     # Then R2's deployment waits for Beta, saying for what, and starts once Beta is free
     queued = r2.deployments.get()
     assert queued.status == "queued", queued.status_reason
@@ -139,46 +87,6 @@ def test_the_build_and_deploy_waits_its_turn_when_beta_is_busy(world, api, emula
     assert len(builds_for(emulator, r2)) == 1
 
 
-def test_a_hand_made_helm_upgrade_is_marked_as_drift_and_audited_once(
-    world, api, helm_binary, client
-):
-    from clusters.access import cluster_helm
-    from releases.tasks import target_check_drift
-
-    # Given R1 deployed to Beta by Slipway
-    r1 = _build(api, "r1")
-    _deployed(api["ci"], r1, "beta")
-    target = DeploymentTarget.objects.get(environment=world["beta"])
-    assert target_check_drift(target.pk) is None
-    # When someone runs helm by hand with another image
-    other = "sha256:" + "d" * 64
-    cluster_helm(Cluster.objects.get(pk=world["cluster"].pk)).upgrade(
-        release="app",
-        namespace=namespace(world, "beta"),
-        chart=world["service"].chart,
-        values=[{"image": {"repository": r1.image_repository, "digest": other}}],
-        description="by hand",
-    )
-    # Then the check marks it, on the service's API and page, and audits it once
-    for _ in range(3):
-        drift = target_check_drift(target.pk)
-    assert drift["helm_revision"] == 2 and drift["expected_revision"] == 1
-    assert drift["images"] == [f"{r1.image_repository}@{other}"]
-    assert drift["expected_image"] == r1.image
-    beta = api["ci"].get("/api/v1/services/app/").json()["environments"][0]
-    assert beta["drift"]["summary"] == drift["summary"]
-    client.force_login(r1.requested_by)
-    assert "<strong>Drift:</strong> Helm release app is at revision 2" in (
-        client.get("/services/app/").content.decode()
-    )
-    events = AuditEvent.objects.filter(action__startswith="drift.")
-    assert list(events.values_list("action", flat=True)) == ["drift.detected"]
-    # And a deployment by Slipway resolves it, audited once more
-    _deployed(api["ci"], r1, "beta")
-    assert target_check_drift(target.pk) is None
-    assert list(events.values_list("action", flat=True)) == ["drift.detected", "drift.resolved"]
-
-
 def test_a_chart_that_renders_a_tag_is_refused_until_the_image_values_pin_the_digest(
     world, api, settings
 ):
@@ -188,9 +96,9 @@ def test_a_chart_that_renders_a_tag_is_refused_until_the_image_values_pin_the_di
     service = world["service"]
     service.chart = str(Path(__file__).resolve().parents[1] / "charts" / "tagged-app")
     service.save()
-    r1 = _build(api, "r1")
+    r1 = build(api, "r1")
     refused = finished(
-        Deployment.objects.get(pk=_request(api["ci"], r1, "beta", "deploy").json()["id"])
+        Deployment.objects.get(pk=request(api["ci"], r1, "beta", "deploy").json()["id"])
     )
     # Then the deployment fails before any upgrade, saying what the chart renders
     assert refused.status == "failed"
@@ -202,17 +110,18 @@ def test_a_chart_that_renders_a_tag_is_refused_until_the_image_values_pin_the_di
     # When the service's image values map the digest into the tag
     service.image_values = {"image": {"repository": "{repository}", "tag": "{tag}@{digest}"}}
     service.save()
-    deployed = _deployed(api["ci"], r1, "beta")
+    done = deployed(api["ci"], r1, "beta")
     # Then the cluster's pod template carries the digest, and the deployment records it
     assert image_in(world, "beta") == f"{r1.image_repository}:r1@{r1.image_digest}"
-    assert deployed.verified_images == [
-        {
-            "workload": "Deployment/app",
-            "container": "app",
-            "image": f"{r1.image_repository}:r1@{r1.image_digest}",
-            "image_ids": [],
-        }
-    ]
+    pinned = f"{r1.image_repository}:r1@{r1.image_digest}"
+    [verified] = done.verified_images
+    assert (verified["workload"], verified["container"], verified["image"]) == (
+        "Deployment/app",
+        "app",
+        pinned,
+    )
+    # Its Ready pod runs it, and the node reports the digest it pulled.
+    assert [(p["image"], p["image_id"]) for p in verified["pods"]] == [(pinned, pinned)]
 
 
 def test_slipways_own_rollout_deadline_fails_a_slow_rollout(world, api):
@@ -220,14 +129,14 @@ def test_slipways_own_rollout_deadline_fails_a_slow_rollout(world, api):
     world["beta"].auto_rollback = False
     world["beta"].save()
     DeploymentTarget.objects.filter(environment=world["beta"]).update(
-        values={"podAnnotations": {"slipway.dev/simulate-seconds": "60"}}
+        values={"simulate": "slow-start", "startSeconds": 60}
     )
-    r1 = _build(api, "r1")
+    r1 = build(api, "r1")
     failed = finished(
-        Deployment.objects.get(pk=_request(api["ci"], r1, "beta", "deploy").json()["id"])
+        Deployment.objects.get(pk=request(api["ci"], r1, "beta", "deploy").json()["id"])
     )
     assert failed.status == "failed"
-    assert failed.status_reason.startswith("Rollout not finished after 3 s: app: ")
+    assert failed.status_reason.startswith("Rollout not finished after 3 s: Deployment/app: ")
 
 
 def test_a_worker_killed_during_the_real_helm_upgrade_resumes_with_one_revision(

@@ -29,6 +29,7 @@ def world(kube_cluster, request):
         prod={"requires_approval": False, "rollout_timeout_seconds": 60},
     )
     DeploymentTarget.objects.filter(environment=path.prod).update(values={"replicaCount": 2})
+    api = config.new_client_from_config(str(kube_cluster.kubeconfig_path))
     return {
         "service": path.service,
         "beta": path.beta,
@@ -36,7 +37,8 @@ def world(kube_cluster, request):
         "jenkins": path.jenkins,
         "cluster": path.cluster,
         "user": UserFactory(username="lead"),
-        "apps": client.AppsV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig_path))),
+        "apps": client.AppsV1Api(api),
+        "core": client.CoreV1Api(api),
         "suffix": suffix,
     }
 
@@ -74,3 +76,17 @@ def namespace(world, env: str) -> str:
 def image_in(world, env) -> str:
     deployment = world["apps"].read_namespaced_deployment("app", namespace(world, env))
     return deployment.spec.template.spec.containers[0].image
+
+
+def pod_images(world, env) -> list[str]:
+    """The distinct images the Ready pods of the app run, as the cluster reports them."""
+    pods = world["core"].list_namespaced_pod(namespace(world, env)).items
+    return sorted(
+        {
+            status.image_id or status.image
+            for pod in pods
+            if pod.metadata.deletion_timestamp is None
+            for status in pod.status.container_statuses or []
+            if status.ready
+        }
+    )

@@ -1,4 +1,5 @@
-"""Session fixtures for the e2e tier: a real kube-apiserver + etcd, helm, the simulator."""
+"""Session fixtures for the e2e tier: a real control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler) with kwok's nodes, and helm."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import pytest
 
 from devtools.kube.binaries import HELM, find
 from devtools.kube.controlplane import ControlPlane
-from devtools.kube.simulator import RolloutSimulator
 
 
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory):
-    """A running control plane (binaries built on a cache miss) with the simulator."""
-    plane = ControlPlane(tmp_path_factory.mktemp("kube")).start()
-    simulator = RolloutSimulator(str(plane.kubeconfig_path), delay_seconds=1.0).start()
+    """A running cluster (binaries built on a cache miss): two kwok nodes, so a rollout
+    spreads its pods as a real one does."""
+    plane = ControlPlane(tmp_path_factory.mktemp("kube"), nodes=2, name="cluster-a").start()
     yield plane
-    simulator.stop()
     plane.stop()
 
 
