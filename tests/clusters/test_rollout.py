@@ -115,7 +115,8 @@ def test_an_image_that_cannot_be_pulled_is_named_in_the_pods_reason(helm, watche
     def reason() -> str:
         return " ".join(watcher.status(ns, "app").pods)
 
-    wait_until(lambda: "ImagePullBackOff" in reason(), 30, "ImagePullBackOff")
+    # Each pod shows ErrImagePull first, then settles in ImagePullBackOff: wait for all three.
+    wait_until(lambda: "3 of 3 pods ImagePullBackOff" in reason(), 30, "ImagePullBackOff")
     assert f'3 of 3 pods ImagePullBackOff: Back-off pulling image "reg/app@{DIGEST_A}"' in (
         reason()
     )
