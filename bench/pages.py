@@ -16,10 +16,11 @@ JOIN portal_team t ON t.id = s.team_id
 JOIN portal_deploymenttarget dt ON dt.service_id = s.id
 JOIN portal_environment e ON e.id = dt.environment_id
 LEFT JOIN LATERAL (
-    SELECT * FROM releases_deployment d
-    WHERE d.service_id = s.id AND d.environment_id = e.id
-      AND (d.status = 'succeeded' OR (d.status = 'failed' AND d.helm_revision IS NOT NULL))
-    ORDER BY d.finished_at DESC NULLS LAST, d.id DESC LIMIT 1
+    SELECT d.* FROM releases_targetrollout tr
+    JOIN releases_deployment d ON d.id = tr.deployment_id
+    WHERE tr.target_id = dt.id
+      AND (tr.status = 'succeeded' OR (tr.status = 'failed' AND tr.helm_revision IS NOT NULL))
+    ORDER BY tr.finished_at DESC NULLS LAST, tr.id DESC LIMIT 1
 ) d ON true
 LEFT JOIN releases_release r ON r.id = d.release_id
 LEFT JOIN auth_user u ON u.id = d.requested_by_id

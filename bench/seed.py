@@ -145,9 +145,6 @@ DEPLOYMENT_COLUMNS = [
     "status",
     "status_reason",
     "progress",
-    "helm_revision",
-    "previous_revision",
-    "rolled_back_to_revision",
     "image",
     "run_token",
     "heartbeat_at",
@@ -157,12 +154,24 @@ DEPLOYMENT_COLUMNS = [
     "environment_id",
     "requested_by_id",
     "service_id",
-    "target_id",
     "release_id",
     "resume_count",
-    "verified_images",
-    "values",
     "freeze_override",
+]
+ROLLOUT_COLUMNS = [
+    "id",
+    "deployment_id",
+    "target_id",
+    "wave",
+    "status",
+    "status_reason",
+    "progress",
+    "helm_revision",
+    "previous_revision",
+    "values",
+    "verified_images",
+    "started_at",
+    "finished_at",
 ]
 AUDIT_COLUMNS = [
     "id",
@@ -249,11 +258,20 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
     deployment_rows = [
         (
             d, kind, status, "" if status == "succeeded" else "ProgressDeadlineExceeded",
-            json.dumps({"ready": 2, "desired": 2}), d, d - 1 if d > 1 else None, None,
+            json.dumps({"ready": 2, "desired": 2}),
             f"registry.local/apps/{world.slugs[service]}@{_digest(rid)}", uuid.uuid4(), None,
             at, at + timedelta(seconds=2), at + timedelta(seconds=40), environment,
-            world.lead_id, service, world.targets[(service, environment)], rid, 0,
-            json.dumps([]), json.dumps({}), None,
+            world.lead_id, service, rid, 0, None,
+        )
+        for d, rid, service, environment, kind, status, at in deployments
+    ]  # fmt: skip
+    # One cluster per environment: each deployment's one rollout, Helm revision d.
+    rollout_rows = [
+        (
+            d, d, world.targets[(service, environment)], 1, status,
+            "" if status == "succeeded" else "ProgressDeadlineExceeded",
+            json.dumps({"ready": 2, "desired": 2}), d, d - 1 if d > 1 else None,
+            json.dumps({}), json.dumps([]), at + timedelta(seconds=2), at + timedelta(seconds=40),
         )
         for d, rid, service, environment, kind, status, at in deployments
     ]  # fmt: skip
@@ -323,6 +341,10 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
             counts["deployments"] = _copy(
                 cursor, "releases_deployment", DEPLOYMENT_COLUMNS, deployment_rows
             )
+            progress(f"COPY {len(rollout_rows):,} rollouts")
+            counts["rollouts"] = _copy(
+                cursor, "releases_targetrollout", ROLLOUT_COLUMNS, rollout_rows
+            )
             progress(f"COPY {scale.audit_events:,} audit events (HMAC chain computed)")
             # The chain goes on from what the structure's set-up already wrote.
             cursor.execute("SELECT id, hash FROM portal_auditevent ORDER BY id DESC LIMIT 1")
@@ -330,7 +352,8 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
             counts["audit_events"] = _copy(
                 cursor, "portal_auditevent", AUDIT_COLUMNS, audit_rows(last_id + 1, last_hash)
             )
-            for table in ("releases_release", "releases_deployment", "portal_auditevent"):
+            tables = ("releases_release", "releases_deployment", "releases_targetrollout")
+            for table in (*tables, "portal_auditevent"):
                 cursor.execute(
                     sql.SQL(
                         "SELECT setval(pg_get_serial_sequence({name}, 'id'), "

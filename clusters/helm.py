@@ -26,7 +26,7 @@ from pyhelm3 import errors as helm_errors
 from pyhelm3.client import mergeconcat
 
 from clusters.errors import ClusterUnreachable, HelmFailed, HelmMissing, HelmReleaseNotFound
-from clusters.kubeconfig import kubeconfig_file
+from clusters.kubeconfig import kubeconfig_checked, kubeconfig_file
 
 HISTORY_MAX = 10
 
@@ -114,9 +114,10 @@ class Helm:
         timeout_seconds: float | None = None,
         before_call: Callable[[], None] | None = None,
     ) -> None:
+        self._executable = executable or helm_executable()
+        kubeconfig_checked(kubeconfig)  # an unusable one fails here, not as "unreachable"
         self._kubeconfig = kubeconfig
         self._context = context or None
-        self._executable = executable or helm_executable()
         self.timeout_seconds = float(timeout_seconds or settings.SLIPWAY_HELM_TIMEOUT_SECONDS)
         self._before_call = before_call or (lambda: None)
 

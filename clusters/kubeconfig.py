@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from clusters.errors import ClusterMisconfigured
+
 
 @contextlib.contextmanager
 def kubeconfig_file(kubeconfig: str) -> Iterator[Path]:
@@ -32,3 +34,20 @@ def kubeconfig_dict(kubeconfig: str) -> dict:
     if not isinstance(data, dict) or "clusters" not in data:
         raise ValueError("not a kubeconfig (no clusters)")
     return data
+
+
+def unusable(exc: Exception) -> ClusterMisconfigured:
+    """The error for a kubeconfig that cannot be read: it names the problem, never the
+    kubeconfig's content."""
+    return ClusterMisconfigured(
+        f"the cluster's kubeconfig is unusable ({type(exc).__name__}); "
+        "an admin must store a valid one"
+    )
+
+
+def kubeconfig_checked(kubeconfig: str) -> dict:
+    """The kubeconfig as a dict, or ClusterMisconfigured."""
+    try:
+        return kubeconfig_dict(kubeconfig)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise unusable(exc) from exc

@@ -12,8 +12,8 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from clusters.errors import ClusterMisconfigured, ClusterUnreachable
-from clusters.kubeconfig import kubeconfig_dict
+from clusters.errors import ClusterUnreachable
+from clusters.kubeconfig import kubeconfig_dict, unusable
 from clusters.workloads import (
     ContainerImage,
     RolloutProgress,
@@ -47,11 +47,7 @@ class RolloutWatcher:
                 kubeconfig_dict(kubeconfig), context=context or None
             )
         except (ValueError, yaml.YAMLError, config.ConfigException) as exc:
-            # The message names the problem, never the kubeconfig's content.
-            raise ClusterMisconfigured(
-                f"the cluster's kubeconfig is unusable ({type(exc).__name__}); "
-                "an admin must store a valid one"
-            ) from exc
+            raise unusable(exc) from exc
         if api_client.configuration.verify_ssl is False:
             # The operator chose insecure-skip-tls-verify in the kubeconfig; say it once,
             # not on every request.

@@ -65,6 +65,9 @@ class Engine:
         "release.deploy_skipped", "Deployment after the build skipped", failed=True
     )
     DEPLOYMENT_RESUME = Action("deployment.resume", "Worker lost; resumed")
+    CLUSTER_ROLLED_OUT = Action("deployment.cluster_rolled_out", "Rolled out on a cluster")
+    CLUSTER_RETRIED = Action("deployment.cluster_retried", "A lead retried a cluster")
+    CLUSTER_SKIPPED = Action("deployment.cluster_skipped", "A lead skipped a cluster")
     HELM_RECOVERED = Action("helm.recovered", "Stuck Helm release recovered")
     GATE_OVERRIDE = Action("gate.override", "Promotion gates overridden")
     CHECKLIST_TICKED = Action("gate.checklist_ticked", "Checklist item ticked")

@@ -63,6 +63,7 @@ DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
     },
     DeploymentStatus.DEPLOYING: {DeploymentStatus.ROLLING_OUT, DeploymentStatus.FAILED},
     DeploymentStatus.ROLLING_OUT: {
+        DeploymentStatus.DEPLOYING,  # the next wave: another cluster
         DeploymentStatus.SUCCEEDED,
         DeploymentStatus.FAILED,
         DeploymentStatus.ROLLED_BACK,
@@ -86,6 +87,27 @@ DEPLOYMENT_RUNNING = tuple(
 DEPLOYMENT_OPEN = DEPLOYMENT_WAITING + DEPLOYMENT_RUNNING
 # What the requester or a lead may still withdraw: nothing has touched the cluster yet.
 DEPLOYMENT_WITHDRAWABLE = tuple(allowed_sources(DEPLOYMENT_TRANSITIONS, DeploymentStatus.CANCELLED))
+
+
+class RolloutStatus(models.TextChoices):
+    """A deployment's rollout to one target (one cluster)."""
+
+    WAITING = "waiting", "Waiting for its wave"
+    DEPLOYING = "deploying", "Running helm upgrade"
+    ROLLING_OUT = "rolling_out", "Rolling out"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Failed, rolled back"
+    SKIPPED = "skipped", "Skipped"
+
+
+# A rollout that is over; SKIPPED when a wave before it failed (or a lead skipped it).
+ROLLOUT_DONE = (
+    RolloutStatus.SUCCEEDED,
+    RolloutStatus.FAILED,
+    RolloutStatus.ROLLED_BACK,
+    RolloutStatus.SKIPPED,
+)
 
 
 class DeploymentKind(models.TextChoices):

@@ -1,32 +1,49 @@
 """The steps of a running deployment (run by the `releases.deploy` task): check the path
-rule again, recover a stuck Helm release, verify the rendered image, `helm upgrade`, watch
-the rollout, verify what the cluster runs.
+rule again, then for each of its targets (clusters), wave after wave: recover a stuck Helm
+release, render on that cluster and verify the image, `helm upgrade`, watch the rollout,
+verify what the pods run; stop at the first cluster that fails (the rest are skipped).
 
 Each Helm revision Slipway makes carries its deployment's marker in its description, so a
 retried or resumed step finds the revision it already made instead of upgrading twice.
-The steps take their adapters as arguments, so a test can hand them in-memory stand-ins.
+The steps take their adapters through `clusters` (helm and the watcher for a target), so
+a test can hand them in-memory stand-ins.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.utils import timezone
 
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import HelmFailed
-from clusters.helm import Helm, Ownership, helm_deadline_seconds
+from clusters.helm import Helm, helm_deadline_seconds
 from clusters.rollout import REQUEST_TIMEOUT_SECONDS, RolloutWatcher
 from doors.registry import image_check
 from portal.audit.chain import audit_record
-from portal.catalog.environment_config import variable_values
 from portal.catalog.freezes import active_freeze, describe
+from portal.catalog.models import DeploymentTarget
 from portal.catalog.registries import registry_access
-from portal.catalog.targets import OWNER_LABEL, owner_value, release_key, target_refusal
-from portal.core.images import is_digest, render_image_values, tag_for
+from portal.catalog.targets import OWNER_LABEL, owner_value, target_refusal
 from releases.actions import Engine
-from releases.choices import DeploymentStatus
-from releases.models import Deployment
+from releases.choices import DeploymentStatus, RolloutStatus
+from releases.deploy_values import deployment_values
+from releases.models import Deployment, TargetRollout
+from releases.ownership import ownership_refusal
 from releases.promotion import deployment_refusal
+from releases.rollouts import (
+    cluster_label,
+    deployment_rollouts,
+    rollout_begin,
+    rollout_end,
+    rollout_next,
+    rollout_under_way,
+    rollout_update,
+    rollouts_close,
+    where_it_stands,
+)
 from releases.transitions import (
     WORKER,
     Step,
@@ -37,59 +54,53 @@ from releases.transitions import (
 )
 from releases.verification import cluster_refusal, manifest_containers, rendered_refusal
 
-
-def helm_for(deployment: Deployment) -> Helm:
-    """Helm for the deployment's cluster; each helm run is covered by the run's lease (helm
-    is stopped at its deadline, so the lease outlasts it)."""
-    lease = helm_deadline_seconds(settings.SLIPWAY_HELM_TIMEOUT_SECONDS) + 2
-    return cluster_helm(deployment.target.cluster, lease_keeper(deployment, lease))
+# While a wave bakes, how often the run looks at the clock again.
+BAKE_POLL_SECONDS = 5
 
 
-def rollout_watcher_for(deployment: Deployment) -> RolloutWatcher:
-    return cluster_watcher(
-        deployment.target.cluster, lease_keeper(deployment, REQUEST_TIMEOUT_SECONDS + 2)
-    )
+class Clusters(Protocol):
+    """Helm and the rollout watcher for one target's cluster."""
+
+    def helm(self, target: DeploymentTarget) -> Helm: ...
+
+    def watcher(self, target: DeploymentTarget) -> RolloutWatcher: ...
 
 
-def deployment_values(deployment: Deployment, *, reveal_secrets: bool = False) -> list[dict]:
-    """Helm values, later ones winning: the service's defaults, the environment's target
-    values, the environment's variables, then the image by digest, placed where the
-    service's image values say. Secret variables are fingerprints unless `reveal_secrets`
-    (only for helm itself: what Slipway records and shows never holds them)."""
-    release, service = deployment.release, deployment.service
-    if not is_digest(release.image_digest):
-        raise HelmFailed(
-            f"refusing to deploy without a sha256 digest (got {release.image_digest!r})"
+@dataclass
+class LiveClusters:
+    """The real adapters, each call covered by the deployment's lease (helm is stopped at
+    its deadline, so the lease outlasts it)."""
+
+    deployment: Deployment
+
+    def helm(self, target: DeploymentTarget) -> Helm:
+        lease = helm_deadline_seconds(settings.SLIPWAY_HELM_TIMEOUT_SECONDS) + 2
+        return cluster_helm(target.cluster, lease_keeper(self.deployment, lease))
+
+    def watcher(self, target: DeploymentTarget) -> RolloutWatcher:
+        return cluster_watcher(
+            target.cluster, lease_keeper(self.deployment, REQUEST_TIMEOUT_SECONDS + 2)
         )
-    return [
-        service.default_values or {},
-        deployment.target.values or {},
-        variable_values(deployment.target, reveal=reveal_secrets),
-        render_image_values(
-            service.image_values,
-            repository=release.image_repository,
-            digest=release.image_digest,
-            tag=tag_for(release.ref),
-        ),
-    ]
 
 
 def marker(deployment: Deployment) -> str:
     return f"slipway deployment {deployment.pk}"
 
 
-def deployment_step(*, deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
+def deployment_step(*, deployment: Deployment, clusters: Clusters) -> Step:
     """Do the one step the deployment's status calls for."""
     step = {
         DeploymentStatus.PENDING: _step_prepare,
         DeploymentStatus.DEPLOYING: _step_upgrade,
         DeploymentStatus.ROLLING_OUT: _step_watch,
     }.get(deployment.status)
-    return step(deployment, helm, watcher) if step else Step.DONE
+    return step(deployment, clusters) if step else Step.DONE
 
 
-def _recover(deployment: Deployment, helm: Helm, older_than: timezone.timedelta) -> None:
-    target = deployment.target
+def _recover(
+    deployment: Deployment, rollout: TargetRollout, helm: Helm, older_than: timezone.timedelta
+) -> None:
+    target = rollout.target
     recovery = helm.recover_stuck(
         release=target.helm_release_name, namespace=target.namespace, older_than=older_than
     )
@@ -103,38 +114,12 @@ def _recover(deployment: Deployment, helm: Helm, older_than: timezone.timedelta)
                 "from_revision": recovery.from_revision,
                 "from_status": recovery.from_status,
                 "to_revision": recovery.to_revision,
+                **cluster_label(rollout),
             },
         )
 
 
-def ownership_refusal(deployment: Deployment, helm: Helm) -> str | None:
-    """Why the target may not touch its Helm release: another target owns it, or it was
-    installed outside Slipway and no platform admin adopted it."""
-    target = deployment.target
-    state = helm.ownership(
-        target.helm_release_name, target.namespace, label=OWNER_LABEL, owner=owner_value(target)
-    )
-    if state in (Ownership.OURS, Ownership.ABSENT):
-        return None
-    if target.adopted_release == release_key(target):
-        return None  # a platform admin took it over for this target (audited)
-    where = (
-        f"Helm release {target.helm_release_name} in namespace {target.namespace} on cluster "
-        f"{target.cluster}"
-    )
-    if state == Ownership.OTHER:
-        return (
-            f"{where} belongs to another Slipway target: a target never upgrades, rolls back "
-            "or uninstalls a release it does not own. (If that target is gone, a platform "
-            "admin may adopt the release for this one.)"
-        )
-    return (
-        f"{where} exists but Slipway did not install it; a platform admin may adopt it for "
-        f"{deployment.service} in {deployment.environment} (team page), audited."
-    )
-
-
-def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
+def _step_prepare(deployment: Deployment, clusters: Clusters) -> Step:
     # The environment before may have moved on since the request was made or approved.
     refusal = deployment_refusal(
         release=deployment.release, environment=deployment.environment, kind=deployment.kind
@@ -142,11 +127,19 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
     freeze = active_freeze(deployment.service, deployment.environment)
     if refusal is None and freeze is not None and deployment.freeze_override is None:
         refusal = f"{describe(freeze)}. A lead may override it with a reason."
-    # Grants may have been narrowed since the target was saved; the release may have an
-    # owner other than this target.
-    refusal = refusal or target_refusal(deployment.target) or ownership_refusal(deployment, helm)
-    if refusal:
-        deployment_fail(deployment=deployment, reason=f"Refused when starting: {refusal}")
+    rollouts = deployment_rollouts(deployment)
+    # Every cluster is checked before any is touched: grants may have been narrowed since
+    # a target was saved; a release may have an owner other than its target.
+    for rollout in rollouts:
+        target = rollout.target
+        refusal = (
+            refusal or target_refusal(target) or ownership_refusal(target, clusters.helm(target))
+        )
+    if refusal or not rollouts:
+        deployment_fail(
+            deployment=deployment,
+            reason=f"Refused when starting: {refusal or 'it has no target to deploy to.'}",
+        )
         return Step.DONE
     registry = deployment.service.registry
     if registry is not None:
@@ -156,27 +149,58 @@ def _step_prepare(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             image_repository=deployment.release.image_repository,
             digest=deployment.release.image_digest,
         )
-    target = deployment.target
-    _recover(deployment, helm, timezone.timedelta(seconds=settings.SLIPWAY_HELM_STUCK_SECONDS))
-    current = helm.current(target.helm_release_name, target.namespace)
-    previous = current.revision if current and current.deployed else None
+    first = rollouts[0]
+    rollout_begin(first)
     deployment_transition(
         deployment=deployment,
         to=DeploymentStatus.DEPLOYING,
-        previous_revision=previous,
         started_at=timezone.now(),
+        note=_waves_note(rollouts, first),
     )
     return Step.NEXT
 
 
-def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
-    target, release, service = deployment.target, deployment.release, deployment.service
-    values = deployment_values(deployment)
-    sent = deployment_values(deployment, reveal_secrets=True)
+def _waves_note(rollouts: list[TargetRollout], current: TargetRollout) -> dict | None:
+    """What an audit event of a deployment over several clusters says of its wave."""
+    if len(rollouts) < 2:
+        return None
+    return {**cluster_label(current), "waves": len(rollouts)}
+
+
+def _step_upgrade(deployment: Deployment, clusters: Clusters) -> Step:
+    rollout = rollout_under_way(deployment)
+    if rollout is None:
+        deployment_fail(deployment=deployment, reason="No cluster's rollout is under way.")
+        return Step.DONE
+    if rollout.not_before and timezone.now() < rollout.not_before:
+        wait = (rollout.not_before - timezone.now()).total_seconds()
+        deployment_note_progress(
+            deployment=deployment,
+            progress={
+                "summary": f"Baking: {rollout.target.cluster} gets the release at "
+                f"{timezone.localtime(rollout.not_before):%H:%M:%S} (in {wait:.0f} s)",
+                **cluster_label(rollout),
+            },
+            lease=min(wait, BAKE_POLL_SECONDS) + REQUEST_TIMEOUT_SECONDS,
+        )
+        return Step.WAIT
+    target, release, service = rollout.target, deployment.release, deployment.service
+    helm = clusters.helm(target)
+    if rollout.started_at is None:
+        stuck = timezone.timedelta(seconds=settings.SLIPWAY_HELM_STUCK_SECONDS)
+        _recover(deployment, rollout, helm, stuck)
+        current = helm.current(target.helm_release_name, target.namespace)
+        rollout_update(
+            rollout,
+            previous_revision=current.revision if current and current.deployed else None,
+            started_at=timezone.now(),
+        )
+    values = deployment_values(release, target)
+    sent = deployment_values(release, target, reveal_secrets=True)
     made = helm.find_revision(target.helm_release_name, target.namespace, marker(deployment))
     if made is not None and made.pending:
         # Our own earlier helm run was killed mid-way: clear it, then upgrade again.
-        _recover(deployment, helm, timezone.timedelta(0))
+        _recover(deployment, rollout, helm, timezone.timedelta(0))
         made = None
     if made is None:
         # Rendered by the target cluster (its version, its API groups): what the upgrade
@@ -192,8 +216,7 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             manifest_containers(manifests), release.image_repository, release.image_digest
         )
         if refusal:
-            deployment_fail(deployment=deployment, reason=refusal)
-            return Step.DONE
+            return _stop(deployment, rollout, RolloutStatus.FAILED, refusal)
         made = helm.upgrade(
             release=target.helm_release_name,
             namespace=target.namespace,
@@ -203,20 +226,28 @@ def _step_upgrade(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -
             version=service.chart_version or None,
             labels={OWNER_LABEL: owner_value(target)},
         )
+    rollout_update(
+        rollout, status=RolloutStatus.ROLLING_OUT, helm_revision=made.revision, values=values
+    )
     deployment_transition(
         deployment=deployment,
         to=DeploymentStatus.ROLLING_OUT,
-        helm_revision=made.revision,
-        values=values,
+        note={
+            "helm_revision": made.revision,
+            **(_waves_note(deployment_rollouts(deployment), rollout) or {}),
+        },
     )
     return Step.NEXT
 
 
-def _step_watch(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> Step:
-    target, release = deployment.target, deployment.release
-    deadline = deployment.started_at + timezone.timedelta(
-        seconds=deployment.environment.rollout_timeout_seconds
-    )
+def _step_watch(deployment: Deployment, clusters: Clusters) -> Step:
+    rollout = rollout_under_way(deployment)
+    if rollout is None:
+        deployment_fail(deployment=deployment, reason="No cluster's rollout is under way.")
+        return Step.DONE
+    target, release = rollout.target, deployment.release
+    timeout = deployment.environment.rollout_timeout_seconds
+    deadline = (rollout.started_at or deployment.started_at) + timezone.timedelta(seconds=timeout)
     budget = max(
         0.0,
         min(settings.SLIPWAY_WATCH_BUDGET_SECONDS, (deadline - timezone.now()).total_seconds()),
@@ -224,66 +255,112 @@ def _step_watch(deployment: Deployment, helm: Helm, watcher: RolloutWatcher) -> 
     # Silent on purpose while watching: the lease covers the budget and one more request.
     lease = budget + REQUEST_TIMEOUT_SECONDS + 2
     deployment_note_progress(deployment=deployment, progress=deployment.progress, lease=lease)
+    label = cluster_label(rollout) if len(deployment_rollouts(deployment)) > 1 else {}
+    watcher = clusters.watcher(target)
     progress = watcher.watch(
         target.namespace,
         target.helm_release_name,
         budget,
         on_progress=lambda p: deployment_note_progress(
-            deployment=deployment, progress=p.as_dict(), lease=lease
+            deployment=deployment, progress=p.as_dict() | label, lease=lease
         ),
     )
-    deployment_note_progress(deployment=deployment, progress=progress.as_dict())
+    seen = progress.as_dict() | label
+    deployment_note_progress(deployment=deployment, progress=seen)
     if progress.complete and progress.no_workload:
-        # Nothing runs a container: helm applying the chart is the whole deployment (the
+        # Nothing runs a container: helm applying the chart is the whole rollout (the
         # progress's summary says so on the pages and in the API).
-        deployment_transition(
-            deployment=deployment, to=DeploymentStatus.SUCCEEDED, verified_images=[]
-        )
-        return Step.DONE
+        rollout_end(rollout, RolloutStatus.SUCCEEDED, progress=seen, verified_images=[])
+        return _next_wave(deployment, rollout)
     if progress.complete:
         images = watcher.images(target.namespace, target.helm_release_name)
         refusal = cluster_refusal(images, release.image_repository, release.image_digest)
         if refusal:
-            return _rollout_failed(deployment, helm, f"Verification failed: {refusal}")
-        deployment_transition(
-            deployment=deployment,
-            to=DeploymentStatus.SUCCEEDED,
+            return _rollout_failed(deployment, rollout, clusters, f"Verification failed: {refusal}")
+        rollout_end(
+            rollout,
+            RolloutStatus.SUCCEEDED,
+            progress=seen,
             verified_images=[image.as_dict() for image in images],
         )
-        return Step.DONE
+        return _next_wave(deployment, rollout)
     if progress.failed:
         reason = f"Rollout failed.\n{progress.failure_reason()}"
     elif timezone.now() >= deadline:
-        reason = (
-            f"Rollout not finished after {deployment.environment.rollout_timeout_seconds}"
-            f" s: {progress.summary()}"
-        )
+        reason = f"Rollout not finished after {timeout} s: {progress.summary()}"
     else:
         return Step.NEXT  # budget spent, deadline not reached: watch again
-    return _rollout_failed(deployment, helm, reason)
+    rollout_update(rollout, progress=seen)
+    return _rollout_failed(deployment, rollout, clusters, reason)
 
 
-def _rollout_failed(deployment: Deployment, helm: Helm, reason: str) -> Step:
-    target = deployment.target
-    if deployment.environment.auto_rollback and deployment.previous_revision:
+def _next_wave(deployment: Deployment, done: TargetRollout) -> Step:
+    """A cluster rolled out: the next one's wave comes (after the bake time), or the
+    deployment succeeded everywhere."""
+    following = rollout_next(deployment)
+    rollouts = deployment_rollouts(deployment)
+    if len(rollouts) > 1:
+        audit_record(
+            actor=WORKER,
+            action=Engine.CLUSTER_ROLLED_OUT,
+            target=deployment,
+            after={**cluster_label(done), "helm_revision": done.helm_revision},
+        )
+    if following is None:
+        deployment_transition(deployment=deployment, to=DeploymentStatus.SUCCEEDED)
+        return Step.DONE
+    rollout_begin(following, bake_seconds=deployment.environment.bake_seconds)
+    deployment_transition(
+        deployment=deployment,
+        to=DeploymentStatus.DEPLOYING,
+        note=_waves_note(rollouts, following),
+    )
+    return Step.NEXT
+
+
+def _stop(deployment: Deployment, rollout: TargetRollout, status: str, reason: str, **fields):
+    """End the deployment at this cluster: the rest are skipped, and the reason says what
+    each cluster was left with."""
+    rollout_end(rollout, status, reason=reason, **fields)
+    several = len(deployment_rollouts(deployment)) > 1
+    if several:
+        reason = f"{rollout.target.cluster}: {reason}"
+    rollouts_close(deployment, reason)
+    stands = where_it_stands(deployment, release_pk=deployment.release_id)
+    full = f"{reason}\n{stands}" if stands else reason
+    to = (
+        DeploymentStatus.ROLLED_BACK
+        if status == RolloutStatus.ROLLED_BACK
+        else DeploymentStatus.FAILED
+    )
+    deployment_transition(deployment=deployment, to=to, reason=full)
+    return Step.DONE
+
+
+def _rollout_failed(
+    deployment: Deployment, rollout: TargetRollout, clusters: Clusters, reason: str
+) -> Step:
+    target = rollout.target
+    if deployment.environment.auto_rollback and rollout.previous_revision:
         try:
-            made = helm.rollback(
+            made = clusters.helm(target).rollback(
                 release=target.helm_release_name,
                 namespace=target.namespace,
-                revision=deployment.previous_revision,
+                revision=rollout.previous_revision,
             )
         except HelmFailed as exc:
-            deployment_fail(
-                deployment=deployment, reason=f"{reason}\nAutomatic rollback failed too: {exc}"
+            return _stop(
+                deployment,
+                rollout,
+                RolloutStatus.FAILED,
+                f"{reason}\nAutomatic rollback failed too: {exc}",
             )
-            return Step.DONE
-        deployment_transition(
-            deployment=deployment,
-            to=DeploymentStatus.ROLLED_BACK,
-            rolled_back_to_revision=made.revision,
-            reason=f"{reason}\nRolled back to revision {deployment.previous_revision} "
+        return _stop(
+            deployment,
+            rollout,
+            RolloutStatus.ROLLED_BACK,
+            f"{reason}\nRolled back to revision {rollout.previous_revision} "
             f"(now revision {made.revision}).",
+            rolled_back_to_revision=made.revision,
         )
-        return Step.DONE
-    deployment_fail(deployment=deployment, reason=reason)
-    return Step.DONE
+    return _stop(deployment, rollout, RolloutStatus.FAILED, reason)

@@ -31,7 +31,7 @@ from releases.choices import (
 )
 from releases.errors import Conflict, DeploymentBusy, NotPermitted, ReleaseRefused
 from releases.gates import gates_enforce
-from releases.models import Approval, Deployment, Release
+from releases.models import Approval, Deployment, Release, TargetRollout
 from releases.promotion import (
     check_deployable,
     decision_refusal,
@@ -127,13 +127,18 @@ def deployment_start(
     wait_if_busy: bool = False,
     freeze_override: str = "",
     gate_override: str = "",
+    targets: list[DeploymentTarget] | None = None,
+    continues: Deployment | None = None,
 ) -> Deployment:
-    """Deploy a built release to an environment: the same image digest, never a rebuild.
+    """Deploy a built release to an environment: the same image digest, never a rebuild;
+    to each of the service's targets there (its clusters), wave after wave.
 
     The path rule (promotion.py), freezes, the registry and the gates are checked in the
     transaction that records the request, again on approval and again when the worker
     starts. `wait_if_busy`: queue behind a running deployment instead of refusing.
-    `freeze_override`, `gate_override`: a lead's reason to deploy anyway.
+    `freeze_override`, `gate_override`: a lead's reason to deploy anyway. `targets` and
+    `continues`: a lead's retry or skip goes on with some clusters of a deployment that
+    stopped (releases/waves.py); it needs no other approval.
     """
 
     def start() -> Deployment:
@@ -144,12 +149,8 @@ def deployment_start(
             user=user,
             override_reason=freeze_override,
         )
-        target = (
-            DeploymentTarget.objects.select_related("cluster")
-            .filter(service=release.service_id, environment=environment)
-            .first()
-        )
-        if target is None:
+        waves = targets if targets is not None else environment_targets(release, environment)
+        if not waves:
             raise ReleaseRefused(f"{release.service.name} has no target in {environment.name}.")
         if kind != DeploymentKind.DEPLOY:
             _image_in_registry(release)
@@ -162,20 +163,20 @@ def deployment_start(
         )
         status = (
             DeploymentStatus.AWAITING_APPROVAL
-            if needs_approval(environment, kind)
+            if needs_approval(environment, kind) and continues is None
             else DeploymentStatus.PENDING
         )
         request = {"kind": kind, "actor": actor, "user": user, "context": context,
-                   "override": override, "gates": gates}  # fmt: skip
+                   "override": override, "gates": gates, "continues": continues}  # fmt: skip
         try:
-            return _create(release, environment, target, status, **request)
+            return _create(release, environment, waves, status, **request)
         except IntegrityError as exc:
             if _violated(exc) == WAITING_CONSTRAINT:
                 raise Conflict(_waiting_message(release, environment)) from exc
             if not wait_if_busy:
                 raise DeploymentBusy(busy_message(release.service_id, environment)) from exc
         try:
-            return _create(release, environment, target, DeploymentStatus.QUEUED, **request)
+            return _create(release, environment, waves, DeploymentStatus.QUEUED, **request)
         except IntegrityError as exc:
             raise Conflict(_waiting_message(release, environment)) from exc
 
@@ -201,13 +202,22 @@ def _image_in_registry(release: Release) -> None:
         raise ReleaseRefused(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
 
 
+def environment_targets(release: Release, environment: Environment) -> list[DeploymentTarget]:
+    """The service's targets in the environment, in wave order."""
+    return list(
+        DeploymentTarget.objects.select_related("cluster")
+        .filter(service=release.service_id, environment=environment)
+        .order_by("wave", "id")
+    )
+
+
 def _create(
-    release, environment, target, status, *, kind, actor, user, context, override, gates
-) -> Deployment:
+    release, environment, targets, status, *, kind, actor, user, context, override, gates,
+    continues,
+) -> Deployment:  # fmt: skip
     with transaction.atomic():
         deployment = Deployment.objects.create(
             release=release,
-            target=target,
             environment=environment,
             service_id=release.service_id,
             requested_by=user,
@@ -216,6 +226,10 @@ def _create(
             status=status,
             freeze_override=override,
             gate_override=gates,
+        )
+        TargetRollout.objects.bulk_create(
+            TargetRollout(deployment=deployment, target=target, wave=target.wave)
+            for target in targets
         )
         audit_record(
             actor=actor,
@@ -227,6 +241,8 @@ def _create(
                 "environment": environment.slug,
                 "image": release.image,
                 "status": status,
+                "clusters": [target.cluster.name for target in targets],
+                **({"continues": continues.pk} if continues else {}),
             },
         )
         for action, value in ((Catalog.FREEZE_OVERRIDE, override), (Engine.GATE_OVERRIDE, gates)):

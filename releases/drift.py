@@ -19,8 +19,8 @@ from portal.catalog.models import DeploymentTarget
 from portal.core.images import split_image
 from releases.actions import Engine
 from releases.choices import DEPLOYMENT_RUNNING
-from releases.models import Deployment
-from releases.promotion import environment_last_change
+from releases.models import Deployment, TargetRollout
+from releases.promotion import target_last_change
 from releases.transitions import WORKER
 from releases.verification import pods_off_digest
 
@@ -31,7 +31,7 @@ PODS_SHOWN = 5
 def _expected_revision(target: DeploymentTarget) -> int | None:
     """The newest Helm revision Slipway made for this target (upgrade or rollback)."""
     return (
-        Deployment.objects.filter(target=target).aggregate(
+        TargetRollout.objects.filter(target=target).aggregate(
             made=Max(
                 Greatest(
                     Coalesce("helm_revision", 0),
@@ -48,8 +48,8 @@ def _observed(target: DeploymentTarget, helm: Helm, watcher: RolloutWatcher) -> 
     name, namespace = target.helm_release_name, target.namespace
     current = helm.current(name, namespace)
     expected_revision = _expected_revision(target)
-    last = environment_last_change(service=target.service_id, environment=target.environment_id)
-    expected_image = last.image if last else ""
+    last = target_last_change(target)
+    expected_image = last.deployment.image if last else ""
     repository = target.service.image_repository
     containers = watcher.images(namespace, name)
     # The templates and their Ready pods: `kubectl set image` changes both, a mutating

@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.contrib.postgres.aggregates import StringAgg
+from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Concat
 
 from portal.access.permissions import visible
 from portal.core import sizes
 from portal.core.exports import csv_row, csv_writer
 from releases.filters import DeploymentFilter, ReleaseFilter
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 from releases.timeline import human_duration
 
 PAGE_SIZE = 50
@@ -107,13 +109,39 @@ _DEPLOYMENT_FIELDS = [
     "pk", "service__slug", "environment__slug", "kind", "status", "release_id",
     "release__ref", "image", "requested_by__username", "approval__approved",
     "approval__decided_by__username", "created_at", "started_at", "finished_at",
-    "release__build_started_at", "release__finished_at", "helm_revision", "status_reason",
+    "release__build_started_at", "release__finished_at", "helm_revisions", "status_reason",
 ]  # fmt: skip
 _RELEASE_FIELDS = [
     "pk", "service__slug", "ref", "commit_sha", "status", "image_repository", "image_digest",
     "requested_by__username", "created_at", "build_started_at", "finished_at",
     "build_number", "status_reason",
 ]  # fmt: skip
+
+
+def _with_revisions(rows: QuerySet) -> QuerySet:
+    """Each deployment's Helm revision per cluster, `cluster-a:3 cluster-b:5` (a subquery:
+    one row per deployment still)."""
+    per_cluster = (
+        TargetRollout.objects.filter(deployment=OuterRef("pk"), helm_revision__isnull=False)
+        .order_by()
+        .values("deployment")
+        .annotate(
+            joined=StringAgg(
+                Concat("target__cluster__name", Value(":"), Cast("helm_revision", CharField())),
+                delimiter=" ",
+                order_by=("wave",),
+            )
+        )
+        .values("joined")
+    )
+    return rows.annotate(helm_revisions=Subquery(per_cluster))
+
+
+def _revisions(joined: str | None) -> str:
+    """One cluster: its revision alone (as before clusters were several)."""
+    if not joined:
+        return ""
+    return joined.split(":", 1)[1] if " " not in joined else joined
 
 
 def _iso(value) -> str:
@@ -140,7 +168,7 @@ def _deployment_line(row: tuple) -> list:
         _iso(finished),
         _seconds(started, finished),
         _seconds(build_started, built),
-        revision or "",
+        _revisions(revision),
         reason[: sizes.PARAGRAPH],
     ]
 
@@ -179,6 +207,8 @@ def csv_lines(rows: QuerySet, view: str) -> Iterator[str]:
         else (DEPLOYMENT_COLUMNS, _DEPLOYMENT_FIELDS, _deployment_line)
     )
     yield csv_row(writer, columns)
+    if view != "releases":
+        rows = _with_revisions(rows)
     batch: list[str] = []
     for row in rows.values_list(*fields).iterator(chunk_size=2000):
         batch.append(csv_row(writer, line(row)))

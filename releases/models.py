@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 
 from portal.core import sizes
@@ -16,8 +15,8 @@ from releases.choices import (
     DEPLOYMENT_WAITING,
     DeploymentKind,
     DeploymentStatus,
-    GateKind,
     ReleaseStatus,
+    RolloutStatus,
 )
 
 
@@ -155,14 +154,10 @@ class Approval(models.Model):
 
 
 class Deployment(models.Model):
-    """One release rolled out to one environment: a Helm upgrade and the rollout after it."""
+    """One release rolled out to one environment: to each of the service's targets there
+    (one per cluster), wave after wave (its TargetRollouts)."""
 
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
-    target = models.ForeignKey(
-        "portal.DeploymentTarget", on_delete=models.PROTECT, related_name="deployments"
-    )
-    # environment and service repeat what target says: the partial unique index below
-    # ("one in flight per service and environment") can only cover this table's columns.
     environment = models.ForeignKey(
         "portal.Environment", on_delete=models.PROTECT, related_name="deployments"
     )
@@ -184,11 +179,8 @@ class Deployment(models.Model):
     )
     status_reason = models.TextField(blank=True)
     progress = models.JSONField(
-        default=dict, blank=True, help_text="Latest rollout progress for the page."
+        default=dict, blank=True, help_text="The current wave's rollout progress, for the page."
     )
-    helm_revision = models.IntegerField(null=True, blank=True)
-    previous_revision = models.IntegerField(null=True, blank=True)
-    rolled_back_to_revision = models.IntegerField(null=True, blank=True)
     image = models.CharField(max_length=400, help_text="repo@sha256:… deployed")
     gate_override = models.JSONField(
         null=True,
@@ -199,17 +191,6 @@ class Deployment(models.Model):
         null=True,
         blank=True,
         help_text="The freeze a lead overrode to request it, with their reason.",
-    )
-    values = models.JSONField(
-        default=list,
-        blank=True,
-        help_text="The Helm values layers it was deployed with (for previews and history).",
-    )
-    verified_images = models.JSONField(
-        default=list,
-        blank=True,
-        help_text="What the cluster holds after the rollout: each container's image "
-        "(and the pods' imageID where pods exist).",
     )
     run_token = models.UUIDField(default=uuid.uuid4)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -243,18 +224,6 @@ class Deployment(models.Model):
             ),
         ]
         indexes = [
-            # "What runs there now": one index lookup per service and environment, however
-            # long the history (see releases/promotion.py CHANGED_WHAT_RUNS).
-            models.Index(
-                models.F("service"),
-                models.F("environment"),
-                models.F("finished_at").desc(nulls_last=True),
-                models.F("id").desc(),
-                name="deployment_last_change",
-                condition=models.Q(
-                    status__in=[DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED]
-                ),
-            ),
             models.Index(fields=["service", "-id"], name="deployment_service_newest"),
         ]
 
@@ -262,82 +231,77 @@ class Deployment(models.Model):
         return f"{self.release} → {self.environment}"
 
 
-class PromotionGate(models.Model):
-    """Something that must hold in an environment before a release is promoted out of it."""
+class TargetRollout(models.Model):
+    """One deployment's rollout to one of its targets (one cluster): Helm's revision there,
+    what it was deployed with, what runs there after. A deployment's rollouts go wave by
+    wave, in the targets' order."""
 
-    environment = models.ForeignKey(
-        "portal.Environment",
-        on_delete=models.CASCADE,
-        related_name="gates",
-        help_text="Checked before a release is promoted out of this environment (e.g. Beta).",
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="rollouts")
+    target = models.ForeignKey(
+        "portal.DeploymentTarget", on_delete=models.PROTECT, related_name="rollouts"
     )
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=16, choices=GateKind.choices)
-    soak_minutes = models.PositiveIntegerField(
-        default=30,
-        help_text="Soak: minutes the release must have run here. Prometheus: the {window}.",
+    wave = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(
+        max_length=16, choices=RolloutStatus.choices, default=RolloutStatus.WAITING
     )
-    prometheus_url = models.CharField(
-        max_length=sizes.LINE, blank=True, help_text="e.g. http://prometheus.monitoring:9090"
-    )
-    query = models.TextField(
+    status_reason = models.TextField(blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    helm_revision = models.IntegerField(null=True, blank=True)
+    previous_revision = models.IntegerField(null=True, blank=True)
+    rolled_back_to_revision = models.IntegerField(null=True, blank=True)
+    values = models.JSONField(
+        default=list,
         blank=True,
-        help_text="PromQL giving one value; {service}, {namespace} and {window} are filled in.",
+        help_text="The Helm values layers it was deployed with (secrets as fingerprints).",
     )
-    min_value = models.FloatField(null=True, blank=True)
-    max_value = models.FloatField(null=True, blank=True)
-    enabled = models.BooleanField(default=True)
-    order = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["environment__order", "order", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.get_kind_display()}) in {self.environment}"
-
-    def clean(self) -> None:
-        if self.kind == GateKind.PROMETHEUS:
-            if not self.prometheus_url.startswith(("http://", "https://")):
-                raise ValidationError({"prometheus_url": "An http:// or https:// address."})
-            if not self.query.strip():
-                raise ValidationError({"query": "A PromQL query."})
-            if self.min_value is None and self.max_value is None:
-                raise ValidationError({"max_value": "Give a minimum, a maximum or both."})
-
-
-class GateResult(models.Model):
-    """One evaluation of one gate for one release, as shown on its page."""
-
-    gate = models.ForeignKey(PromotionGate, on_delete=models.CASCADE, related_name="results")
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="gate_results")
-    passed = models.BooleanField()
-    detail = models.CharField(max_length=sizes.PARAGRAPH)
-    value = models.FloatField(null=True, blank=True)
-    checked_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["release", "gate", "-id"], name="gate_result_latest")]
-
-    def __str__(self) -> str:
-        return f"{self.gate.name} for release {self.release_id}: {self.detail}"
-
-
-class ChecklistTick(models.Model):
-    """A lead's tick of a checklist gate for one release."""
-
-    gate = models.ForeignKey(PromotionGate, on_delete=models.CASCADE, related_name="ticks")
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="checklist_ticks")
-    ticked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    verified_images = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What runs after the rollout: each container's image and its Ready pods' "
+        "images and imageIDs.",
     )
-    note = models.CharField(max_length=sizes.LINE, blank=True)
-    ticked_at = models.DateTimeField(auto_now_add=True)
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="The environment's bake time after the wave before."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        ordering = ["wave", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["gate", "release"], name="tick_once_per_release")
+            models.UniqueConstraint(
+                fields=["deployment", "target"], name="rollout_once_per_target"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=RolloutStatus.values), name="rollout_status_valid"
+            ),
+        ]
+        indexes = [
+            # "What runs there now": one index lookup per target, however long the history
+            # (see releases/promotion.py CHANGED_WHAT_RUNS).
+            models.Index(
+                models.F("target"),
+                models.F("finished_at").desc(nulls_last=True),
+                models.F("id").desc(),
+                name="rollout_last_change",
+                condition=models.Q(status__in=[RolloutStatus.SUCCEEDED, RolloutStatus.FAILED]),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.gate.name} ticked for release {self.release_id}"
+        return f"{self.deployment} on {self.target.cluster}"
+
+
+# Gates live in their own module; Django finds models through this one.
+from releases.gate_models import ChecklistTick, GateResult, PromotionGate  # noqa: E402
+
+__all__ = [
+    "Approval",
+    "ChecklistTick",
+    "Deployment",
+    "GateResult",
+    "PromotionGate",
+    "Release",
+    "ReleaseLogChunk",
+    "TargetRollout",
+]

@@ -2,10 +2,10 @@
 the environment runs now, the releases in between, and the Helm values and rendered
 manifests that will differ.
 
-The values diff needs no external call (each deployment records the values it was
-deployed with). Rendering manifests runs `helm template`, so a worker does it
-(`releases.render_preview`) and the page polls for the result, kept a few minutes in the
-cache: no web request waits on helm.
+The values diff needs no external call (each rollout records the values it was deployed
+with). Rendering manifests is a server-side dry run on the first wave's cluster, so a
+worker does it (`releases.render_preview`) and the page polls for the result, kept a few
+minutes in the cache: no web request waits on helm.
 """
 
 from __future__ import annotations
@@ -22,9 +22,15 @@ from portal.catalog.freezes import active_freeze, describe
 from portal.catalog.models import DeploymentTarget, Environment, Freeze
 from portal.core.errors import DoorError
 from releases import dispatch
-from releases.deploy_steps import deployment_values
-from releases.models import Deployment, Release
-from releases.promotion import deployment_refusal, environment_current_deployment
+from releases.deploy_values import deployment_values
+from releases.models import Deployment, Release, TargetRollout
+from releases.promotion import (
+    EnvironmentRuns,
+    deployment_refusal,
+    environment_current_deployment,
+    environment_runs,
+    target_last_change,
+)
 
 PREVIEW_SECONDS = 600
 MAX_BETWEEN = 50
@@ -63,12 +69,13 @@ class Preview:
     release: Release
     environment: Environment
     kind: str
-    target: DeploymentTarget | None
+    target: DeploymentTarget | None  # the first wave's: its values and manifests are shown
     current: Deployment | None
     refusal: str | None
     between: list[Release] = field(default_factory=list)
     values_diff: list[str] = field(default_factory=list)
     freeze: Freeze | None = None
+    runs: EnvironmentRuns | None = None  # what each cluster runs now, in wave order
 
     @property
     def freeze_text(self) -> str:
@@ -78,14 +85,17 @@ class Preview:
     def same_image(self) -> bool:
         return bool(self.current) and self.current.release.image == self.release.image
 
+    @property
+    def clusters(self) -> list[tuple[DeploymentTarget, TargetRollout | None]]:
+        """With several clusters: each, in wave order, with what last changed there."""
+        return self.runs.changes if self.runs and self.runs.several else []
+
 
 def promotion_preview(*, release: Release, environment: Environment, kind: str) -> Preview:
-    target = (
-        DeploymentTarget.objects.select_related("service")
-        .filter(service=release.service_id, environment=environment)
-        .first()
-    )
-    current = environment_current_deployment(service=release.service_id, environment=environment)
+    runs = environment_runs(service=release.service_id, environment=environment)
+    first = runs.changes[0] if runs.changes else (None, None)
+    target, last_there = first
+    current = runs.current
     refusal = deployment_refusal(release=release, environment=environment, kind=kind)
     if target is None:
         refusal = f"{release.service.name} has no target in {environment.name}."
@@ -100,22 +110,23 @@ def promotion_preview(*, release: Release, environment: Environment, kind: str) 
     values_diff = []
     if target is not None:
         new = merge_values(_values_for(release, target))
-        old = merge_values(current.values) if current and current.values else {}
+        old = merge_values(last_there.values) if last_there and last_there.values else {}
         values_diff = unified_diff(
             _yaml(old) if old else [],
             _yaml(new),
-            f"{environment.name} now (release #{current.release_id})" if current else "nothing",
+            f"{runs.where(target)} now (release #{last_there.deployment.release_id})"
+            if last_there
+            else "nothing",
             f"release #{release.pk}",
         )
     freeze = active_freeze(release.service, environment)
     return Preview(
-        release, environment, kind, target, current, refusal, between, values_diff, freeze
+        release, environment, kind, target, current, refusal, between, values_diff, freeze, runs
     )
 
 
 def _values_for(release: Release, target: DeploymentTarget) -> list[dict]:
-    probe = Deployment(release=release, target=target, service=target.service)
-    return deployment_values(probe)
+    return deployment_values(release, target)
 
 
 # -- rendered manifests, by a worker --------------------------------------------------
@@ -173,10 +184,14 @@ def hide_secret_values(manifest: dict) -> dict:
 def render_preview(*, release: Release, environment: Environment, helm) -> dict:
     """Render the chart as it runs now and as it would with `release`; store the diff."""
     current = environment_current_deployment(service=release.service_id, environment=environment)
-    target = DeploymentTarget.objects.select_related("service").get(
-        service=release.service_id, environment=environment
+    target = (
+        DeploymentTarget.objects.select_related("service")
+        .filter(service=release.service_id, environment=environment)
+        .order_by("wave", "id")
+        .first()
     )
     service = target.service
+    last_there = target_last_change(target)
 
     def render(values: list[dict]) -> list[str]:
         # The upgrade's own server-side dry run on the target cluster: its version, its
@@ -191,7 +206,7 @@ def render_preview(*, release: Release, environment: Environment, helm) -> dict:
         return [line for m in manifests for line in ["---", *_yaml(hide_secret_values(m))]]
 
     try:
-        before = render(current.values) if current and current.values else []
+        before = render(last_there.values) if last_there and last_there.values else []
         after = render(_values_for(release, target))
         result = {
             "lines": unified_diff(

@@ -2,47 +2,94 @@
 who may roll back, and who may approve.
 
 Promotion rule: a release may be deployed to an environment only while it is what the
-environment before it (by order) runs **now**: its latest deployment there that changed
-what runs, succeeded, and was not followed by another one since. It is checked when a
-deployment is requested, again when a lead approves it, and again when the worker starts
-it. A rollback instead redeploys a release that once succeeded in that environment.
+environment before it (by order) runs **now**, on every one of its targets (clusters):
+each target's latest rollout that changed what runs there succeeded with this release.
+It is checked when a deployment is requested, again when a lead approves it, and again
+when the worker starts it. A rollback instead redeploys a release that once succeeded in
+that environment.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db.models import F, Q
 
 from portal.access.choices import Role
 from portal.access.permissions import has_role
-from portal.catalog.models import Environment, Service
-from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
+from portal.catalog.models import DeploymentTarget, Environment, Service
+from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus, RolloutStatus
 from releases.errors import Conflict, NotPermitted, PromotionRefused, ReleaseRefused
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 
-# Deployments that changed what an environment runs: a success, or a failure after helm
-# upgraded it (the environment then runs a broken release). A rolled-back deployment
-# restored what ran before, and one that failed before helm changed nothing.
-CHANGED_WHAT_RUNS = Q(status=DeploymentStatus.SUCCEEDED) | Q(
-    status=DeploymentStatus.FAILED, helm_revision__isnull=False
+# Rollouts that changed what a target runs: a success, or a failure after helm upgraded it
+# (the cluster then runs a broken release). A rolled-back rollout restored what ran
+# before; one that failed before helm, or was skipped, changed nothing.
+CHANGED_WHAT_RUNS = Q(status=RolloutStatus.SUCCEEDED) | Q(
+    status=RolloutStatus.FAILED, helm_revision__isnull=False
 )
 
 
-def environment_last_change(*, service: Service | int, environment: Environment | int):
-    """The deployment that last changed what runs there, or None if none ever did."""
+def target_last_change(target: DeploymentTarget | int) -> TargetRollout | None:
+    """The rollout that last changed what runs on the target, or None if none ever did."""
     return (
-        Deployment.objects.select_related("release", "requested_by")
-        .filter(CHANGED_WHAT_RUNS, service=service, environment=environment)
+        TargetRollout.objects.select_related("deployment__release", "deployment__requested_by")
+        .filter(CHANGED_WHAT_RUNS, target=target)
         .order_by(F("finished_at").desc(nulls_last=True), "-id")
         .first()
     )
 
 
+@dataclass
+class EnvironmentRuns:
+    """What a service runs in one environment, target by target (cluster by cluster)."""
+
+    environment: Environment
+    changes: list[tuple[DeploymentTarget, TargetRollout | None]]
+
+    @property
+    def several(self) -> bool:
+        return len(self.changes) > 1
+
+    def where(self, target: DeploymentTarget) -> str:
+        return (
+            f"{self.environment.name} on {target.cluster}"
+            if self.several
+            else (self.environment.name)
+        )
+
+    @property
+    def current(self) -> Deployment | None:
+        """The deployment whose release runs on every target now (the last to finish, when
+        its waves went out in several deployments); None when a target runs nothing, a
+        broken release, or another release."""
+        if not self.changes or any(
+            c is None or c.status != RolloutStatus.SUCCEEDED for _, c in self.changes
+        ):
+            return None
+        releases = {c.deployment.release_id for _, c in self.changes}
+        if len(releases) != 1:
+            return None
+        latest = max((c for _, c in self.changes), key=lambda c: (c.finished_at, c.pk))
+        return latest.deployment
+
+
+def environment_runs(*, service: Service | int, environment: Environment) -> EnvironmentRuns:
+    """One lookup per target (an environment has a few)."""
+    targets = DeploymentTarget.objects.select_related("cluster").filter(
+        service=service, environment=environment
+    )
+    return EnvironmentRuns(
+        environment, [(t, target_last_change(t)) for t in targets.order_by("wave", "id")]
+    )
+
+
 def environment_current_deployment(
-    *, service: Service | int, environment: Environment | int
+    *, service: Service | int, environment: Environment
 ) -> Deployment | None:
-    """The deployment whose release runs there now (None: nothing, or a failed one)."""
-    last = environment_last_change(service=service, environment=environment)
-    return last if last is not None and last.status == DeploymentStatus.SUCCEEDED else None
+    """The deployment whose release runs there now, on every target (None: nothing, a
+    failed one, or the clusters run different releases)."""
+    return environment_runs(service=service, environment=environment).current
 
 
 def previous_environment(service: Service, environment: Environment) -> Environment | None:
@@ -59,36 +106,43 @@ def _short(digest: str) -> str:
 
 
 def promotion_refusal(*, release: Release, environment: Environment) -> str | None:
-    """Why `release` may not go to `environment` now, or None when it may."""
+    """Why `release` may not go to `environment` now, or None when it may: every target of
+    the environment before must run it now."""
     before = previous_environment(release.service, environment)
     if before is None:
         return None
-    last = environment_last_change(service=release.service_id, environment=before)
-    if last is None:
-        return (
-            f"Release #{release.pk} cannot go to {environment.name}: nothing runs in "
-            f"{before.name} yet. Deploy it to {before.name} first."
-        )
-    if last.status != DeploymentStatus.SUCCEEDED:
-        return (
-            f"Release #{release.pk} cannot go to {environment.name}: {before.name}'s last "
-            f"deployment #{last.pk} (release #{last.release_id}) failed, so {before.name} runs "
-            f"no good release now."
-        )
-    if last.release_id != release.pk:
-        since = last.finished_at.strftime("%Y-%m-%d %H:%M UTC") if last.finished_at else "?"
-        return (
-            f"Release #{release.pk} is not what {before.name} runs now: {before.name} runs "
-            f"release #{last.release_id} ({last.release.ref}, {_short(last.release.image_digest)})"
-            f" since {since}. Promote that one, or deploy #{release.pk} to {before.name} first."
-        )
+    runs = environment_runs(service=release.service_id, environment=before)
+    for target, last in runs.changes:
+        where = runs.where(target)
+        if last is None:
+            return (
+                f"Release #{release.pk} cannot go to {environment.name}: nothing runs in "
+                f"{where} yet. Deploy it to {before.name} first."
+            )
+        ran = last.deployment
+        if last.status != RolloutStatus.SUCCEEDED:
+            return (
+                f"Release #{release.pk} cannot go to {environment.name}: {where}'s last "
+                f"deployment #{ran.pk} (release #{ran.release_id}) failed, so {where} runs "
+                "no good release now."
+            )
+        if ran.release_id != release.pk:
+            since = last.finished_at.strftime("%Y-%m-%d %H:%M UTC") if last.finished_at else "?"
+            return (
+                f"Release #{release.pk} is not what {where} runs now: {where} runs release "
+                f"#{ran.release_id} ({ran.release.ref}, {_short(ran.release.image_digest)}) "
+                f"since {since}. Promote that one, or deploy #{release.pk} to {before.name} "
+                "first."
+            )
     return None
 
 
 def rollback_refusal(*, release: Release, environment: Environment) -> str | None:
     """Why `release` may not be rolled back to in `environment`, or None when it may."""
-    if not Deployment.objects.filter(
-        release=release, environment=environment, status=DeploymentStatus.SUCCEEDED
+    if not TargetRollout.objects.filter(
+        deployment__release=release,
+        deployment__environment=environment,
+        status=RolloutStatus.SUCCEEDED,
     ).exists():
         return (
             f"Release #{release.pk} never succeeded in {environment.name}; "
@@ -121,9 +175,8 @@ def release_promotion_target(*, release: Release) -> Environment | None:
     does not run in, provided the environment before that one runs it now."""
     if release.status != ReleaseStatus.BUILT:
         return None
-    for environment in Environment.objects.filter(targets__service=release.service_id).order_by(
-        "order"
-    ):
+    environments = Environment.objects.filter(targets__service=release.service_id).distinct()
+    for environment in environments.order_by("order"):
         current = environment_current_deployment(
             service=release.service_id, environment=environment
         )

@@ -7,10 +7,9 @@ grows (see bench/).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass
 
-from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 
 from portal.access.choices import Role
@@ -18,18 +17,13 @@ from portal.access.permissions import teams_with_role, visible
 from portal.audit.models import AuditEvent
 from portal.catalog.environment_config import (
     Link,
-    Variable,
     links_by_environment,
     target_links,
-    variables_by_target,
 )
-from portal.catalog.freezes import freezes_covering
-from portal.catalog.models import DeploymentTarget, Environment, Freeze, Service
-from portal.catalog.selectors import visible_services
+from portal.catalog.models import DeploymentTarget, Environment, Service
 from releases.choices import (
     DEPLOYMENT_OPEN,
     DEPLOYMENT_RUNNING,
-    DEPLOYMENT_WAITING,
     DeploymentStatus,
 )
 from releases.gates import gates_for
@@ -42,178 +36,9 @@ from releases.models import (
     ReleaseLogChunk,
 )
 from releases.promotion import (
-    CHANGED_WHAT_RUNS,
     previous_environment,
     release_promotion_target,
 )
-
-
-def service_environments(*, service: Service) -> list[Environment]:
-    return list(Environment.objects.filter(targets__service=service).order_by("order"))
-
-
-# -- what runs where ------------------------------------------------------------------
-
-
-@dataclass
-class EnvironmentState:
-    """One service in one environment: what runs, what moves, what waits, what differs."""
-
-    environment: Environment
-    target: DeploymentTarget | None
-    current: Deployment | None = None  # its release runs there now
-    broken: Deployment | None = None  # the last change failed: nothing good runs
-    active: Deployment | None = None  # running now
-    waiting: list[Deployment] = field(default_factory=list)
-    waiting_count: int = 0
-    rollback_to: Release | None = None
-    promote_to: Environment | None = None  # runs a release the next environment does not
-    freeze: Freeze | None = None  # a freeze in force for this service here
-    links: list[Link] = field(default_factory=list)  # the environment's links for it
-    variables: list[Variable] = field(default_factory=list)  # filled by service_overview
-
-    @property
-    def drift(self) -> dict | None:
-        return self.target.drift if self.target else None
-
-    @property
-    def targeted(self) -> bool:
-        return self.target is not None
-
-
-STATE_FIELDS = [
-    "id", "kind", "status", "image", "helm_revision", "finished_at", "service_id",
-    "environment_id", "target_id", "release_id", "requested_by_id",
-    "release__id", "release__ref", "release__image_repository", "release__image_digest",
-    "requested_by__id", "requested_by__username",
-]  # fmt: skip
-
-
-def _last_changes(targets: QuerySet[DeploymentTarget]) -> dict[tuple[int, int], Deployment]:
-    """Per (service id, environment id), the deployment that last changed what runs there:
-    one query, one index lookup per target, whatever the history's length."""
-    latest = (
-        Deployment.objects.filter(
-            CHANGED_WHAT_RUNS,
-            service_id=OuterRef("service_id"),
-            environment_id=OuterRef("environment_id"),
-        )
-        .order_by(F("finished_at").desc(nulls_last=True), "-id")
-        .values("id")[:1]
-    )
-    # Only what the pages and the API show of what runs: at 400 cells, decoding each
-    # deployment's JSON fields and whole release and user rows is most of a dashboard.
-    # The ids stay in the database (a subquery): binding 400 ids into the query text
-    # cost more than reading the rows.
-    rows = (
-        Deployment.objects.select_related("release", "requested_by")
-        .only(*STATE_FIELDS)
-        .filter(id__in=targets.annotate(last=Subquery(latest)).values("last"))
-    )
-    return {(d.service_id, d.environment_id): d for d in rows}
-
-
-def environment_states(
-    services: list[Service],
-    environments: list[Environment],
-    *,
-    waiting_rows: bool = False,
-    service_query: QuerySet[Service] | None = None,
-) -> dict[int, list[EnvironmentState]]:
-    """Per service id, its state in each environment (in order), in constant queries.
-
-    `service_query`, the query that selected `services`, lets the database join on it
-    rather than receive hundreds of ids."""
-    service_ids = (
-        service_query.values("pk") if service_query is not None else [s.pk for s in services]
-    )
-    targets = DeploymentTarget.objects.filter(service_id__in=service_ids)
-    by_pair = {(t.service_id, t.environment_id): t for t in targets}
-    changes = _last_changes(targets)
-    running = {
-        (d.service_id, d.environment_id): d
-        for d in Deployment.objects.filter(
-            service_id__in=service_ids, status__in=DEPLOYMENT_RUNNING
-        ).select_related("release", "requested_by")
-    }
-    waiting: dict[tuple[int, int], list[Deployment]] = {}
-    waiting_counts: dict[tuple[int, int], int] = {}
-    open_requests = Deployment.objects.filter(
-        service_id__in=service_ids, status__in=DEPLOYMENT_WAITING
-    )
-    if waiting_rows:
-        for d in open_requests.select_related("release", "requested_by").order_by("id"):
-            waiting.setdefault((d.service_id, d.environment_id), []).append(d)
-        waiting_counts = {pair: len(rows) for pair, rows in waiting.items()}
-    else:
-        waiting_counts = {
-            (s, e): n
-            for s, e, n in open_requests.values_list("service_id", "environment_id").annotate(
-                n=Count("id")
-            )
-        }
-    links = links_by_environment(e.pk for e in environments)
-    freezes: dict[tuple[int, int | None], Freeze] = {}
-    for freeze in freezes_covering(environment_ids=[e.pk for e in environments]):
-        freezes.setdefault((freeze.environment_id, freeze.team_id), freeze)
-    states: dict[int, list[EnvironmentState]] = {}
-    for service in services:
-        row = []
-        for environment in environments:
-            target = by_pair.get((service.pk, environment.pk))
-            last = changes.get((service.pk, environment.pk)) if target else None
-            succeeded = last is not None and last.status == DeploymentStatus.SUCCEEDED
-            row.append(
-                EnvironmentState(
-                    environment=environment,
-                    target=target,
-                    current=last if succeeded else None,
-                    broken=last if last is not None and not succeeded else None,
-                    active=running.get((service.pk, environment.pk)),
-                    waiting=waiting.get((service.pk, environment.pk), []),
-                    waiting_count=waiting_counts.get((service.pk, environment.pk), 0),
-                    freeze=freezes.get((environment.pk, service.team_id))
-                    or freezes.get((environment.pk, None)),
-                )
-            )
-        targeted = [state for state in row if state.targeted]
-        for state in targeted:
-            runs = state.current.release if state.current else None
-            state.links = target_links(
-                links,
-                service_slug=service.slug,
-                environment_slug=state.environment.slug,
-                target=state.target,
-                release=runs,
-            )
-        for before, after in pairwise(targeted):
-            if before.current and (
-                after.current is None or after.current.release_id != before.current.release_id
-            ):
-                before.promote_to = after.environment
-        states[service.pk] = row
-    return states
-
-
-@dataclass
-class DashboardRow:
-    service: Service
-    states: list[EnvironmentState]
-
-
-def dashboard(
-    *, user, team: str = "", search: str = ""
-) -> tuple[list[Environment], list[DashboardRow]]:
-    """Services by environments for the user's teams (or one team), filtered by name."""
-    services = visible_services(user).order_by("name")
-    if team:
-        services = services.filter(team__slug=team)
-    if search:
-        services = services.filter(Q(name__icontains=search) | Q(slug__icontains=search))
-    service_query, services = services, list(services)
-    environments = list(Environment.objects.order_by("order"))
-    states = environment_states(services, environments, service_query=service_query)
-    return environments, [DashboardRow(s, states[s.pk]) for s in services]
 
 
 @dataclass
@@ -271,38 +96,6 @@ def release_links(*, release: Release) -> list[tuple[Environment, list[Link]]]:
         for t in targets
     ]
     return [(environment, found) for environment, found in made if found]
-
-
-def service_overview(*, service: Service) -> list[EnvironmentState]:
-    """Per environment of the service: what runs there, what moves, what waits, drift, and
-    the release a lead can roll back to in one click."""
-    environments = service_environments(service=service)
-    states = environment_states([service], environments, waiting_rows=True)[service.pk]
-    variables = variables_by_target([s.target for s in states if s.target])
-    for state in states:
-        state.variables = variables.get(state.target.pk, []) if state.target else []
-        state.rollback_to = environment_rollback_candidate(
-            service=service, environment=state.environment, current=state.current
-        )
-    return states
-
-
-def environment_rollback_candidate(
-    *, service: Service, environment: Environment, current: Deployment | None
-) -> Release | None:
-    """The release that last succeeded there before the one running now: one-click rollback."""
-    if current is None:
-        return None
-    earlier = (
-        Deployment.objects.filter(
-            service=service, environment=environment, status=DeploymentStatus.SUCCEEDED
-        )
-        .exclude(release_id=current.release_id)
-        .select_related("release")
-        .order_by(F("finished_at").desc(nulls_last=True), "-id")
-        .first()
-    )
-    return earlier.release if earlier else None
 
 
 def deployment_waiting_for(deployment: Deployment) -> Deployment | None:

@@ -120,9 +120,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
     """Do the next step of a deployment (helm upgrade, then watch); schedule the next."""
     try:
         deployment = (
-            Deployment.objects.select_related(
-                "release", "target__cluster", "environment", "service__team"
-            )
+            Deployment.objects.select_related("release", "environment", "service__team")
             .filter(pk=deployment_id, run_token=run_token)
             .first()
         )
@@ -130,9 +128,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
             return "stale"
         try:
             step = deploy_steps.deployment_step(
-                deployment=deployment,
-                helm=deploy_steps.helm_for(deployment),
-                watcher=deploy_steps.rollout_watcher_for(deployment),
+                deployment=deployment, clusters=deploy_steps.LiveClusters(deployment)
             )
         except DoorError as exc:  # the cluster, helm, or the registry
             return _retry_or_fail(
@@ -156,7 +152,9 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
             return "failed"
     except DATABASE_OUTAGE as exc:
         _database_outage(self, exc)
-    if step is not Step.DONE:
+    if step is Step.WAIT:  # a wave bakes before the next cluster gets the release
+        dispatch.advance_deployment(deployment, countdown=deploy_steps.BAKE_POLL_SECONDS)
+    elif step is Step.NEXT:
         dispatch.advance_deployment(deployment)
     return step.value
 
@@ -186,9 +184,11 @@ def render_preview(release_id: int, environment_id: int) -> bool:
     environment = Environment.objects.filter(pk=environment_id).first()
     if release is None or environment is None:
         return False
+    # The first wave's cluster renders it: the first to get it.
     target = (
         DeploymentTarget.objects.select_related("cluster")
         .filter(service=release.service_id, environment=environment)
+        .order_by("wave", "id")
         .first()
     )
     if target is None:
@@ -247,7 +247,7 @@ def target_check_drift(target_id: int) -> dict | None:
 @shared_task(name=Task.CHECK_DRIFT_ALL, queue=queues.DEFAULT, soft_time_limit=60, time_limit=90)
 def check_drift_all() -> int:
     """Periodic: one drift check per target that Slipway has deployed to."""
-    targets = DeploymentTarget.objects.filter(deployments__isnull=False).distinct()
+    targets = DeploymentTarget.objects.filter(rollouts__isnull=False).distinct()
     count = 0
     for target_id in targets.values_list("pk", flat=True):
         target_check_drift.apply_async((target_id,))

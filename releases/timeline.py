@@ -82,13 +82,24 @@ def _deployment_step(event: AuditEvent) -> tuple[str, str, bool]:
             return "Environment free: starting", "", False
     if action == DEPLOYMENT_STATUS[DeploymentStatus.CANCELLED] and reason.startswith(REJECTED_BY):
         return "Rejected", reason, True
+    cluster = after.get("cluster", "")
+    on = f"{cluster}: " if cluster else ""
+    wave = f"{cluster}, wave {after.get('wave', '')} of {after.get('waves', '')}"
     detail = {
         DEPLOYMENT_STATUS[DeploymentStatus.ROLLING_OUT]: (
-            f"Helm revision {after.get('helm_revision', '')}"
+            f"{on}Helm revision {after.get('helm_revision', '')}"
         ),
+        DEPLOYMENT_STATUS[DeploymentStatus.DEPLOYING]: wave if cluster else reason,
         Engine.DEPLOYMENT_RESUME: f"time {after.get('times', '')}",
         Engine.HELM_RECOVERED: (
-            f"{after.get('action', '')} from revision {after.get('from_revision', '')}"
+            f"{on}{after.get('action', '')} from revision {after.get('from_revision', '')}"
+        ),
+        Engine.CLUSTER_ROLLED_OUT: f"{on}Helm revision {after.get('helm_revision', '')}",
+        Engine.CLUSTER_RETRIED: (
+            f"{on}{after.get('reason', '')} (deployment #{after.get('continued_by', '')})"
+        ),
+        Engine.CLUSTER_SKIPPED: (
+            f"{on}{after.get('reason', '')} (deployment #{after.get('continued_by', '')})"
         ),
     }.get(action, reason)
     return action.label, detail, action.failed

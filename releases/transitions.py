@@ -35,6 +35,7 @@ from releases.choices import (
     allowed_sources,
 )
 from releases.models import Deployment, Release
+from releases.rollouts import rollouts_close
 
 WORKER = Actor.system("worker")
 
@@ -149,10 +150,12 @@ def deployment_transition(
         context=context,
         sources=allowed_sources(DEPLOYMENT_TRANSITIONS, to),
         fields={**fields, **final},
-        unaudited=("progress", "started_at", "finished_at", "verified_images", "values"),
+        unaudited=("progress", "started_at", "finished_at"),
         note=note,
     )
     if moved and final:
+        # Whatever cluster was still under way ends with it; the waves after are skipped.
+        rollouts_close(deployment, reason or f"The deployment ended: {to}.")
         dispatch.start_waiting(deployment.service_id, deployment.environment_id)
     return moved
 

@@ -30,6 +30,11 @@ urlpatterns = [
     path("releases/<int:pk>/cancel", releases.release_cancel_view, name="release-cancel"),
     path("deployments/<int:pk>/", deployments.deployment_detail, name="deployment-detail"),
     path(
+        "deployments/<int:pk>/clusters/<int:rollout>",
+        deployments.deployment_cluster_view,
+        name="deployment-cluster",
+    ),
+    path(
         "deployments/<int:pk>/decide", deployments.deployment_decide_view, name="deployment-decide"
     ),
     path(

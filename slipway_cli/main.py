@@ -210,6 +210,9 @@ def _release_line(release: dict) -> str:
         line += f"\n  deployment #{d['id']} to {d['environment']}: {d['status']}"
         if d.get("status_reason"):
             line += f" ({d['status_reason']})"
+        clusters = d.get("clusters") or []
+        if len(clusters) > 1:
+            line += "".join(f"\n    {c['cluster']}: {c['status']}" for c in clusters)
     return line
 
 
@@ -324,6 +327,8 @@ def status(obj: Context, service: str) -> None:
                 f" since {running.get('since') or '?'}"
                 f" by {running.get('by') or 'Slipway'}"
             )
+        elif any(c.get("release") for c in env.get("clusters") or []):
+            line += " not one release on every cluster:"
         else:
             line += " nothing running"
         if env.get("in_flight"):
@@ -335,6 +340,12 @@ def status(obj: Context, service: str) -> None:
         if env.get("drift"):
             line += "  [drift]"
         lines.append(line)
+        clusters = env.get("clusters") or []
+        if len(clusters) > 1:  # each cluster, in wave order
+            for c in clusters:
+                what = f"release #{c['release']} {c['status']}" if c.get("release") else "nothing"
+                drift = "  [drift]" if c.get("drift") else ""
+                lines.append(f"    {c['wave']}. {c['cluster']:<16} {what}{drift}")
     obj.out(detail, "\n".join(lines))
 
 

@@ -20,7 +20,7 @@ from portal.catalog.models import (
     NamespaceGrant,
     Service,
 )
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 
 PASSWORD = "pw-123456789"
 DEMO_CHART = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
@@ -172,12 +172,22 @@ def succeeded_in(release: Release, environment: Environment) -> Deployment:
     """Record that `release` runs in `environment` (a finished, successful deployment)."""
     from django.utils import timezone
 
-    return Deployment.objects.create(
+    now = timezone.now()
+    deployment = Deployment.objects.create(
         release=release,
-        target=release.service.targets.get(environment=environment),
         environment=environment,
         service=release.service,
         status="succeeded",
         image=release.image,
-        finished_at=timezone.now(),
+        finished_at=now,
     )
+    for target in release.service.targets.filter(environment=environment):
+        TargetRollout.objects.create(
+            deployment=deployment,
+            target=target,
+            wave=target.wave,
+            status="succeeded",
+            helm_revision=1,
+            finished_at=now,
+        )
+    return deployment

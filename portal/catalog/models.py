@@ -138,7 +138,14 @@ class Environment(models.Model):
     auto_rollback = models.BooleanField(
         default=False, help_text="Roll back to the previous revision when a rollout fails."
     )
-    rollout_timeout_seconds = models.PositiveIntegerField(default=600)
+    rollout_timeout_seconds = models.PositiveIntegerField(
+        default=600, help_text="How long one cluster's rollout may take."
+    )
+    bake_seconds = models.PositiveIntegerField(
+        default=0,
+        help_text="With several clusters: how long a wave's release runs before the next "
+        "cluster gets it.",
+    )
     approval_timeout_seconds = models.PositiveIntegerField(
         default=24 * 3600, help_text="A request nobody approves or rejects expires after this."
     )
@@ -156,7 +163,9 @@ class Environment(models.Model):
 
 
 class DeploymentTarget(models.Model):
-    """Where one service runs in one environment: cluster, namespace, Helm release, values."""
+    """Where one service runs in one environment on one cluster: namespace, Helm release,
+    values. An environment may have several (Prod in cluster-a and cluster-b): a deployment
+    there rolls out to them one wave after another, lowest wave first."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="targets")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="targets")
@@ -166,6 +175,11 @@ class DeploymentTarget(models.Model):
     namespace = models.CharField(max_length=63, validators=[dns_label])
     helm_release_name = models.CharField(max_length=53, validators=[dns_label])
     values = models.JSONField(default=dict, blank=True, help_text="Merged over the defaults.")
+    wave = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="With several clusters in the environment: the order they get a release "
+        "in (1 first).",
+    )
     drift = models.JSONField(
         null=True,
         blank=True,
@@ -181,13 +195,19 @@ class DeploymentTarget(models.Model):
     )
 
     class Meta:
-        ordering = ["service", "environment__order"]
+        ordering = ["service", "environment__order", "wave", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["service", "environment"],
-                name="target_unique_service_environment",
-                violation_error_message="The service already has a target in this "
-                "environment; edit that one.",
+                fields=["service", "environment", "cluster"],
+                name="target_unique_service_environment_cluster",
+                violation_error_message="The service already has a target on this cluster in "
+                "this environment; edit that one.",
+            ),
+            models.UniqueConstraint(
+                fields=["service", "environment", "wave"],
+                name="target_unique_wave",
+                violation_error_message="Another of the service's targets in this environment "
+                "has this wave; give each cluster its own.",
             ),
             models.UniqueConstraint(
                 fields=["cluster", "namespace", "helm_release_name"],

@@ -51,7 +51,15 @@ class FreezeForm(forms.Form):
 class TargetForm(forms.ModelForm):
     class Meta:
         model = DeploymentTarget
-        fields = ["service", "environment", "cluster", "namespace", "helm_release_name", "values"]
+        fields = [
+            "service",
+            "environment",
+            "cluster",
+            "wave",
+            "namespace",
+            "helm_release_name",
+            "values",
+        ]
 
     def __init__(self, *args, team: Team, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -66,6 +74,12 @@ class TargetForm(forms.ModelForm):
             clusters.filter(namespace_grants__team=team).distinct().order_by("name")
         )
         self.fields["values"].widget = forms.Textarea(attrs={"rows": 3})
+        # Most environments have one cluster: a form (or script) that leaves the wave out
+        # keeps the target's own, or 1.
+        self.fields["wave"].required = False
+
+    def clean_wave(self) -> int:
+        return self.cleaned_data.get("wave") or self.instance.wave or 1
 
     def validate_unique(self):
         # target_save says which rule a clash breaks, in the product's words.

@@ -1,10 +1,11 @@
 """What the API shows of services, releases and deployments (never a secret)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.core import sizes
 from releases.choices import DeploymentKind
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 
 
 def username(source: str) -> serializers.CharField:
@@ -12,11 +13,68 @@ def username(source: str) -> serializers.CharField:
     return serializers.CharField(source=f"{source}.username", read_only=True, allow_null=True)
 
 
+class RolloutOutput(serializers.ModelSerializer):
+    """The deployment's rollout to one of its clusters."""
+
+    cluster = serializers.CharField(source="target.cluster.name")
+    namespace = serializers.CharField(source="target.namespace")
+    helm_release = serializers.CharField(source="target.helm_release_name")
+
+    class Meta:
+        model = TargetRollout
+        fields = [
+            "cluster",
+            "namespace",
+            "helm_release",
+            "wave",
+            "status",
+            "status_reason",
+            "helm_revision",
+            "previous_revision",
+            "rolled_back_to_revision",
+            "verified_images",
+            "progress",
+            "started_at",
+            "finished_at",
+        ]
+
+
+def _sole(field: str, empty=None):
+    """A rollout fact at the deployment's top level: the one cluster's (null when there are
+    several: see `clusters`)."""
+
+    def read(self, deployment):
+        rollouts = list(deployment.rollouts.all())
+        return getattr(rollouts[0], field) if len(rollouts) == 1 else empty
+
+    return read
+
+
+_revision = extend_schema_field(serializers.IntegerField(allow_null=True))
+
+
 class DeploymentOutput(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = username("requested_by")
     approved_by = serializers.SerializerMethodField()
     decision_comment = serializers.SerializerMethodField()
+    clusters = RolloutOutput(
+        source="rollouts",
+        many=True,
+        read_only=True,
+        help_text="One rollout per cluster of the environment, in wave order.",
+    )
+    helm_revision = serializers.SerializerMethodField(help_text="With one cluster: its.")
+    previous_revision = serializers.SerializerMethodField(help_text="With one cluster: its.")
+    rolled_back_to_revision = serializers.SerializerMethodField(help_text="With one cluster: its.")
+    verified_images = serializers.SerializerMethodField(help_text="With one cluster: its.")
+
+    get_helm_revision = _revision(_sole("helm_revision"))
+    get_previous_revision = _revision(_sole("previous_revision"))
+    get_rolled_back_to_revision = _revision(_sole("rolled_back_to_revision"))
+    get_verified_images = extend_schema_field(serializers.ListField(child=serializers.DictField()))(
+        _sole("verified_images", [])
+    )
 
     class Meta:
         model = Deployment
@@ -32,6 +90,7 @@ class DeploymentOutput(serializers.ModelSerializer):
             "previous_revision",
             "rolled_back_to_revision",
             "verified_images",
+            "clusters",
             "freeze_override",
             "gate_override",
             "progress",
@@ -130,6 +189,26 @@ class VariableOutput(serializers.Serializer):
         return None if variable.is_secret else variable.value
 
 
+class ClusterStateOutput(serializers.Serializer):
+    """What one cluster of the environment runs: its last change, and any drift."""
+
+    cluster = serializers.CharField(source="target.cluster.name")
+    wave = serializers.IntegerField(source="target.wave")
+    namespace = serializers.CharField(source="target.namespace")
+    release = serializers.IntegerField(source="release_id", allow_null=True)
+    status = serializers.CharField(
+        source="last.status",
+        allow_null=True,
+        default=None,
+        help_text="Of the last rollout that changed what runs there: succeeded or failed.",
+    )
+    deployment = serializers.IntegerField(
+        source="last.deployment_id", allow_null=True, default=None
+    )
+    since = serializers.DateTimeField(source="last.finished_at", allow_null=True, default=None)
+    drift = serializers.JSONField(allow_null=True)
+
+
 class EnvironmentStateOutput(serializers.Serializer):
     environment = serializers.SlugField(source="environment.slug")
     name = serializers.CharField(source="environment.name")
@@ -152,6 +231,11 @@ class EnvironmentStateOutput(serializers.Serializer):
     )
     freeze = FreezeBrief(allow_null=True)
     links = LinkOutput(many=True, help_text="Grafana, logs, URL… for the service here.")
+    clusters = ClusterStateOutput(
+        many=True,
+        help_text="Each cluster (target) here, in wave order; `running` is set only "
+        "when every one runs the same release.",
+    )
 
 
 class EnvironmentDetailOutput(EnvironmentStateOutput):
@@ -200,6 +284,12 @@ class DeploymentInput(serializers.Serializer):
         required=False,
         allow_blank=True,
         help_text="A lead's reason to promote although promotion gates fail.",
+    )
+
+
+class ClusterDecisionInput(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=sizes.LINE, help_text="Why (recorded and audited).", trim_whitespace=True
     )
 
 

@@ -41,6 +41,11 @@ urlpatterns = [
         views.DeploymentCancelApi.as_view(),
         name="api-deployment-cancel",
     ),
+    path(
+        "deployments/<int:pk>/clusters/<str:cluster>/<str:action>",
+        views.DeploymentClusterApi.as_view(),
+        name="api-deployment-cluster",
+    ),
     path("services/", views.ServiceListApi.as_view(), name="api-services"),
     path("services/<slug:slug>/", views.ServiceDetailApi.as_view(), name="api-service"),
 ]

@@ -7,6 +7,7 @@ one workflow function or selector, answer. Every error is problem details
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -21,8 +22,9 @@ from portal.catalog.selectors import environment_or_404, visible_services
 from portal.web.api_defaults import Page
 from portal.web.drf import ApiView
 from portal.web.limits import require_scope
-from releases import selectors
+from releases import selectors, states
 from releases.api.serializers import (
+    ClusterDecisionInput,
     DecisionInput,
     DeploymentInput,
     DeploymentOutput,
@@ -36,16 +38,23 @@ from releases.builds import release_cancel, release_create
 from releases.choices import RELEASE_ACTIVE
 from releases.deployments import deployment_decide, deployment_start, deployment_withdraw
 from releases.filters import DeploymentFilter, ReleaseFilter
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 from releases.promotion import deployment_role_needed
+from releases.waves import deployment_cluster_decide
+
+# A deployment's clusters in one query, however many there are.
+_ROLLOUTS = Prefetch("rollouts", TargetRollout.objects.select_related("target__cluster"))
 
 
 def _releases(request):
     return visible(
         Release.objects.select_related("service__team", "requested_by").prefetch_related(
-            "deployments__environment",
-            "deployments__requested_by",
-            "deployments__approval__decided_by",
+            Prefetch(
+                "deployments",
+                Deployment.objects.select_related(
+                    "environment", "requested_by", "approval__decided_by"
+                ).prefetch_related(_ROLLOUTS),
+            )
         ),
         request.user,
     )
@@ -55,7 +64,7 @@ def _deployments(request):
     return visible(
         Deployment.objects.select_related(
             "service__team", "environment", "release", "requested_by", "approval__decided_by"
-        ),
+        ).prefetch_related(_ROLLOUTS),
         request.user,
     )
 
@@ -71,8 +80,8 @@ class ServiceListApi(generics.ListAPIView, ApiView):
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         environments = list(Environment.objects.order_by("order"))
-        states = selectors.environment_states(page, environments)
-        rows = [selectors.DashboardRow(s, states[s.pk]) for s in page]
+        by_service = states.environment_states(page, environments)
+        rows = [states.DashboardRow(s, by_service[s.pk]) for s in page]
         return self.get_paginated_response(ServiceOutput(rows, many=True).data)
 
 
@@ -83,7 +92,7 @@ class ServiceDetailApi(ApiView):
     @extend_schema(responses=ServiceDetailOutput)
     def get(self, request, slug: str):
         service = get_object_or_404(visible_services(request.user), slug=slug)
-        row = selectors.DashboardRow(service, selectors.service_overview(service=service))
+        row = states.DashboardRow(service, states.service_overview(service=service))
         return Response(ServiceDetailOutput(row).data)
 
 
@@ -234,3 +243,29 @@ class DeploymentCancelApi(ApiView):
         deployment = get_object_or_404(_deployments(request), pk=pk)
         deployment_withdraw(deployment=deployment, user=request.user, **actor_and_context(request))
         return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
+
+
+class DeploymentClusterApi(ApiView):
+    """A lead's word on a deployment that stopped at a cluster: `retry` that cluster (and go
+    on with the ones after it), or `skip` it (go on with the ones after it). A new
+    deployment goes on; both are audited on the stopped one with the reason."""
+
+    scope = TokenScope.APPROVE
+
+    @extend_schema(request=ClusterDecisionInput, responses={201: DeploymentOutput})
+    def post(self, request, pk: int, cluster: str, action: str):
+        deployment = get_object_or_404(_deployments(request), pk=pk)
+        data = ClusterDecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        continued = deployment_cluster_decide(
+            deployment=deployment,
+            cluster=cluster,
+            action=action,
+            reason=data.validated_data["reason"],
+            user=request.user,
+            **actor_and_context(request),
+        )
+        return Response(
+            DeploymentOutput(_deployments(request).get(pk=continued.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )

@@ -15,7 +15,7 @@ from django.utils.dates import MONTHS_3
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import localtime
 
-from releases.selectors import DashboardRow, EnvironmentState
+from releases.states import DashboardRow, EnvironmentState
 
 register = template.Library()
 
@@ -45,16 +45,35 @@ class _Page:
     def release_link(self, release_id: int) -> str:
         return f'<a href="{self.release_url(release_id)}">#{release_id}</a>'
 
+    def clusters(self, state: EnvironmentState) -> str:
+        """Several clusters that do not all run one release: each, in wave order."""
+        lines = []
+        for cluster in state.clusters:
+            name = escape(str(cluster.target.cluster))
+            if cluster.last is None:
+                lines.append(f'<small>{name}: <span class="muted">nothing yet</span></small>')
+                continue
+            badge = "succeeded" if cluster.succeeded else "failed"
+            said = "running" if cluster.succeeded else "failed"
+            lines.append(
+                f"<small>{name}: {self.release_link(cluster.release_id)} "
+                f'<span class="badge {badge}">{said}</span></small>'
+            )
+        return "<br>\n    ".join(lines)
+
     def current(self, state: EnvironmentState) -> str:
         d = state.current
+        if state.several and d is None:
+            return self.clusters(state)
         if d is not None:
+            on = f" on {len(state.clusters)} clusters" if state.several else ""
             who = escape(d.requested_by.username if d.requested_by_id else "Slipway")
             return (
                 f'{self.release_link(d.release_id)} <span class="muted">'
                 f"{escape(d.release.ref)}</span><br>\n"
                 f'    <span class="digest" title="{escape(d.image)}">'
                 f"{escape(d.release.image_digest[7:19])}</span>\n"
-                '    <span class="badge succeeded">running</span><br>\n'
+                f'    <span class="badge succeeded">running{on}</span><br>\n'
                 f'    <small class="muted">{who}, {self.when(d.finished_at)}</small>'
             )
         if state.broken is not None:
@@ -91,6 +110,8 @@ class _Page:
             if state.active or state.waiting_count
             else "failed"
             if state.broken
+            else "split"
+            if state.split
             else "succeeded"
             if state.current
             else "empty"

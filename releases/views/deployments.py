@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -16,7 +16,9 @@ from portal.web.pages import refusals_as_messages
 from releases import selectors
 from releases.deployments import deployment_decide, deployment_withdraw
 from releases.preview import merge_values
+from releases.rollouts import deployment_rollouts
 from releases.views.common import deployment_or_404
+from releases.waves import RETRY, deployment_cluster_decide, wave_choices
 
 
 def _back(request, deployment):
@@ -71,6 +73,12 @@ def approvals(request):
 def deployment_detail(request, pk: int):
     """One deployment: its progress, what it deployed (values, images), and its audit."""
     deployment = deployment_or_404(request, pk)
+    rollouts = deployment_rollouts(deployment)
+    for rollout in rollouts:
+        rollout.merged_values = merge_values(rollout.values) if rollout.values else None
+        rollout.may_retry, rollout.may_skip = wave_choices(
+            deployment=deployment, rollout=rollout, user=request.user
+        )
     return render(
         request,
         "releases/deployment_detail.html",
@@ -78,7 +86,33 @@ def deployment_detail(request, pk: int):
             "deployment": deployment,
             "release": deployment.release,
             "service": deployment.service,
-            "values": merge_values(deployment.values) if deployment.values else None,
+            "rollouts": rollouts,
             "events": list(events_of(deployment)),
         },
     )
+
+
+@login_required
+@require_POST
+@acts_once
+def deployment_cluster_view(request, pk: int, rollout: int):
+    """A lead retries or skips a cluster where the deployment stopped."""
+    deployment = deployment_or_404(request, pk)
+    chosen = get_object_or_404(deployment.rollouts.select_related("target__cluster"), pk=rollout)
+    action = request.POST.get("action", "")
+    with refusals_as_messages(request):
+        continued = deployment_cluster_decide(
+            deployment=deployment,
+            cluster=chosen.target.cluster.name,
+            action=action,
+            reason=request.POST.get("reason", ""),
+            user=request.user,
+            **actor_and_context(request),
+        )
+        messages.success(
+            request,
+            f"{chosen.target.cluster} {'retried' if action == RETRY else 'skipped'}: "
+            f"deployment #{continued.pk} goes on.",
+        )
+        return redirect("deployment-detail", pk=continued.pk)
+    return redirect("deployment-detail", pk=deployment.pk)

@@ -47,7 +47,9 @@ def _release_context(request, release) -> dict:
     deployments = list(
         release.deployments.select_related(
             "environment", "service__team", "requested_by", "approval__decided_by"
-        ).order_by("id")
+        )
+        .prefetch_related("rollouts__target__cluster")
+        .order_by("id")
     )
     for deployment in deployments:
         deployment.may_decide = (

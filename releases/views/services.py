@@ -12,7 +12,7 @@ from portal.audit.chain import actor_and_context
 from portal.catalog.selectors import visible_services
 from portal.web.once import acts_once
 from portal.web.pages import refusals_as_messages
-from releases import selectors
+from releases import selectors, states
 from releases.builds import release_create
 from releases.views.common import require
 
@@ -21,7 +21,7 @@ from releases.views.common import require
 def dashboard(request):
     """Which release runs in which environment of every service of the caller's teams."""
     team, search = request.GET.get("team", ""), request.GET.get("q", "").strip()
-    environments, rows = selectors.dashboard(user=request.user, team=team, search=search)
+    environments, rows = states.dashboard(user=request.user, team=team, search=search)
     return render(
         request,
         "releases/dashboard.html",
@@ -38,13 +38,13 @@ def dashboard(request):
 @login_required
 def service_detail(request, slug: str):
     service = get_object_or_404(visible_services(request.user), slug=slug)
-    environments = selectors.service_environments(service=service)
+    environments = states.service_environments(service=service)
     return render(
         request,
         "releases/service_detail.html",
         {
             "service": service,
-            "overview": selectors.service_overview(service=service),
+            "overview": states.service_overview(service=service),
             "releases": selectors.release_history(service=service),
             "first_environment": environments[0] if environments else None,
             "can_build": has_role(request.user, service, Role.DEVELOPER),
@@ -60,7 +60,7 @@ def service_detail(request, slug: str):
 def release_new(request, slug: str):
     service = get_object_or_404(visible_services(request.user), slug=slug)
     require(request, service, Role.DEVELOPER)
-    environments = selectors.service_environments(service=service)
+    environments = states.service_environments(service=service)
     release = None
     with refusals_as_messages(request):
         release = release_create(

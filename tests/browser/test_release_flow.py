@@ -2,7 +2,7 @@
 watch the log stream and the rollout finish, promote to Prod, a second lead approves.
 
 Everything behind the pages is real: the live Django server, a Celery worker process,
-the Jenkins emulator over HTTP, helm and a kube-apiserver with the rollout simulator.
+the Jenkins emulator over HTTP, helm and a real control plane whose pods kwok runs.
 """
 
 import pytest

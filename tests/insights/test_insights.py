@@ -30,7 +30,6 @@ def change(service, env, *, finished, status="succeeded", kind="promote", commit
     release = BuiltReleaseFactory(service=service, commit_time=committed)
     deployment = Deployment.objects.create(
         release=release,
-        target=DeploymentTarget.objects.get(service=service, environment=env),
         environment=env,
         service=service,
         kind=kind,

@@ -150,7 +150,6 @@ def test_a_worker_delivers_retries_with_backoff_and_a_dead_channel_holds_nothing
 
     deployment = Deployment.objects.create(
         release=release,
-        target=path.service.targets.get(environment=path.beta),
         environment=path.beta,
         service=path.service,
         status="pending",
@@ -306,7 +305,7 @@ def test_peoples_text_reaches_chat_without_mentions_or_live_links(receiver):
     from releases.models import Deployment
 
     deployment = Deployment.objects.create(
-        release=release, target=path.service.targets.get(environment=path.prod),
+        release=release,
         environment=path.prod, service=path.service, status="pending", image=release.image,
     )  # fmt: skip
     from portal.audit.chain import audit_record

@@ -13,7 +13,7 @@ from portal.catalog.registries import registry_access
 from releases.deployments import deployment_start
 from releases.errors import ReleaseRefused
 from tests.factories import BuiltReleaseFactory, digest_for, succeeded_in
-from tests.support.deploy import deploy
+from tests.support.deploy import deploy, rollout_of
 from tests.support.registry import PASSWORD, USERNAME
 
 REPOSITORY = "team/app"
@@ -90,7 +90,7 @@ def test_deployments_check_the_registry_first(world, docker_registry, celery_wor
     assert f"image {docker_registry.host}/{REPOSITORY}@{never} not found in registry harbor" in (
         refused.status_reason
     )
-    assert refused.helm_revision is None  # helm never ran
+    assert rollout_of(refused).helm_revision is None  # helm never ran
 
     # A promotion of an image deleted since its build is refused when it is asked for.
     gone = docker_registry.push(REPOSITORY, "gone", "deleted later")
@@ -123,4 +123,4 @@ def test_a_stopped_registry_is_retried_then_the_deployment_fails_with_the_reason
         docker_registry.start()
     assert failed.status == "failed"
     assert "does not answer: could not connect (gave up after 2 retries)" in failed.status_reason
-    assert failed.helm_revision is None
+    assert rollout_of(failed).helm_revision is None

@@ -159,6 +159,14 @@ MATRIX = {
         None,
         statuses(302, 404, 403, 302, 302, 302),
     ),
+    # The world's deployment waits for approval: a lead is let in, then told it did not stop
+    # at a cluster (tests/releases/test_waves.py has the retries and skips that go on).
+    "deployment-cluster": (
+        "post",
+        {"pk": "deployment", "rollout": "rollout"},
+        {"action": "retry", "reason": "r"},
+        LEAD_PAGE,
+    ),
     # -- API ---------------------------------------------------------------------------
     "api-schema": ("get", {}, None, PUBLIC),
     "api-docs": ("get", {}, None, PUBLIC),
@@ -210,6 +218,12 @@ MATRIX = {
         {"pk": "deployment"},
         None,
         statuses(401, 404, 403, 200, 200, 200),
+    ),
+    "api-deployment-cluster": (
+        "post",
+        {"pk": "deployment", "cluster": "cluster", "action": "retry"},
+        {"reason": "r"},
+        statuses(401, 404, 403, 403, 409, 409),
     ),
 }
 
@@ -265,6 +279,8 @@ def world():
         "service": path.service.slug,
         "release": release.pk,
         "deployment": waiting.pk,
+        "rollout": waiting.rollouts.get().pk,
+        "cluster": waiting.rollouts.get().target.cluster.name,
         "freeze": freeze.pk,
         "membership": Membership.objects.get(user=users["viewer"]).pk,
         "target": path.service.targets.get(environment=path.beta).pk,

@@ -10,7 +10,7 @@ from portal.audit.models import AuditEvent
 from portal.catalog.models import DeploymentTarget
 from releases.deployments import deployment_start
 from releases.errors import DeploymentBusy, PromotionRefused
-from tests.support.deploy import built_release, deploy, finished, image_in, pod_images
+from tests.support.deploy import built_release, deploy, finished, image_in, pod_images, rollout_of
 from tests.support.waiting import wait_until
 
 
@@ -32,7 +32,7 @@ def test_deploy_to_beta_then_promote_the_same_digest_to_prod(world):
     assert beta.status == "succeeded", beta.status_reason
     assert image_in(world, "beta") == release.image
     assert release.image.startswith("registry.local/demo/app@sha256:")
-    assert beta.helm_revision == 1
+    assert rollout_of(beta).helm_revision == 1
     assert beta.progress["complete"] is True
 
     prod = deploy(world, release, "prod", kind="promote")
@@ -65,16 +65,20 @@ def test_promotion_to_prod_is_refused_before_beta_succeeded(world):
 
 def test_upgrade_then_rollback_to_the_first_release(world):
     first, second = built_release(world, 1), built_release(world, 2)
-    assert deploy(world, first, "beta").helm_revision == 1
+    assert rollout_of(deploy(world, first, "beta")).helm_revision == 1
     upgraded = deploy(world, second, "beta")
-    assert (upgraded.status, upgraded.helm_revision, upgraded.previous_revision) == (
+    assert (
+        upgraded.status,
+        rollout_of(upgraded).helm_revision,
+        rollout_of(upgraded).previous_revision,
+    ) == (
         "succeeded",
         2,
         1,
     )
     assert image_in(world, "beta") == second.image
     rolled = deploy(world, first, "beta", kind="rollback")
-    assert (rolled.status, rolled.helm_revision) == ("succeeded", 3)
+    assert (rolled.status, rollout_of(rolled).helm_revision) == ("succeeded", 3)
     assert image_in(world, "beta") == first.image
 
 
@@ -92,7 +96,7 @@ def test_failing_rollout_fails_with_the_reason_and_auto_rollback_restores(world)
     # The old pod still serves (max surge 1, none unavailable); the new one never got ready.
     assert "1 of 2 pods running but not ready" in failed.status_reason
     assert "Rolled back to revision 1" in failed.status_reason
-    assert failed.rolled_back_to_revision == 3
+    assert rollout_of(failed).rolled_back_to_revision == 3
     assert image_in(world, "beta") == first.image
     # The rollback's pods run the first release again; the failed ones are gone.
     wait_until(
@@ -145,8 +149,10 @@ def test_a_release_left_pending_upgrade_is_recovered_before_deploying(world, kub
         "from_revision": 2,
         "from_status": "pending-upgrade",
         "to_revision": 3,
+        "cluster": world["cluster"].name,
+        "wave": 1,
     }
-    assert deployment.helm_revision == 4
+    assert rollout_of(deployment).helm_revision == 4
     assert image_in(world, "beta") == third.image
 
 
@@ -237,7 +243,7 @@ def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, ce
     celery_worker.start()
     deployment = finished(deployment)
     assert deployment.status == "succeeded", deployment.status_reason
-    assert deployment.helm_revision == 1  # found again, not upgraded twice
+    assert rollout_of(deployment).helm_revision == 1  # found again, not upgraded twice
     assert AuditEvent.objects.filter(
         action="deployment.resume", target_id=str(deployment.pk)
     ).exists()

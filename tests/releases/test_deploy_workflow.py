@@ -1,120 +1,23 @@
 """The deploy steps with in-memory Helm and rollout ports: the rules, not the wire
 (the wire is covered by test_deploy_step.py against real helm and kube-apiserver)."""
 
-from datetime import UTC, datetime
-
 import pytest
 
-from clusters.helm import HelmRevision, Ownership, Recovery
-from clusters.workloads import ContainerImage, PodImage, RolloutProgress, WorkloadProgress
 from portal.audit.chain import Actor
-from portal.catalog.targets import OWNER_LABEL, release_key, target_adopt_release
+from portal.catalog.targets import release_key, target_adopt_release
 from releases.deploy_steps import deployment_step
 from releases.deployments import deployment_start
-from releases.transitions import Step
 from tests.factories import BuiltReleaseFactory, UserFactory, service_path
-
-DIGEST = "sha256:" + "c" * 64
+from tests.support.deploy import rollout_of
+from tests.support.fake_clusters import (
+    DIGEST,
+    FakeClusters,
+    FakeHelm,
+    FakeWatcher,
+    run_to_end,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def _deployment_manifest(image: str) -> dict:
-    return {
-        "kind": "Deployment",
-        "metadata": {"name": "app"},
-        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
-    }
-
-
-class FakeHelm:
-    """Helm in memory; `render` places image.repository@image.digest like the demo chart,
-    or, with `renders_tag`, repository:tag the way podinfo's chart does."""
-
-    def __init__(self, history=None, renders_tag=None, owner=None):
-        self.history = list(history or [])
-        self.calls = []
-        self.renders_tag = renders_tag
-        self.owner = owner  # the owner label's value on the release
-
-    def render(self, *, release, namespace, chart, values, version=None):
-        image = values[-1]["image"]
-        if self.renders_tag:
-            return [_deployment_manifest(f"{image['repository']}:{self.renders_tag}")]
-        return [_deployment_manifest(f"{image['repository']}@{image['digest']}")]
-
-    def _rev(self, n, status="deployed", description=""):
-        return HelmRevision(n, status, datetime.now(UTC), description)
-
-    def current(self, release, namespace):
-        return self.history[-1] if self.history else None
-
-    def find_revision(self, release, namespace, marker):
-        return next((r for r in reversed(self.history) if marker in r.description), None)
-
-    def ownership(self, release, namespace, *, label, owner):
-        if not self.history:
-            return Ownership.ABSENT
-        if self.owner is None:
-            return Ownership.UNOWNED
-        return Ownership.OURS if self.owner == owner else Ownership.OTHER
-
-    def upgrade(self, *, release, namespace, chart, values, description, version=None, labels=None):
-        self.calls.append(("upgrade", values[-1]["image"]))
-        self.owner = (labels or {}).get(OWNER_LABEL, self.owner)
-        made = self._rev(len(self.history) + 1, description=description)
-        self.history.append(made)
-        return made
-
-    def rollback(self, *, release, namespace, revision):
-        self.calls.append(("rollback", revision))
-        made = self._rev(len(self.history) + 1)
-        self.history.append(made)
-        return made
-
-    def recover_stuck(self, *, release, namespace, older_than):
-        latest = self.current(release, namespace)
-        if latest and latest.status.startswith("pending-"):
-            self.calls.append(("recover", latest.revision))
-            return Recovery("rolled-back", latest.revision, latest.status, None)
-        return None
-
-
-class FakeWatcher:
-    """`runs`: the template's image; `pod_runs`: what its one Ready pod runs (the same
-    unless a webhook rewrote it)."""
-
-    def __init__(self, failed=False, runs=f"reg/app@{DIGEST}", pod_runs=None, workloads=True):
-        self.failed = failed
-        self.runs = runs
-        self.pod_runs = pod_runs or runs
-        self.workloads = workloads
-
-    def images(self, namespace, release):
-        if not self.workloads:
-            return []
-        pod = PodImage("app-1", self.pod_runs, self.pod_runs if "@" in self.pod_runs else "")
-        return [ContainerImage("Deployment/app", "app", self.runs, (pod,))]
-
-    def watch(self, namespace, release, budget_seconds, on_progress=None):
-        if not self.workloads:
-            return RolloutProgress(no_workload=True)
-        workload = WorkloadProgress(
-            "Deployment",
-            "app",
-            1,
-            1,
-            0 if self.failed else 1,
-            0 if self.failed else 1,
-            True,
-            complete=not self.failed,
-            failed=self.failed,
-            reason="ProgressDeadlineExceeded" if self.failed else "",
-            message="timed out",
-        )
-        pods = ["1 of 1 pods CrashLoopBackOff, 4 restarts"] if self.failed else []
-        events = ["Warning BackOff: crash"] if self.failed else []
-        return RolloutProgress([workload], events, pods)
 
 
 @pytest.fixture
@@ -126,36 +29,31 @@ def deployment():
     )
 
 
+def target_of(deployment):
+    return deployment.rollouts.get().target
+
+
 def ours(deployment, history=1) -> FakeHelm:
     """A release Slipway made earlier for this deployment's target (it carries its label)."""
     return FakeHelm(
-        [FakeHelm()._rev(n) for n in range(1, history + 1)], owner=str(deployment.target_id)
+        [FakeHelm()._rev(n) for n in range(1, history + 1)], owner=str(target_of(deployment).pk)
     )
-
-
-def run_to_end(deployment, helm, watcher):
-    for _ in range(10):
-        if deployment_step(deployment=deployment, helm=helm, watcher=watcher) is Step.DONE:
-            break
-        deployment.refresh_from_db()
-    deployment.refresh_from_db()
-    return deployment
 
 
 def test_a_retried_upgrade_step_finds_its_revision_instead_of_upgrading_twice(deployment):
     helm = ours(deployment)
-    deployment_step(deployment=deployment, helm=helm, watcher=FakeWatcher())  # → deploying
+    deployment_step(deployment=deployment, clusters=FakeClusters(helm, FakeWatcher()))
     deployment.refresh_from_db()
     # The worker ran helm, then died before recording the revision:
     helm.history.append(helm._rev(2, description=f"slipway deployment {deployment.pk}: x"))
     done = run_to_end(deployment, helm, FakeWatcher())
     assert [c for c in helm.calls if c[0] == "upgrade"] == []
-    assert (done.status, done.helm_revision) == ("succeeded", 2)
+    assert (done.status, rollout_of(done).helm_revision) == ("succeeded", 2)
 
 
 def test_our_own_half_done_upgrade_is_recovered_then_redone(deployment):
     helm = ours(deployment)
-    deployment_step(deployment=deployment, helm=helm, watcher=FakeWatcher())
+    deployment_step(deployment=deployment, clusters=FakeClusters(helm, FakeWatcher()))
     deployment.refresh_from_db()
     helm.history.append(helm._rev(2, "pending-upgrade", f"slipway deployment {deployment.pk}"))
     done = run_to_end(deployment, helm, FakeWatcher())
@@ -168,7 +66,7 @@ def test_the_image_is_pinned_by_digest_and_what_runs_is_recorded(deployment):
     done = run_to_end(deployment, helm, FakeWatcher())
     assert helm.calls == [("upgrade", {"repository": "reg/app", "digest": DIGEST})]
     assert done.status == "succeeded"
-    assert done.verified_images == [
+    assert rollout_of(done).verified_images == [
         {
             "workload": "Deployment/app",
             "container": "app",
@@ -213,7 +111,7 @@ def test_a_chart_without_workload_succeeds_after_helm_and_says_so(deployment):
     done = run_to_end(deployment, helm, FakeWatcher(workloads=False))
     assert done.status == "succeeded", done.status_reason
     assert done.progress["summary"].startswith("no workload to roll out")
-    assert done.verified_images == []
+    assert rollout_of(done).verified_images == []
 
 
 def test_failed_rollout_rolls_back_to_the_previous_revision(deployment):
@@ -268,7 +166,7 @@ def test_an_unusable_kubeconfig_fails_the_deployment_without_showing_it(deployme
 def test_the_release_a_target_installs_carries_its_owner_label(deployment):
     helm = FakeHelm()
     assert run_to_end(deployment, helm, FakeWatcher()).status == "succeeded"
-    assert helm.owner == str(deployment.target_id)
+    assert helm.owner == str(target_of(deployment).pk)
 
 
 def test_a_release_another_target_owns_is_never_upgraded(deployment):
@@ -280,12 +178,12 @@ def test_a_release_another_target_owns_is_never_upgraded(deployment):
     assert [c for c in helm.calls if c[0] in ("upgrade", "rollback", "recover")] == []
     # A team admin cannot change that; a platform admin may adopt it (the owner is gone)
     root = UserFactory(username="root", is_superuser=True)
-    target_adopt_release(target=deployment.target, user=root, actor=Actor.for_user(root))
+    target_adopt_release(target=target_of(deployment), user=root, actor=Actor.for_user(root))
     again = deployment_start(
         release=deployment.release, environment=deployment.environment, actor=Actor.system()
     )
     assert run_to_end(again, helm, FakeWatcher()).status == "succeeded"
-    assert helm.owner == str(deployment.target_id)
+    assert helm.owner == str(target_of(deployment).pk)
 
 
 def test_a_release_installed_outside_slipway_needs_a_platform_admins_adoption(deployment):
@@ -298,7 +196,7 @@ def test_a_release_installed_outside_slipway_needs_a_platform_admins_adoption(de
     assert [c for c in helm.calls if c[0] == "upgrade"] == []
     # When a platform admin adopts it, the next deployment takes it over and labels it
     root = UserFactory(username="root", is_superuser=True)
-    target = deployment.target
+    target = target_of(deployment)
     target_adopt_release(target=target, user=root, actor=Actor.for_user(root))
     assert target.adopted_release == release_key(target)
     again = deployment_start(

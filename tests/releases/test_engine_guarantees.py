@@ -7,7 +7,7 @@ from clusters.models import Cluster
 from portal.audit.models import AuditEvent
 from portal.catalog.models import DeploymentTarget
 from releases.models import Deployment
-from tests.support.deploy import finished, image_in, namespace
+from tests.support.deploy import finished, image_in, namespace, rollout_of
 from tests.support.jenkins import builds_for
 from tests.support.scripted import approved, build, deployed, request
 from tests.support.waiting import wait_until
@@ -106,7 +106,7 @@ def test_a_chart_that_renders_a_tag_is_refused_until_the_image_values_pin_the_di
         f"The chart renders {r1.image_repository}:6.14.1 in Deployment/app (container app), "
         f"not @{r1.image_digest}; set the service's image values so the chart pins the digest."
     )
-    assert refused.helm_revision is None
+    assert rollout_of(refused).helm_revision is None
     # When the service's image values map the digest into the tag
     service.image_values = {"image": {"repository": "{repository}", "tag": "{tag}@{digest}"}}
     service.save()
@@ -114,7 +114,7 @@ def test_a_chart_that_renders_a_tag_is_refused_until_the_image_values_pin_the_di
     # Then the cluster's pod template carries the digest, and the deployment records it
     assert image_in(world, "beta") == f"{r1.image_repository}:r1@{r1.image_digest}"
     pinned = f"{r1.image_repository}:r1@{r1.image_digest}"
-    [verified] = done.verified_images
+    [verified] = rollout_of(done).verified_images
     assert (verified["workload"], verified["container"], verified["image"]) == (
         "Deployment/app",
         "app",
@@ -166,7 +166,7 @@ def test_a_worker_killed_during_the_real_helm_upgrade_resumes_with_one_revision(
         wait_until(mark.exists, 60, "helm upgrade to run")
         celery_worker.env["SLIPWAY_HELM"] = helm_binary
         celery_worker.kill()
-        assert Deployment.objects.get(pk=deployment.pk).helm_revision is None
+        assert rollout_of(deployment).helm_revision is None
         celery_worker.start()
         # Then the deployment is resumed, finds the revision helm made, and upgrades no more
         deployment = finished(deployment, 90)
@@ -176,7 +176,7 @@ def test_a_worker_killed_during_the_real_helm_upgrade_resumes_with_one_revision(
             celery_worker.kill()
             celery_worker.start()
     assert deployment.status == "succeeded", deployment.status_reason
-    assert deployment.helm_revision == 1
+    assert rollout_of(deployment).helm_revision == 1
     assert AuditEvent.objects.filter(
         action="deployment.resume", target_id=str(deployment.pk)
     ).exists()

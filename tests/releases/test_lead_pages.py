@@ -18,7 +18,7 @@ from portal.audit.chain import Actor, audit_record
 from portal.audit.models import AuditCheck, AuditEvent
 from portal.catalog.models import DeploymentTarget, Service
 from releases.deployments import deployment_start
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 from tests.factories import (
     BuiltReleaseFactory,
     ClusterFactory,
@@ -89,10 +89,9 @@ def _grow(world, count: int, start: int = 0) -> None:
         for s in services
     )
     now = timezone.now()
-    Deployment.objects.bulk_create(
+    made = Deployment.objects.bulk_create(
         Deployment(
             release=r,
-            target=t,
             environment=t.environment,
             service=t.service,
             status="succeeded",
@@ -102,6 +101,10 @@ def _grow(world, count: int, start: int = 0) -> None:
             finished_at=now,
         )
         for r, t in zip(releases, targets[::2], strict=True)
+    )
+    TargetRollout.objects.bulk_create(
+        TargetRollout(deployment=d, target=t, status="succeeded", helm_revision=1, finished_at=now)
+        for d, t in zip(made, targets[::2], strict=True)
     )
 
 
@@ -347,12 +350,12 @@ def test_the_promote_confirmation_names_the_digest_what_prod_runs_and_the_values
     service = world["service"]
     r1, r2, r3 = (BuiltReleaseFactory(service=service, ref=f"r{n}") for n in (1, 2, 3))
     prod = succeeded_in(r1, world["path"].prod)
-    Deployment.objects.filter(pk=prod.pk).update(
+    Deployment.objects.filter(pk=prod.pk).update(requested_by=world["lead"])
+    prod.rollouts.update(
         values=[
             {"replicaCount": 2},
             {"image": {"repository": "reg/app", "digest": r1.image_digest}},
-        ],
-        requested_by=world["lead"],
+        ]
     )
     succeeded_in(r3, world["path"].beta)
     login(client, world["dev"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.deploy import built_release, deploy, namespace, pod_images
+from tests.support.deploy import built_release, deploy, namespace, pod_images, rollout_of
 
 pytestmark = [
     pytest.mark.e2e,
@@ -34,7 +34,7 @@ def test_podinfos_own_chart_deploys_with_pods_ready_and_the_digest_pinned(world)
     assert deployment.spec.template.spec.containers[0].image == pinned
     assert deployment.status.ready_replicas == 2
     assert pod_images(world, "beta") == [pinned]
-    [verified] = done.verified_images
+    [verified] = rollout_of(done).verified_images
     assert verified["workload"] == "Deployment/app-podinfo"
     assert len(verified["pods"]) == 2
     assert {p["image_id"] for p in verified["pods"]} == {pinned}

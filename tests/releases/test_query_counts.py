@@ -9,7 +9,6 @@ from rest_framework.test import APIClient
 from portal.access.choices import Role, TokenScope
 from portal.access.tokens import token_issue
 from portal.audit.chain import Actor, audit_record
-from releases.models import Deployment
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +30,6 @@ def _history(path, releases: int) -> None:
                 actor=Actor.for_user(lead), action="deployment.succeeded", target=deployment
             )
         audit_record(actor=Actor.for_user(lead), action="release.built", target=release)
-    Deployment.objects.filter(release__ref="r0").update(helm_revision=1)
 
 
 def _count(client, url: str) -> tuple[int, dict | None]:

@@ -10,7 +10,7 @@ from clusters.models import Cluster
 from portal.catalog.models import DeploymentTarget, NamespaceGrant
 from portal.catalog.targets import OWNER_LABEL
 from tests.factories import BuiltReleaseFactory, ServiceFactory, UserFactory, allow, member
-from tests.support.deploy import deploy, image_in
+from tests.support.deploy import deploy, image_in, rollout_of
 from tests.support.targets import save_target
 
 pytestmark = [
@@ -26,8 +26,8 @@ def test_a_beta_target_pointed_at_prods_release_is_refused_and_prod_keeps_runnin
     release = BuiltReleaseFactory(service=storefront, ref="v1")
     assert deploy(world, release, "beta").status == "succeeded"
     prod = deploy(world, release, "prod", kind="promote")
-    assert prod.status == "succeeded" and prod.helm_revision == 1
-    prod_target = prod.target
+    assert prod.status == "succeeded" and rollout_of(prod).helm_revision == 1
+    prod_target = rollout_of(prod).target
     prod_namespace = prod_target.namespace
     helm = cluster_helm(Cluster.objects.get(pk=world["cluster"].pk))
     assert (
@@ -80,7 +80,7 @@ def test_a_beta_target_pointed_at_prods_release_is_refused_and_prod_keeps_runnin
         f"{world['cluster']} belongs to another Slipway target: a target never upgrades, rolls "
         "back or uninstalls a release it does not own."
     )
-    assert refused.helm_revision is None
+    assert rollout_of(refused).helm_revision is None
     # Prod still runs storefront's image at revision 1
     assert helm.current("app", prod_namespace).revision == 1
     assert image_in(world, "prod") == release.image

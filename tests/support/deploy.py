@@ -12,7 +12,7 @@ from portal.audit.chain import Actor
 from portal.catalog.models import DeploymentTarget
 from releases.choices import DEPLOYMENT_OPEN
 from releases.deployments import deployment_start
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 from tests.factories import BuiltReleaseFactory, UserFactory, service_path
 from tests.support.waiting import wait_until
 
@@ -56,6 +56,12 @@ def finished(deployment: Deployment, timeout: float = 60) -> Deployment:
 
     wait_until(done, timeout, f"deployment #{deployment.pk} ending ({deployment.progress})")
     return deployment
+
+
+def rollout_of(deployment: Deployment) -> TargetRollout:
+    """The one rollout of a deployment to a one-cluster environment."""
+    [rollout] = deployment.rollouts.all()
+    return rollout
 
 
 def deploy(world, release, env, kind="deploy", timeout=60) -> Deployment:

@@ -19,6 +19,15 @@ def kube_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def kube_cluster_b(tmp_path_factory):
+    """A second cluster of its own (etcd, control plane, kwok), for an environment spread
+    over two; started only by the tests that ask for it."""
+    plane = ControlPlane(tmp_path_factory.mktemp("kube-b"), nodes=1, name="cluster-b").start()
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
 def helm_binary() -> str:
     """helm for this session (`make test` builds it before pytest starts); the test
     process's own Helm adapter uses it too, through settings.SLIPWAY_HELM."""
