@@ -49,11 +49,12 @@ registry-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null; }
 
-# helm, etcd and kube-apiserver for the e2e tier: reused from KUBEBUILDER_ASSETS, PATH or
-# the cache ($$SLIPWAY_CACHE, default ~/.cache/slipway), else built from Go modules (with
-# progress) before any test starts, so no test waits on a build.
+# helm, etcd, the Kubernetes control plane and kwok for the e2e tier: reused from
+# KUBEBUILDER_ASSETS, PATH or the cache ($$SLIPWAY_CACHE, default ~/.cache/slipway), else
+# built from Go modules in the background (niced; progress in the cache's build.log) while
+# the tiers without a cluster run; those that need one run last and wait for it, saying so.
 binaries: install
-	$(PY) -m devtools.kube build
+	$(PY) -m devtools.kube build --background
 
 # The browser tier drives Debian's Chromium (Playwright's own download cannot work here).
 browser-deps:

@@ -46,11 +46,12 @@ def main() -> None:
     # door call them (and a webhook receiver you run on your laptop).
     os.environ.setdefault("SLIPWAY_EGRESS_ALLOW", "127.0.0.1,localhost")
     from devtools.kube.__main__ import local_plane
-    from devtools.kube.binaries import ensure_all
+    from devtools.kube.binaries import ensure_all, say
 
-    # Builds helm, etcd, kube-apiserver on the first run (minutes, with progress); the
-    # worker finds helm through SLIPWAY_HELM (the product never looks into devtools/).
-    binaries = ensure_all()
+    # Builds helm, etcd, the control plane and kwok on the first run (minutes, with
+    # progress; or waits for a build already under way); the worker finds helm through
+    # SLIPWAY_HELM (the product never looks into devtools/).
+    binaries = ensure_all(on_wait=lambda tail: say(f"waiting for another build: {tail}"))
     os.environ["SLIPWAY_HELM"] = str(binaries["helm"])
     kube_port = free_port(6443)
     os.environ["SLIPWAY_KUBE_PORT"] = str(kube_port)

@@ -36,6 +36,21 @@ settings.CACHES["default"]["KEY_PREFIX"] = TEST_CACHE_PREFIX
 celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    """The tests that need a cluster (or a browser) run last, each group in its own order:
+    `make test` builds the cluster's binaries in the background meanwhile."""
+    late = [
+        item
+        for item in items
+        if "kube_binaries" in getattr(item, "fixturenames", ())
+        or item.get_closest_marker("browser")
+    ]
+    if late:
+        chosen = set(map(id, late))
+        items[:] = [item for item in items if id(item) not in chosen] + late
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
     """The test database is made (and dropped) by the owner role, as a deployment's

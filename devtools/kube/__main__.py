@@ -1,7 +1,8 @@
 """python -m devtools.kube up|down|env|run|build|gomod
 
 build  find or build helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-       and kwok (prints progress; cached)
+       and kwok (prints progress; cached); `build --background` starts building what is
+       missing in a niced process of its own and returns (`make test` does)
 up     start the local cluster (control plane + kwok nodes) in the background
 env    print `export KUBECONFIG=…` and `export SLIPWAY_HELM=…` for the running one
 down   stop what `up` started
@@ -20,7 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from devtools.kube.binaries import HELM, ensure_all, find, regenerate_gomod, say
+from devtools.kube.binaries import (
+    HELM,
+    build_in_background,
+    ensure_all,
+    find,
+    regenerate_gomod,
+    say,
+)
 from devtools.kube.controlplane import ControlPlane, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,10 +65,16 @@ def run_foreground() -> None:
         (STATE / "state.json").unlink(missing_ok=True)
 
 
+def _waiting(tail: str) -> None:
+    say(f"waiting for another build of this cache: {tail or '…'}")
+
+
 def main(argv: list[str]) -> None:
     command = argv[0] if argv else "help"
-    if command == "build":
-        for name, path in ensure_all().items():
+    if command == "build" and argv[1:] == ["--background"]:
+        build_in_background()
+    elif command == "build":
+        for name, path in ensure_all(on_wait=_waiting).items():
             print(f"{name}: {path}")
     elif command == "run":
         run_foreground()

@@ -9,6 +9,8 @@ apiserver's /version report real versions (pyhelm3 parses helm's as SemVer).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -189,8 +191,7 @@ def build(binary: Binary) -> Path:
     return target
 
 
-def find(binary: Binary, build_missing: bool = True) -> Path:
-    """The path of a usable binary, building it if nothing usable exists."""
+def _usable(binary: Binary) -> Path | None:
     candidates = []
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets:
@@ -202,17 +203,94 @@ def find(binary: Binary, build_missing: bool = True) -> Path:
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK) and binary.acceptable(candidate):
             return candidate
+    return None
+
+
+@contextlib.contextmanager
+def build_lock(on_wait=None):
+    """One builder at a time per cache (a background `build`, a test session, `make run`):
+    whoever comes second waits, then finds what the first built. `on_wait(log_tail)` is
+    called every 30 s while another process holds the lock."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".build.lock").open("w") as lock:
+        waited = 0.0
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if on_wait and waited % 30 == 0:
+                    on_wait(build_log_tail())
+                time.sleep(1)
+                waited += 1
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_log() -> Path:
+    return cache_root() / "build.log"
+
+
+def build_log_tail() -> str:
+    try:
+        lines = build_log().read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return next((line for line in reversed(lines) if "go: downloading" not in line), "")
+
+
+def find(binary: Binary, build_missing: bool = True, on_wait=None) -> Path:
+    """The path of a usable binary, building it if nothing usable exists (after any other
+    builder of this cache is done)."""
+    found = _usable(binary)
+    if found is not None:
+        return found
     if not build_missing:
         raise FileNotFoundError(binary.name)
-    return build(binary)
+    with build_lock(on_wait):
+        return _usable(binary) or build(binary)
 
 
-def ensure_all() -> dict[str, Path]:
+def missing() -> list[Binary]:
+    """The binaries neither found nor cached (nothing is built)."""
+    return [b for b in ALL if _usable(b) is None]
+
+
+def ensure_all(on_wait=None) -> dict[str, Path]:
     """Every binary the local clusters need, built when missing (progress on stderr)."""
     started = time.monotonic()
-    found = {b.name: find(b) for b in ALL}
+    found = {b.name: find(b, on_wait=on_wait) for b in ALL}
     say(f"all {len(found)} binaries ready after {time.monotonic() - started:.0f} s")
     return found
+
+
+def build_in_background() -> None:
+    """Start building what is missing in a process of its own, at the lowest CPU priority,
+    and return at once: `make test` runs the tiers that need no cluster meanwhile, and
+    the first test that needs one waits for it (`find` takes the build lock)."""
+    absent = missing()
+    if not absent:
+        say(f"all {len(ALL)} binaries found")
+        return
+    log = build_log()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        subprocess.Popen(
+            ["nice", "-n", "19", sys.executable, "-m", "devtools.kube", "build"],
+            cwd=HERE.parent.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    names = ", ".join(b.name for b in absent)
+    say(
+        f"building {names} in the background (first time only; {log}); the tests that "
+        "need no cluster run meanwhile, the first that needs one waits for it"
+    )
 
 
 def regenerate_gomod() -> None:

@@ -13,6 +13,7 @@ from portal.access.tokens import token_issue
 from portal.catalog.models import DeploymentTarget
 from releases.models import Deployment
 from releases.rollouts import deployment_rollouts
+from tests.cli.test_cli import slipway
 from tests.factories import allow, member
 from tests.support.deploy import built_release, deploy, finished, namespace
 
@@ -57,6 +58,7 @@ def two(world, kube_cluster_b):
         "targets": targets,
         "apps_b": apps_b,
         "api": APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}"),
+        "token": raw,
     }
 
 
@@ -87,7 +89,9 @@ def test_a_promotion_rolls_out_to_both_clusters_one_wave_after_the_other(two):
     assert [len(r.verified_images[0]["pods"]) for r in (first, second)] == [2, 2]
 
 
-def test_a_failure_in_the_second_cluster_leaves_the_first_on_the_new_release(two):
+def test_a_failure_in_the_second_cluster_leaves_the_first_on_the_new_release(
+    two, live_server, tmp_path
+):
     old, new = built_release(two, 1), built_release(two, 2)
     assert promoted(two, old).status == "succeeded"
     DeploymentTarget.objects.filter(pk=two["targets"]["cluster-b"].pk).update(
@@ -111,6 +115,13 @@ def test_a_failure_in_the_second_cluster_leaves_the_first_on_the_new_release(two
         ("cluster-a", new.pk),
         ("cluster-b", old.pk),
     ]
+
+    # And the CLI's status, line by line:
+    status = slipway(tmp_path, "--url", live_server.url, "status", two["service"].slug,
+                     token=two["token"]).stdout  # fmt: skip
+    assert "prod     not one release on every cluster:" in status
+    assert f"1. cluster-a        release #{new.pk} succeeded" in status
+    assert f"2. cluster-b        release #{old.pk} succeeded" in status
 
     # The lead fixes cluster-b's values and retries it through the API.
     DeploymentTarget.objects.filter(pk=two["targets"]["cluster-b"].pk).update(

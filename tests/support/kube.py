@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.kube.binaries import HELM, find
+from devtools.kube.binaries import HELM, ensure_all, find
 from devtools.kube.controlplane import ControlPlane
 
 
+def _waiting(request):
+    """Say on the terminal (through pytest's capture) that a test waits for the build."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(tail: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n[kube] waiting for the background build: {tail or '…'}", flush=True)
+
+    return say
+
+
 @pytest.fixture(scope="session")
-def kube_cluster(tmp_path_factory):
+def kube_binaries(request) -> None:
+    """Every binary the clusters need. `make test` builds them in the background while the
+    tests without a cluster run (tests/conftest.py puts those with one last): the first
+    that needs one waits here, and says so every 30 s."""
+    ensure_all(on_wait=_waiting(request))
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory, kube_binaries):
     """A running cluster (binaries built on a cache miss): two kwok nodes, so a rollout
     spreads its pods as a real one does."""
     plane = ControlPlane(tmp_path_factory.mktemp("kube"), nodes=2, name="cluster-a").start()
@@ -19,7 +38,7 @@ def kube_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def kube_cluster_b(tmp_path_factory):
+def kube_cluster_b(tmp_path_factory, kube_binaries):
     """A second cluster of its own (etcd, control plane, kwok), for an environment spread
     over two; started only by the tests that ask for it."""
     plane = ControlPlane(tmp_path_factory.mktemp("kube-b"), nodes=1, name="cluster-b").start()
@@ -28,11 +47,11 @@ def kube_cluster_b(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def helm_binary() -> str:
-    """helm for this session (`make test` builds it before pytest starts); the test
+def helm_binary(request) -> str:
+    """helm for this session (the first binary `make test` builds; waited for if need be); the test
     process's own Helm adapter uses it too, through settings.SLIPWAY_HELM."""
     from django.conf import settings
 
-    path = str(find(HELM))
+    path = str(find(HELM, on_wait=_waiting(request)))
     settings.SLIPWAY_HELM = path
     return path
