@@ -2,10 +2,12 @@
 builds run on the Jenkins emulator and deploy to the test cluster."""
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django.db import connections
 
 from portal.access.choices import Role
@@ -99,3 +101,33 @@ def log_in(browser, live_server, name):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     return page
+
+
+SERIOUS = {"serious", "critical"}
+
+
+@pytest.fixture
+def shots(tmp_path_factory):
+    folder = Path(os.environ.get("SLIPWAY_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    print(f"\nScreenshots of every page: {folder}")
+
+
+class Pages:
+    """Screenshot and axe-check each page as the test walks through it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.axe, self.count = folder, Axe(), 0
+
+    def check(self, page, name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        self.count += 1
+        page.screenshot(path=self.folder / f"{self.count:02d}-{name}.png", full_page=True)
+        violations = self.axe.run(page).response["violations"]
+        serious = [
+            f"{v['id']} ({v['impact']}): {v['help']} — {v['nodes'][0]['target']}"
+            for v in violations
+            if v["impact"] in SERIOUS
+        ]
+        assert not serious, f"{name}: " + "; ".join(serious)

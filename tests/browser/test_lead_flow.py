@@ -8,14 +8,12 @@ Set SLIPWAY_SCREENSHOTS to keep the screenshots somewhere (docs/screenshots is m
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from portal.access.choices import Role
-from tests.browser.conftest import log_in
+from tests.browser.conftest import Pages, log_in
 from tests.factories import member
 from tests.support.jenkins import builds_for
 
@@ -25,34 +23,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("celery_worker"),
 ]
-SERIOUS = {"serious", "critical"}
-
-
-@pytest.fixture
-def shots(tmp_path_factory):
-    folder = Path(os.environ.get("SLIPWAY_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    yield folder
-    print(f"\nScreenshots of every page: {folder}")
-
-
-class Pages:
-    """Screenshot and axe-check each page as the test walks through it."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.axe, self.count = folder, Axe(), 0
-
-    def check(self, page, name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        self.count += 1
-        page.screenshot(path=self.folder / f"{self.count:02d}-{name}.png", full_page=True)
-        violations = self.axe.run(page).response["violations"]
-        serious = [
-            f"{v['id']} ({v['impact']}): {v['help']} — {v['nodes'][0]['target']}"
-            for v in violations
-            if v["impact"] in SERIOUS
-        ]
-        assert not serious, f"{name}: " + "; ".join(serious)
 
 
 def test_a_lead_approves_a_promotion_found_in_the_inbox(
