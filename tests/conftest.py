@@ -38,17 +38,24 @@ celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items) -> None:
-    """The tests that need a cluster (or a browser) run last, each group in its own order:
-    `make test` builds the cluster's binaries in the background meanwhile."""
-    late = [
-        item
-        for item in items
-        if "kube_binaries" in getattr(item, "fixturenames", ())
-        or item.get_closest_marker("browser")
-    ]
-    if late:
-        chosen = set(map(id, late))
-        items[:] = [item for item in items if id(item) not in chosen] + late
+    """First the tests that need no binary, then those that need helm (a worker), then
+    those that need a cluster or a browser, each group in its own order: `make test`
+    builds the binaries in the background meanwhile, helm first."""
+
+    def group(item) -> int:
+        names = getattr(item, "fixturenames", ())
+        if "kube_binaries" in names or item.get_closest_marker("browser"):
+            return 2
+        return 1 if "helm_binary" in names else 0
+
+    items.sort(key=group)  # stable: each group keeps its order
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Outermost, so the wait for the background build is not inside the test's time limit.
+    item.config.pluginmanager.get_plugin("tests.support.kube").wait_for_binaries(item)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -207,27 +207,34 @@ def _usable(binary: Binary) -> Path | None:
 
 
 @contextlib.contextmanager
-def build_lock(on_wait=None):
+def build_lock(ready=None, on_wait=None):
     """One builder at a time per cache (a background `build`, a test session, `make run`):
-    whoever comes second waits, then finds what the first built. `on_wait(log_tail)` is
-    called every 30 s while another process holds the lock."""
+    whoever comes second waits until it holds the lock, or until `ready()` returns what it
+    waited for (another builder made it: no need to queue behind that builder's next
+    binary). Yields None with the lock held, else what `ready()` returned. `on_wait(tail)`
+    is called every 30 s while waiting, with the build log's latest line."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".build.lock").open("w") as lock:
-        waited = 0.0
+        waited = 0
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
+                found = ready() if ready else None
+                if found is not None:
+                    yield found
+                    return
                 if on_wait and waited % 30 == 0:
                     on_wait(build_log_tail())
                 time.sleep(1)
                 waited += 1
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                continue
+            try:
+                yield None
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+            return
 
 
 def build_log() -> Path:
@@ -250,8 +257,8 @@ def find(binary: Binary, build_missing: bool = True, on_wait=None) -> Path:
         return found
     if not build_missing:
         raise FileNotFoundError(binary.name)
-    with build_lock(on_wait):
-        return _usable(binary) or build(binary)
+    with build_lock(ready=lambda: _usable(binary), on_wait=on_wait) as found:
+        return found or _usable(binary) or build(binary)
 
 
 def missing() -> list[Binary]:

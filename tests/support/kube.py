@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.kube.binaries import HELM, ensure_all, find
+from devtools.kube.binaries import ALL, HELM, ensure_all, find
 from devtools.kube.controlplane import ControlPlane
 
 
-def _waiting(request):
-    """Say on the terminal (through pytest's capture) that a test waits for the build."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
+def _waiting(config):
+    """Say on the terminal (through pytest's capture) that the run waits for the build."""
+    capture = config.pluginmanager.getplugin("capturemanager")
 
     def say(tail: str) -> None:
         with capture.global_and_fixture_disabled():
@@ -20,12 +20,26 @@ def _waiting(request):
     return say
 
 
+_READY: set[str] = set()
+
+
+def wait_for_binaries(item) -> None:
+    """Before a test that needs the cluster's binaries (or helm) starts, and outside its
+    time limit: wait for `make test`'s background build of them, once per session."""
+    names = getattr(item, "fixturenames", ())
+    wanted = ALL if "kube_binaries" in names else (HELM,) if "helm_binary" in names else ()
+    for binary in wanted:
+        if binary.name not in _READY:
+            find(binary, on_wait=_waiting(item.config))
+            _READY.add(binary.name)
+
+
 @pytest.fixture(scope="session")
 def kube_binaries(request) -> None:
     """Every binary the clusters need. `make test` builds them in the background while the
     tests without a cluster run (tests/conftest.py puts those with one last): the first
     that needs one waits here, and says so every 30 s."""
-    ensure_all(on_wait=_waiting(request))
+    ensure_all(on_wait=_waiting(request.config))
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +66,6 @@ def helm_binary(request) -> str:
     process's own Helm adapter uses it too, through settings.SLIPWAY_HELM."""
     from django.conf import settings
 
-    path = str(find(HELM, on_wait=_waiting(request)))
+    path = str(find(HELM, on_wait=_waiting(request.config)))
     settings.SLIPWAY_HELM = path
     return path
