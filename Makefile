@@ -14,7 +14,7 @@ PY_SYSTEM_DEPS := missing=""; \
 # Local runs take PostgreSQL/Redis URLs from the file devtools/services.py writes.
 WITH_ENV := set -a; [ -f .local/services.env ] && . ./.local/services.env; set +a;
 
-.PHONY: install services binaries browser-deps ldap-deps registry-deps run test test-fast bench lint stop clean
+.PHONY: install services binaries browser-deps ldap-deps registry-deps prometheus-deps run test test-fast bench lint stop clean
 
 install: .venv/.installed
 
@@ -31,7 +31,7 @@ services: install
 run: services
 	$(WITH_ENV) exec $(PY) -m devtools.run
 
-test: services browser-deps ldap-deps registry-deps binaries
+test: services browser-deps ldap-deps registry-deps prometheus-deps binaries
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The LDAP tests run a private slapd (Debian's), like PostgreSQL and Redis.
@@ -56,6 +56,13 @@ registry-deps:
 binaries: install
 	$(PY) -m devtools.kube build --background
 
+# The promotion gates' tests query a real Prometheus scraping a real Pushgateway (Debian's).
+prometheus-deps:
+	@command -v prometheus >/dev/null 2>&1 && command -v prometheus-pushgateway >/dev/null 2>&1 || { \
+	  echo "[make] installing prometheus and prometheus-pushgateway (gate tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
+
 # The browser tier drives Debian's Chromium (Playwright's own download cannot work here).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { echo "[make] installing chromium (browser tests)"; \
@@ -63,7 +70,7 @@ browser-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Unit and integration tiers only (no cluster, no browser).
-test-fast: services
+test-fast: services ldap-deps registry-deps prometheus-deps
 	$(WITH_ENV) $(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
 
 # Slipway at a large company's scale, in its own database (slipway_bench): writes

@@ -185,7 +185,11 @@ def start_postgres(port: int | None) -> str:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    if status.returncode != 0:
+    if status.returncode == 0:
+        # Already running for this checkout (its .local was removed, say): use its port.
+        port = int((data / "postmaster.pid").read_text().splitlines()[3])
+        say(f"PostgreSQL already runs on 127.0.0.1:{port}")
+    else:
         say(f"starting PostgreSQL on 127.0.0.1:{port}")
         as_postgres(
             [

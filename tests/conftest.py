@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.scripted",
     "tests.support.ldap",
     "tests.support.registry",
+    "tests.support.prometheus",
 ]
 
 # Tests get their own Redis database so a `make run` worker never takes their tasks.

@@ -3,6 +3,7 @@ lead's override that runs and is audited."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,20 +19,22 @@ from releases.errors import NotPermitted
 from releases.gates import GateRefused, checklist_tick
 from releases.models import Deployment, GateResult, PromotionGate
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
-from tests.gates.prometheus_stub import DOCS_ERROR, EMPTY, PrometheusStub, vector
-from tests.support.http import serving
 
-ERROR_RATIO = (
-    'sum(rate(http_requests_total{namespace="{namespace}",app="{service}",code=~"5.."}[{window}]))'
-    ' / sum(rate(http_requests_total{namespace="{namespace}",app="{service}"}[{window}]))'
-)
+# The error ratio a service exports, the last sample within the soak window: {window} is
+# the gate's soak time. The metric's name is the test's own (one Prometheus per session).
+ERROR_RATIO = 'last_over_time({metric}{{namespace="{{namespace}}",app="{{service}}"}}[{{window}}])'
 
 
 @pytest.fixture
-def prometheus():
-    stub = PrometheusStub()
-    with serving(stub.handler()) as stub.url:
-        yield stub
+def metric() -> str:
+    """This test's own metric name (Prometheus keeps every test's samples)."""
+    return f"slipway_error_ratio_{uuid.uuid4().hex[:8]}"
+
+
+def exported(prometheus, metric: str, value: str) -> None:
+    """The service in Beta exports `value`, and Prometheus has scraped it."""
+    prometheus.push(metric, f'{metric}{{namespace="beta",app="app"}} {value}\n')
+    prometheus.scraped(f'{metric}{{namespace="beta",app="app"}}', value)
 
 
 @pytest.fixture
@@ -79,25 +82,31 @@ def test_soak_not_reached_refuses_naming_the_time_left(world):
 
 
 @pytest.mark.django_db
-def test_a_bad_prometheus_value_refuses_with_the_value(world, prometheus):
-    PromotionGate.objects.create(
+def test_a_bad_prometheus_value_refuses_with_the_value(world, prometheus, metric):
+    gate = PromotionGate.objects.create(
         environment=world["path"].beta, name="error ratio", kind="prometheus",
-        prometheus_url=prometheus.url, query=ERROR_RATIO, max_value=0.01, soak_minutes=15,
+        prometheus_url=prometheus.url, query=ERROR_RATIO.format(metric=metric),
+        max_value=0.01, soak_minutes=15,
     )  # fmt: skip
-    prometheus.answer = vector("0.0473")
+    exported(prometheus, metric, "0.0473")
     with pytest.raises(GateRefused, match=r"error ratio: value 0\.0473, wanted ≤ 0\.01"):
         promote(world, world["dev"])
-    assert prometheus.queries == [
-        'sum(rate(http_requests_total{namespace="beta",app="app",code=~"5.."}[15m]))'
-        ' / sum(rate(http_requests_total{namespace="beta",app="app"}[15m]))'
-    ]
-    prometheus.answer = EMPTY
+    # What Prometheus was asked (its query log): the placeholders filled in
+    asked = f'last_over_time({metric}{{namespace="beta",app="app"}}[15m])'
+    assert prometheus.queries().count(asked) == 1
+
+    gate.query = f'{metric}_never_exported{{app="{{service}}"}}'
+    gate.save()
     with pytest.raises(GateRefused, match="the query returned no data"):
         promote(world, world["dev"])
-    prometheus.answer = DOCS_ERROR
+    gate.query = "sum(rate(http_requests_total[5m]"  # PromQL with a syntax error
+    gate.save()
     with pytest.raises(GateRefused, match="Prometheus refused the query: bad_data"):
         promote(world, world["dev"])
-    prometheus.answer = vector("0.002")
+
+    gate.query = ERROR_RATIO.format(metric=metric)
+    gate.save()
+    exported(prometheus, metric, "0.002")
     assert promote(world, world["dev"]).status == "pending"
     assert GateResult.objects.filter(passed=True).get().value == 0.002
 

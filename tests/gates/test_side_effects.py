@@ -4,6 +4,7 @@ needs the `approve` scope."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,33 +19,38 @@ from portal.catalog.models import Freeze
 from releases import preview
 from releases.models import Deployment, GateResult, PromotionGate
 from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
-from tests.gates.prometheus_stub import PrometheusStub, vector
-from tests.support.http import serving
 
 pytestmark = pytest.mark.django_db
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 @pytest.fixture
-def world():
-    stub = PrometheusStub()
-    stub.answer = vector("0.001")
-    with serving(stub.handler()) as stub.url:
-        path = service_path(prod={"requires_approval": False})
-        release = BuiltReleaseFactory(service=path.service)
-        succeeded_in(release, path.beta)
-        PromotionGate.objects.create(
-            environment=path.beta, name="errors", kind="prometheus",
-            prometheus_url=stub.url, query="up", max_value=0.01,
-        )  # fmt: skip
-        yield {
-            "path": path,
-            "release": release,
-            "prometheus": stub,
-            "dev": member(path.team, "dev", Role.DEVELOPER),
-            "lead": member(path.team, "lead", Role.LEAD),
-            "viewer": member(path.team, "viewer", Role.VIEWER),
-        }
+def world(prometheus):
+    """Prod gated on a query of Beta's error ratio in a real Prometheus (0.001: it passes);
+    `asked()` counts the times Prometheus answered the gate's query."""
+    metric = f"slipway_errors_{uuid.uuid4().hex[:8]}"
+    prometheus.push(metric, f'{metric}{{app="app"}} 0.001\n')
+    prometheus.scraped(f'{metric}{{app="app"}}', "0.001")
+    query = f'max({metric}{{app="app"}})'
+    path = service_path(prod={"requires_approval": False})
+    release = BuiltReleaseFactory(service=path.service)
+    succeeded_in(release, path.beta)
+    PromotionGate.objects.create(
+        environment=path.beta, name="errors", kind="prometheus",
+        prometheus_url=prometheus.url, query=query, max_value=0.01,
+    )  # fmt: skip
+    return {
+        "path": path,
+        "release": release,
+        "asked": lambda: prometheus.queries().count(query),
+        "fail": lambda: (
+            prometheus.push(metric, f'{metric}{{app="app"}} 0.5\n'),
+            prometheus.scraped(query, "0.5"),
+        ),
+        "dev": member(path.team, "dev", Role.DEVELOPER),
+        "lead": member(path.team, "lead", Role.LEAD),
+        "viewer": member(path.team, "viewer", Role.VIEWER),
+    }
 
 
 def _writes(queries) -> list[str]:
@@ -73,7 +79,7 @@ def test_reading_the_release_its_confirmation_and_gates_writes_nothing_calls_not
         ]
     assert [p.status_code for p in pages] == [200] * 6
     assert _writes(queries.captured_queries) == []
-    assert world["prometheus"].queries == []  # no gate was evaluated
+    assert world["asked"]() == 0  # no gate was evaluated
     assert not GateResult.objects.exists()
     # and no worker was asked to render manifests
     assert not preview.manifest_diff(release=release, environment=prod).asked
@@ -89,7 +95,7 @@ def test_checking_gates_and_rendering_previews_are_posts_limited_per_user(client
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert answers[0].json()["gates"][0]["passed"] is True
     assert int(answers[3]["Retry-After"]) > 0
-    assert len(world["prometheus"].queries) == 3
+    assert world["asked"]() == 3
     # The page's manifest preview: a viewer may not ask for one, a developer a few times
     client.force_login(world["viewer"])
     manifests = f"/releases/{release.pk}/confirm/manifests?environment=prod&kind=promote"
@@ -102,7 +108,7 @@ def test_checking_gates_and_rendering_previews_are_posts_limited_per_user(client
 
 def test_a_deploy_scoped_token_cannot_override_a_freeze_or_a_gate(world):
     release, path = world["release"], world["path"]
-    world["prometheus"].answer = vector("0.5")  # the gate fails
+    world["fail"]()  # the gate fails
     Freeze.objects.create(
         environment=path.prod, team=path.team, reason="quarter end", created_by=world["lead"],
         starts_at=timezone.now() - timedelta(hours=1), ends_at=timezone.now() + timedelta(hours=1),
