@@ -40,7 +40,7 @@ from releases.deployments import deployment_decide, deployment_start, deployment
 from releases.filters import DeploymentFilter, ReleaseFilter
 from releases.models import Deployment, Release, TargetRollout
 from releases.promotion import deployment_role_needed
-from releases.waves import deployment_cluster_decide
+from releases.waves import RETRY, SKIP, deployment_cluster_decide
 
 # A deployment's clusters in one query, however many there are.
 _ROLLOUTS = Prefetch("rollouts", TargetRollout.objects.select_related("target__cluster"))
@@ -252,7 +252,20 @@ class DeploymentClusterApi(ApiView):
 
     scope = TokenScope.APPROVE
 
-    @extend_schema(request=ClusterDecisionInput, responses={201: DeploymentOutput})
+    @extend_schema(
+        request=ClusterDecisionInput,
+        responses={201: DeploymentOutput},
+        parameters=[
+            OpenApiParameter(
+                "cluster", str, OpenApiParameter.PATH, description="The cluster's name."
+            ),
+            OpenApiParameter(
+                "action", str, OpenApiParameter.PATH, enum=[RETRY, SKIP],
+                description="`retry` the cluster (and go on with the ones after it), or "
+                "`skip` it (go on with the ones after it).",
+            ),
+        ],
+    )  # fmt: skip
     def post(self, request, pk: int, cluster: str, action: str):
         deployment = get_object_or_404(_deployments(request), pk=pk)
         data = ClusterDecisionInput(data=request.data)
