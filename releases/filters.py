@@ -8,6 +8,8 @@ import django_filters
 from django import forms
 from django.utils import timezone
 
+from portal.catalog.models import Environment
+from portal.core.filters import KnownChoiceFilter
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
 from releases.insights import Period
 from releases.models import Deployment, Release
@@ -36,7 +38,11 @@ class ReleaseFilter(_Common):
 
 
 class DeploymentFilter(_Common):
-    environment = django_filters.CharFilter(field_name="environment__slug", label="Environment")
+    environment = KnownChoiceFilter(
+        field_name="environment__slug",
+        label="Environment",
+        choices=lambda: list(Environment.objects.order_by("order").values_list("slug", "name")),
+    )
     status = django_filters.ChoiceFilter(choices=DeploymentStatus.choices, label="Status")
     kind = django_filters.ChoiceFilter(choices=DeploymentKind.choices, label="Kind")
 

@@ -11,11 +11,13 @@ from collections.abc import Iterator
 
 import django_filters
 from django import forms
+from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 
 from portal.audit.models import AuditCheck, AuditEvent
 from portal.core.exports import csv_row, csv_writer
+from portal.core.filters import KnownChoiceFilter
 
 DATE = forms.DateInput(attrs={"type": "date"})
 # What an exported or listed event shows, in this order (the API's fields, the CSV's and
@@ -40,6 +42,12 @@ class TargetsFilter(django_filters.CharFilter):
         return qs.filter(condition)
 
 
+def target_types() -> list[str]:
+    """Every type an audit event may be about (any model, the admin audits them all):
+    `releases.Deployment`, `auth.User`, …"""
+    return sorted(m._meta.label for m in apps.get_models())
+
+
 class AuditEventFilter(django_filters.FilterSet):
     actor = django_filters.CharFilter(
         field_name="actor_name", lookup_expr="istartswith", label="Actor"
@@ -47,7 +55,9 @@ class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(
         field_name="action", lookup_expr="startswith", label="Action"
     )
-    target_type = django_filters.CharFilter(label="Target type")
+    target_type = KnownChoiceFilter(
+        label="Target type", choices=lambda: [(t, t) for t in target_types()]
+    )
     target_id = django_filters.CharFilter(label="Target id")
     target = TargetsFilter(label="Targets (type:id, …)")
     since = django_filters.DateFilter(
