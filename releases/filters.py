@@ -29,7 +29,7 @@ class _Common(django_filters.FilterSet):
 
 
 class ReleaseFilter(_Common):
-    status = django_filters.ChoiceFilter(choices=ReleaseStatus.choices, label="Status")
+    status = KnownChoiceFilter(choices=ReleaseStatus.choices, label="Status")
     ref = django_filters.CharFilter(label="Ref")
 
     class Meta:
@@ -43,8 +43,8 @@ class DeploymentFilter(_Common):
         label="Environment",
         choices=lambda: list(Environment.objects.order_by("order").values_list("slug", "name")),
     )
-    status = django_filters.ChoiceFilter(choices=DeploymentStatus.choices, label="Status")
-    kind = django_filters.ChoiceFilter(choices=DeploymentKind.choices, label="Kind")
+    status = KnownChoiceFilter(choices=DeploymentStatus.choices, label="Status")
+    kind = KnownChoiceFilter(choices=DeploymentKind.choices, label="Kind")
 
     class Meta:
         model = Deployment

@@ -26,6 +26,8 @@ def api():
     [
         ("/api/v1/audit-events/?target_type=no-such-type", "target_type", "releases.Deployment"),
         ("/api/v1/deployments/?environment=nowhere", "environment", "beta, prod"),
+        ("/api/v1/deployments/?kind=sideways", "kind", "deploy, promote, rollback"),
+        ("/api/v1/releases/?status=lost", "status", "built"),
     ],
 )
 def test_an_unknown_filter_value_is_refused_naming_the_known_ones(api, url, field, named):
