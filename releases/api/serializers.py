@@ -309,6 +309,19 @@ class DecisionInput(serializers.Serializer):
     )
 
 
+WHOLE = "A whole number, 0 or more."
+
+
+class LogQuery(serializers.Serializer):
+    offset = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        default=0,
+        help_text="Byte offset to read from.",
+        error_messages=dict.fromkeys(("invalid", "min_value", "max_string_length"), WHOLE),
+    )
+
+
 class LogOutput(serializers.Serializer):
     text = serializers.CharField()
     next_offset = serializers.IntegerField()

@@ -11,7 +11,6 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from portal.access.choices import Role, TokenScope
@@ -29,6 +28,7 @@ from releases.api.serializers import (
     DeploymentInput,
     DeploymentOutput,
     LogOutput,
+    LogQuery,
     ReleaseInput,
     ReleaseOutput,
     ServiceDetailOutput,
@@ -137,15 +137,14 @@ class ReleaseCreateApi(ApiView):
 class ReleaseLogApi(ApiView):
     """The build console from byte `offset`; poll with `next_offset` while `more`."""
 
-    @extend_schema(parameters=[OpenApiParameter("offset", int)], responses=LogOutput)
+    validates_query = True  # a bad offset answers 400 (portal/web/schema.py documents it)
+
+    @extend_schema(parameters=[LogQuery], responses=LogOutput)
     def get(self, request, pk: int):
         release = get_object_or_404(_releases(request), pk=pk)
-        try:
-            offset = int(request.query_params.get("offset", "0"))
-        except ValueError:
-            offset = -1
-        if offset < 0:
-            raise ValidationError({"offset": ["A whole number, 0 or more."]})
+        query = LogQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        offset = query.validated_data["offset"]
         text, next_offset = selectors.release_log_since(release=release, offset=offset)
         return Response(
             LogOutput(
