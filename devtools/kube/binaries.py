@@ -106,6 +106,28 @@ def _run_go(args: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
     say(f"built {what} in {time.monotonic() - started:.0f} s")
 
 
+def _go_install(
+    package: str, binary: Binary, stamp: str, partial: Path, env: dict[str, str]
+) -> None:
+    """`go install package@version` (its own module graph) into a scratch GOBIN, the
+    version stamped in by `stamp` (-X …), then moved to `partial`."""
+    gobin = partial.parent / "gobin"
+    _run_go(
+        [
+            "install",
+            "-trimpath",
+            "-ldflags",
+            f"-s -w {stamp}",
+            f"{package}@{binary.version}",
+        ],
+        HERE,
+        {**env, "GOBIN": str(gobin)},
+        binary.name,
+    )
+    shutil.move(str(gobin / binary.name), partial)
+    shutil.rmtree(gobin, ignore_errors=True)
+
+
 def build(binary: Binary) -> Path:
     if not shutil.which("go"):
         raise RuntimeError(f"{binary.name} not found and Go is not installed to build it")
@@ -114,37 +136,21 @@ def build(binary: Binary) -> Path:
     partial = target.with_suffix(".partial")
     env = {"CGO_ENABLED": "0"}
     if binary is HELM:
-        env["GOBIN"] = str(partial.parent / "gobin")
-        _run_go(
-            [
-                "install",
-                "-trimpath",
-                "-ldflags",
-                f"-s -w -X helm.sh/helm/v3/internal/version.version={binary.version}",
-                f"helm.sh/helm/v3/cmd/helm@{binary.version}",
-            ],
-            HERE,
+        _go_install(
+            "helm.sh/helm/v3/cmd/helm",
+            binary,
+            f"-X helm.sh/helm/v3/internal/version.version={binary.version}",
+            partial,
             env,
-            "helm",
         )
-        shutil.move(str(Path(env["GOBIN"]) / "helm"), partial)
-        shutil.rmtree(env["GOBIN"], ignore_errors=True)
     elif binary is KWOK:
-        env["GOBIN"] = str(partial.parent / "gobin")
-        _run_go(
-            [
-                "install",
-                "-trimpath",
-                "-ldflags",
-                f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={binary.version.lstrip('v')}",
-                f"sigs.k8s.io/kwok/cmd/kwok@{binary.version}",
-            ],
-            HERE,
+        _go_install(
+            "sigs.k8s.io/kwok/cmd/kwok",
+            binary,
+            f"-X sigs.k8s.io/kwok/pkg/consts.Version={binary.version.lstrip('v')}",
+            partial,
             env,
-            "kwok",
         )
-        shutil.move(str(Path(env["GOBIN"]) / "kwok"), partial)
-        shutil.rmtree(env["GOBIN"], ignore_errors=True)
     elif binary in KUBERNETES:
         major, minor = binary.version.lstrip("v").split(".")[:2]
         ldflags = " ".join(

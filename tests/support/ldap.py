@@ -4,13 +4,14 @@ free port, people and groups loaded with ldapadd, stopped at the end."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from devtools.services import free_port
 
 SUFFIX = "dc=example,dc=com"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -74,12 +75,6 @@ class Slapd:
         self.modify(f"dn: {group_dn(name)}\nchangetype: modify\nreplace: member\n{values}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def slapd(tmp_path_factory):
     binary = shutil.which("slapd") or "/usr/sbin/slapd"
@@ -100,7 +95,7 @@ def slapd(tmp_path_factory):
         f'database mdb\nsuffix "{SUFFIX}"\nrootdn "{ADMIN_DN}"\nrootpw {hashed}\n'
         f"directory {root}/data\n"
     )
-    uri = f"ldap://127.0.0.1:{_free_port()}/"
+    uri = f"ldap://127.0.0.1:{free_port()}/"
     process = subprocess.Popen(
         [binary, "-f", str(root / "slapd.conf"), "-h", uri, "-d", "none"],
         stdout=subprocess.DEVNULL,

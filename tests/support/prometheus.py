@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.registry import _free_port
+from devtools.services import free_port
 
 CONFIG = """global:
   scrape_interval: 1s
@@ -32,8 +32,8 @@ scrape_configs:
 @dataclass
 class LocalPrometheus:
     root: Path
-    port: int = field(default_factory=_free_port)
-    pushgateway_port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
+    pushgateway_port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property

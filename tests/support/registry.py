@@ -9,7 +9,6 @@ import hashlib
 import ipaddress
 import json
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,15 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devtools.services import free_port
+
 USERNAME = "puller"
 PASSWORD = "registry-pw-7f3a"
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _certificate(root: Path) -> tuple[Path, Path, str]:
@@ -167,7 +162,7 @@ def docker_registry(tmp_path_factory):
     cert, key, pem = _certificate(root)
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
     (root / "htpasswd").write_text(f"{USERNAME}:{hashed}\n")
-    port = _free_port()
+    port = free_port()
     (root / "config.yml").write_text(
         json.dumps(  # YAML is a superset of JSON
             {
