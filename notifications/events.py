@@ -22,6 +22,9 @@ class EventKind(models.TextChoices):
     ROLLOUT_FAILED = Notify.ROLLOUT_FAILED, "Rollout failed or rolled back"
     DRIFT = Notify.DRIFT, "Drift detected"
     FREEZE_OVERRIDE = Notify.FREEZE_OVERRIDE, "Freeze overridden"
+    VERIFICATION_FAILED = Notify.VERIFICATION_FAILED, "Verification failed"
+    ROLLED_BACK = Notify.ROLLED_BACK, "Rolled back automatically"
+    JUDGEMENT = Notify.JUDGEMENT, "Verification needs a lead's judgement"
 
 
 def event_kind(event) -> str | None:

@@ -57,6 +57,9 @@ def message_for(event: AuditEvent, kind: str) -> Message:
         data |= {"service": target.service.slug, "environment": target.environment.slug}
         label = f"{target.service.name} in {target.environment.name}"
     reason = _reason(event, target)
+    after = event.after if isinstance(event.after, dict) else {}
+    if kind == EventKind.JUDGEMENT:
+        link = _absolute(reverse("approvals"))  # where a lead judges it
     title = str(EventKind(kind).label)
     summaries = {
         EventKind.BUILD_FAILED: f"The build of {label} failed" + (f": {reason}" if reason else "."),
@@ -74,6 +77,13 @@ def message_for(event: AuditEvent, kind: str) -> Message:
         ),
         EventKind.FREEZE_OVERRIDE: f"{event.actor_name} deployed {label} during a freeze"
         + (f": {reason}" if reason else "."),
+        EventKind.VERIFICATION_FAILED: f"{label} failed its verification"
+        + (f": {reason}" if reason else "."),
+        EventKind.ROLLED_BACK: f"{label}: {after.get('outcome', 'rolled back')}"
+        + (f" Why: {reason}" if reason else ""),
+        EventKind.JUDGEMENT: f"{label}: verification inconclusive"
+        + (f" ({reason})" if reason else "")
+        + "; a lead decides in the approvals inbox: continue or roll back.",
     }
     if reason:
         data["reason"] = reason

@@ -5,7 +5,7 @@ acts, each with the words a timeline shows and the notification it announces."""
 from __future__ import annotations
 
 from portal.audit.actions import Action, Notify
-from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
+from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus, VerificationStatus
 
 # What a release's move to each status is called on its timeline.
 _RELEASE_LABELS = {
@@ -56,6 +56,20 @@ DEPLOYMENT_REQUEST = {
     for kind in DeploymentKind.values
 }
 
+# A verification run's end, by status (its audit target is the deployment it verifies).
+VERIFICATION_STATUS = {
+    VerificationStatus.SUCCESSFUL: Action("verification.successful", "Verified"),
+    VerificationStatus.FAILED: Action(
+        "verification.failed", "Verification failed", failed=True,
+        notify=Notify.VERIFICATION_FAILED,
+    ),
+    VerificationStatus.INCONCLUSIVE: Action(
+        "verification.inconclusive", "Verification inconclusive: a lead decides",
+        notify=Notify.JUDGEMENT,
+    ),
+    VerificationStatus.SKIPPED: Action("verification.skipped", "Verification skipped by a lead"),
+}  # fmt: skip
+
 
 class Engine:
     RELEASE_CREATE = Action("release.create", "Build requested")
@@ -73,3 +87,14 @@ class Engine:
     CHECKLIST_TICKED = Action("gate.checklist_ticked", "Checklist item ticked")
     DRIFT_DETECTED = Action("drift.detected", "Drift detected", failed=True, notify=Notify.DRIFT)
     DRIFT_RESOLVED = Action("drift.resolved", "Drift resolved")
+    VERIFICATION_STARTED = Action("verification.started", "Verification started")
+    VERIFICATION_RERUN = Action("verification.rerun", "Verification re-run by a lead")
+    VERIFICATION_JUDGED = Action(
+        "verification.judged", "A lead judged an inconclusive verification"
+    )
+    AUTO_ROLLBACK = Action(
+        "verification.rollback",
+        "Rolled back to the last verified release",
+        failed=True,
+        notify=Notify.ROLLED_BACK,
+    )

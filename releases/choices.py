@@ -120,3 +120,32 @@ class GateKind(models.TextChoices):
     SOAK = "soak", "Soak time"
     PROMETHEUS = "prometheus", "Prometheus query"
     CHECKLIST = "checklist", "Checklist item"
+
+
+class VerificationStatus(models.TextChoices):
+    """A verification run of one deployment (docs/verification.md)."""
+
+    RUNNING = "running", "Measuring"
+    SUCCESSFUL = "successful", "Verified"
+    FAILED = "failed", "Failed verification"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+    SKIPPED = "skipped", "Skipped by a lead"
+
+
+# The runs that make their digest "verified" in their environment; an inconclusive one
+# does too once a lead judged it good ("continue").
+VERIFIED = (VerificationStatus.SUCCESSFUL, VerificationStatus.SKIPPED)
+
+
+class Judgement(models.TextChoices):
+    """A lead's word on an inconclusive verification."""
+
+    CONTINUE = "continue", "Continue"
+    ROLLBACK = "rollback", "Roll back"
+
+
+class MeasurementPhase(models.TextChoices):
+    SUCCESSFUL = "successful", "Successful"
+    FAILED = "failed", "Failed"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+    ERROR = "error", "No value"

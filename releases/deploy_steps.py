@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from clusters.access import cluster_helm, cluster_watcher
@@ -53,6 +54,7 @@ from releases.transitions import (
     lease_keeper,
 )
 from releases.verification import cluster_refusal, manifest_containers, rendered_refusal
+from releases.verifying import verification_begin
 
 # While a wave bakes, how often the run looks at the clock again.
 BAKE_POLL_SECONDS = 5
@@ -307,7 +309,9 @@ def _next_wave(deployment: Deployment, done: TargetRollout) -> Step:
             after={**cluster_label(done), "helm_revision": done.helm_revision},
         )
     if following is None:
-        deployment_transition(deployment=deployment, to=DeploymentStatus.SUCCEEDED)
+        with transaction.atomic():  # a success and its verification run, or neither
+            if deployment_transition(deployment=deployment, to=DeploymentStatus.SUCCEEDED):
+                verification_begin(deployment)
         return Step.DONE
     rollout_begin(following, bake_seconds=deployment.environment.bake_seconds)
     deployment_transition(

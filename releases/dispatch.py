@@ -48,3 +48,9 @@ def start_waiting(service_id: int, environment_id: int) -> None:
 def render_preview(release_id: int, environment_id: int) -> None:
     """Render what a promotion would change (helm template), for the confirmation."""
     _send_on_commit(Task.RENDER_PREVIEW, (release_id, environment_id), queues.DEPLOYS)
+
+
+def verify(run, countdown: float = 0) -> None:
+    """Take a verification run's measurements that are due (with its current run token);
+    it waits on Prometheus, so it runs beside the rollout watching."""
+    _send_on_commit(Task.VERIFY, (run.pk, str(run.run_token)), queues.ROLLOUTS, countdown)

@@ -293,15 +293,25 @@ class TargetRollout(models.Model):
 
 
 # Gates live in their own module; Django finds models through this one.
+from releases.analysis_models import (  # noqa: E402
+    AnalysisMetric,
+    AnalysisTemplate,
+    Measurement,
+    VerificationRun,
+)
 from releases.gate_models import ChecklistTick, GateResult, PromotionGate  # noqa: E402
 
 __all__ = [
+    "AnalysisMetric",
+    "AnalysisTemplate",
     "Approval",
     "ChecklistTick",
     "Deployment",
     "GateResult",
+    "Measurement",
     "PromotionGate",
     "Release",
     "ReleaseLogChunk",
     "TargetRollout",
+    "VerificationRun",
 ]

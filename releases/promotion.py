@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from portal.access.choices import Role
 from portal.access.permissions import has_role
 from portal.catalog.models import DeploymentTarget, Environment, Service
+from releases import verified
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus, RolloutStatus
 from releases.errors import Conflict, NotPermitted, PromotionRefused, ReleaseRefused
 from releases.models import Deployment, Release, TargetRollout
@@ -134,7 +135,7 @@ def promotion_refusal(*, release: Release, environment: Environment) -> str | No
                 f"since {since}. Promote that one, or deploy #{release.pk} to {before.name} "
                 "first."
             )
-    return None
+    return verified.refusal(release=release, environment=before)
 
 
 def rollback_refusal(*, release: Release, environment: Environment) -> str | None:

@@ -23,8 +23,18 @@ from portal.catalog.models import DeploymentTarget, Environment
 from portal.core import queues, sizes
 from portal.core.errors import DoorError
 from portal.core.queues import Task
-from releases import builds, deploy_steps, dispatch, drift, preview, transitions, waiting
-from releases.models import Deployment, Release
+from releases import (
+    builds,
+    deploy_steps,
+    dispatch,
+    drift,
+    preview,
+    transitions,
+    verifying,
+    waiting,
+)
+from releases.choices import VerificationStatus
+from releases.models import Deployment, Release, VerificationRun
 from releases.transitions import Step
 
 logger = logging.getLogger(__name__)
@@ -160,6 +170,45 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
 
 
 @shared_task(
+    bind=True,
+    name=Task.VERIFY,
+    queue=queues.ROLLOUTS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def verification_measure(self, run_id: int, run_token: str) -> str:
+    """Take a verification run's due measurements; schedule the next, or end the run."""
+    try:
+        run = (
+            VerificationRun.objects.select_related(
+                "deployment__environment", "release", "service__team", "environment"
+            )
+            .filter(pk=run_id, run_token=run_token)
+            .first()
+        )
+        if run is None:
+            return "stale"
+        try:
+            wait = verifying.verification_step(run)
+        except DATABASE_OUTAGE:
+            raise
+        except Exception as exc:  # a lead judges what could not be measured
+            verifying.verification_end(
+                run, VerificationStatus.INCONCLUSIVE, _unexpected(exc, "verification")
+            )
+            return "inconclusive"
+    except DATABASE_OUTAGE as exc:
+        _database_outage(self, exc)
+    if wait is None:
+        return "done"
+    dispatch.verify(run, countdown=wait)
+    return "measuring"
+
+
+@shared_task(
     name=Task.START_WAITING,
     queue=queues.DEPLOYS,
     acks_late=True,
@@ -214,6 +263,7 @@ def release_resume_stale() -> dict[str, list[int]]:
         "deployments": transitions.deployment_resume_stale(),
         "started": waiting.deployment_start_all_waiting(),
         "expired": waiting.deployment_expire_waiting(),
+        "verifications": verifying.resume_stale(),
     }
 
 

@@ -23,6 +23,9 @@ class Notify:
     ROLLOUT_FAILED = "rollout_failed"
     DRIFT = "drift"
     FREEZE_OVERRIDE = "freeze_override"
+    VERIFICATION_FAILED = "verification_failed"
+    ROLLED_BACK = "rolled_back"
+    JUDGEMENT = "judgement"
 
 
 class Action(str):

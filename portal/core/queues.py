@@ -25,6 +25,7 @@ class Task:
     ADVANCE_DEPLOYMENT = "releases.deploy"
     START_WAITING = "releases.start_waiting"
     RENDER_PREVIEW = "releases.render_preview"
+    VERIFY = "releases.verify"
     RESUME_STALE = "releases.resume_stale"
     CHECK_DRIFT = "releases.check_drift"
     CHECK_DRIFT_ALL = "releases.check_drift_all"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import gates, insights, views
+from releases.api import gates, insights, verifications, views
 
 urlpatterns = [
     path("insights/", insights.InsightsApi.as_view(), name="api-insights"),
@@ -12,6 +12,16 @@ urlpatterns = [
         "releases/<int:pk>/gates/<int:gate>/tick",
         gates.ChecklistTickApi.as_view(),
         name="api-release-gate-tick",
+    ),
+    path(
+        "releases/<int:pk>/verifications",
+        verifications.ReleaseVerificationsApi.as_view(),
+        name="api-release-verifications",
+    ),
+    path(
+        "verifications/<int:pk>/<str:action>",
+        verifications.VerificationDecisionApi.as_view(),
+        name="api-verification-decide",
     ),
     path("releases/<int:pk>/cancel", views.ReleaseCancelApi.as_view(), name="api-release-cancel"),
     path(
