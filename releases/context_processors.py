@@ -1,9 +1,30 @@
-"""What every page's top bar shows: how many requests wait for the caller's decision."""
+"""What every page's top bar shows: how many requests and inconclusive verifications wait
+for the caller's decision (one query for both)."""
 
-from releases.selectors import approvals_waiting_for
+from django.contrib.auth import get_user_model
+from django.db.models import Count, IntegerField, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from releases.selectors import approvals_waiting_for, judgements_waiting_for
+
+
+def _count(queryset) -> Coalesce:
+    counted = queryset.order_by().annotate(one=Value(1)).values("one").annotate(n=Count("*"))
+    return Coalesce(Subquery(counted.values("n")), 0, output_field=IntegerField())
 
 
 def approvals(request) -> dict:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
-    return {"approvals_waiting": approvals_waiting_for(request.user).count()}
+    user = request.user
+    waiting = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(
+            requests_waiting=_count(approvals_waiting_for(user)),
+            judgements_waiting=_count(judgements_waiting_for(user)),
+        )
+        .values_list("requests_waiting", "judgements_waiting")
+        .first()
+    ) or (0, 0)
+    return {"approvals_waiting": waiting[0] + waiting[1]}

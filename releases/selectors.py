@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import CharField, Q, QuerySet
+from django.db.models import CharField, Max, Q, QuerySet
 from django.db.models.functions import Cast
 
 from portal.access.choices import Role
-from portal.access.permissions import teams_with_role, visible
+from portal.access.permissions import has_role, teams_with_role, visible
 from portal.audit.models import AuditEvent
 from portal.catalog.environment_config import (
     Link,
@@ -25,6 +25,7 @@ from releases.choices import (
     DEPLOYMENT_OPEN,
     DEPLOYMENT_RUNNING,
     DeploymentStatus,
+    VerificationStatus,
 )
 from releases.gates import gates_for
 from releases.models import (
@@ -34,11 +35,13 @@ from releases.models import (
     PromotionGate,
     Release,
     ReleaseLogChunk,
+    VerificationRun,
 )
 from releases.promotion import (
     previous_environment,
     release_promotion_target,
 )
+from releases.verified import is_verified
 
 
 @dataclass
@@ -147,6 +150,95 @@ def approvals_inbox(user) -> list[Deployment]:
         .select_related("release", "service__team", "environment", "requested_by")
         .order_by("created_at")
     )
+
+
+def judgements_waiting_for(user) -> QuerySet[VerificationRun]:
+    """Inconclusive verification runs nobody judged, where the user is a lead (or admin)."""
+    teams = teams_with_role(user, Role.LEAD)
+    waiting = VerificationRun.objects.filter(status=VerificationStatus.INCONCLUSIVE, judgement="")
+    if teams is not None:
+        waiting = waiting.filter(service__team_id__in=teams)
+    return waiting
+
+
+def judgements_inbox(user) -> list[VerificationRun]:
+    runs = list(
+        judgements_waiting_for(user)
+        .select_related("release", "service__team", "environment", "deployment")
+        .prefetch_related("measurements")
+        .order_by("created_at")
+    )
+    for run in runs:
+        run.charts = verification_charts(run)
+    return runs
+
+
+# -- verification ---------------------------------------------------------------------
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 160, 40, 4
+
+
+@dataclass
+class Chart:
+    """One metric's measurements of a run, as the points of a small SVG line chart."""
+
+    metric: str
+    measurements: list
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+
+    @property
+    def points(self) -> list[tuple[float, float, object]]:
+        values = [m.value for m in self.measurements if m.value is not None]
+        low, high = (min(values), max(values)) if values else (0.0, 1.0)
+        span = (high - low) or 1.0
+        step = (self.width - 2 * CHART_PAD) / max(len(self.measurements) - 1, 1)
+        placed = []
+        for i, m in enumerate(self.measurements):
+            x = CHART_PAD + i * step
+            value = m.value if m.value is not None else low
+            y = self.height - CHART_PAD - (value - low) / span * (self.height - 2 * CHART_PAD)
+            placed.append((round(x, 1), round(y, 1), m))
+        return placed
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{x},{y}" for x, y, m in self.points if m.value is not None)
+
+    @property
+    def last(self):
+        return self.measurements[-1] if self.measurements else None
+
+
+def verification_charts(run: VerificationRun) -> list[Chart]:
+    """A chart per metric, measurements in order (from the prefetched measurements)."""
+    by_metric: dict[str, list] = {}
+    for m in sorted(run.measurements.all(), key=lambda m: (m.metric_name, m.sequence)):
+        by_metric.setdefault(m.metric_name, []).append(m)
+    return [Chart(name, ms) for name, ms in by_metric.items()]
+
+
+def release_verifications(*, release: Release, user) -> list[VerificationRun]:
+    """A release's verification runs, newest first, each with its charts and what the user
+    may do: only the latest run of an environment is decided on, by a lead."""
+    runs = list(
+        VerificationRun.objects.filter(release=release)
+        .select_related("environment", "decided_by", "service__team")
+        .prefetch_related("measurements")
+        .order_by("-id")
+    )
+    lead = bool(runs) and has_role(user, release.service, Role.LEAD)
+    latest = dict(
+        VerificationRun.objects.filter(service=release.service_id)
+        .values("environment")
+        .annotate(latest=Max("id"))
+        .values_list("environment", "latest")
+    )
+    for run in runs:
+        run.charts = verification_charts(run)
+        run.verified = is_verified(run)
+        run.may_decide = lead and latest.get(run.environment_id) == run.pk
+    return runs
 
 
 # -- the console ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.views import deployments, history, insights, releases, services
+from releases.views import deployments, history, insights, releases, services, verifications
 
 urlpatterns = [
     path("", services.dashboard, name="home"),
@@ -28,6 +28,11 @@ urlpatterns = [
         name="release-gate-tick",
     ),
     path("releases/<int:pk>/cancel", releases.release_cancel_view, name="release-cancel"),
+    path(
+        "verifications/<int:pk>/decide",
+        verifications.verification_decide_view,
+        name="verification-decide",
+    ),
     path("deployments/<int:pk>/", deployments.deployment_detail, name="deployment-detail"),
     path(
         "deployments/<int:pk>/clusters/<int:rollout>",

@@ -1,4 +1,5 @@
-"""The `slipway` command: login, services, build, promote, approve, rollback, status, history.
+"""The `slipway` command: login, services, build, promote, approve, rollback, status, history,
+verification.
 
 Every command takes `--json` for scripts (one JSON document on stdout, progress on stderr)
 and exits non-zero when what it asked for failed: 1 for a failed build or deployment, 2
@@ -367,6 +368,48 @@ def history(obj: Context, service: str | None, limit: int) -> None:
         for r in rows
     ]
     obj.out(rows, "\n".join(lines) or "No releases.")
+
+
+@cli.group()
+def verification() -> None:
+    """Verification after a deployment: list a release's runs, decide on one."""
+
+
+def _run_line(run: dict) -> str:
+    judged = f" judged {run['judgement']} by {run['decided_by']}" if run["judgement"] else ""
+    verified = " [verified]" if run["verified"] else ""
+    line = f"#{run['id']:<6} {run['environment']:<8} {run['status']:<12}{verified}{judged}"
+    return line + (f"\n        {run['reason']}" if run["reason"] else "")
+
+
+@verification.command("list")
+@click.argument("release", type=int)
+@pass_context
+@_run
+def verification_list(obj: Context, release: int) -> None:
+    """RELEASE's verification runs, newest first, with each metric's values."""
+    runs = obj.api.get(f"/api/v1/releases/{release}/verifications")
+    lines = []
+    for run in runs:
+        lines.append(_run_line(run))
+        values: dict[str, list[str]] = {}
+        for m in run["measurements"]:
+            shown = "—" if m["value"] is None else f"{m['value']:g}"
+            values.setdefault(m["metric"], []).append(f"{shown} ({m['phase']})")
+        lines.extend(f"        {metric}: {', '.join(v)}" for metric, v in values.items())
+    obj.out(runs, "\n".join(lines) or f"Release #{release} has no verification run.")
+
+
+@verification.command("decide")
+@click.argument("run", type=int)
+@click.argument("action", type=click.Choice(["rerun", "skip", "continue", "rollback"]))
+@click.option("--reason", required=True, help="Why (recorded and audited).")
+@pass_context
+@_run
+def verification_decide(obj: Context, run: int, action: str, reason: str) -> None:
+    """A lead's word on verification RUN: rerun, skip, or (inconclusive) continue / rollback."""
+    result = obj.api.post(f"/api/v1/verifications/{run}/{action}", {"reason": reason})
+    obj.out(result, _run_line(result))
 
 
 def main() -> None:

@@ -65,7 +65,12 @@ def deployment_withdraw_view(request, pk: int):
 def approvals(request):
     """What waits for the caller's decision: where they are a lead, never their own."""
     return render(
-        request, "releases/approvals.html", {"waiting": selectors.approvals_inbox(request.user)}
+        request,
+        "releases/approvals.html",
+        {
+            "waiting": selectors.approvals_inbox(request.user),
+            "judgements": selectors.judgements_inbox(request.user),
+        },
     )
 
 

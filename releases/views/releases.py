@@ -29,6 +29,7 @@ from releases.choices import (
     RELEASE_ACTIVE,
     DeploymentKind,
     DeploymentStatus,
+    VerificationStatus,
 )
 from releases.deployments import deployment_start
 from releases.gates import checklist_tick, describe_failed, gates_check
@@ -61,7 +62,10 @@ def _release_context(request, release) -> dict:
             and withdrawal_refusal(deployment=deployment, user=request.user) is None
         )
         deployment.waiting_for = selectors.deployment_waiting_for(deployment)
+    verifications = selectors.release_verifications(release=release, user=request.user)
     return {
+        "verifications": verifications,
+        "verifying": any(run.status == VerificationStatus.RUNNING for run in verifications),
         "release": release,
         "service": release.service,
         "active": release.status in RELEASE_ACTIVE,

@@ -86,15 +86,20 @@ def test_a_healthy_release_verifies_and_only_then_becomes_promotable(world, prom
     values = list(run.measurements.values_list("phase", "value"))
     assert values == [("successful", 0.002)] * 3
     asked = prometheus.queries()
-    assert ERROR_RATIO.replace("{namespace}", namespace(world, "beta")).replace(
-        "{release}", str(release.pk)
-    ) in asked
+    assert (
+        ERROR_RATIO.replace("{namespace}", namespace(world, "beta")).replace(
+            "{release}", str(release.pk)
+        )
+        in asked
+    )
     assert promotion_refusal(release=release, environment=world["prod"]) is None
     assert deploy(world, release, "prod", kind="promote").status == "succeeded"
 
 
 def test_failed_verification_rolls_prod_back_to_the_last_verified_release(
-    world, prometheus, receiver  # noqa: F811
+    world,
+    prometheus,
+    receiver,  # noqa: F811
 ):
     prod = world["prod"]
     prod.auto_rollback = True
