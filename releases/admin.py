@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from portal.audit.changes import AuditedAdmin
-from releases.models import PromotionGate
+from releases.models import AnalysisMetric, AnalysisTemplate, PromotionGate
 
 
 @admin.register(PromotionGate)
@@ -13,3 +13,26 @@ class PromotionGateAdmin(AuditedAdmin):
         ("Soak time / query window", {"fields": ["soak_minutes"]}),
         ("Prometheus", {"fields": ["prometheus_url", "query", "min_value", "max_value"]}),
     ]
+
+
+class AnalysisMetricInline(admin.StackedInline):
+    model = AnalysisMetric
+    extra = 1
+    fields = [
+        "name",
+        "query",
+        ("interval_seconds", "count", "initial_delay_seconds"),
+        ("success_condition", "failure_condition"),
+        ("failure_limit", "inconclusive_limit"),
+        "order",
+    ]
+
+
+@admin.register(AnalysisTemplate)
+class AnalysisTemplateAdmin(AuditedAdmin):
+    """What to measure after each deployment to an environment (docs/verification.md)."""
+
+    list_display = ["name", "environment", "service", "enabled"]
+    list_filter = ["environment", "enabled"]
+    fields = ["environment", "service", "name", "prometheus_url", "enabled"]
+    inlines = [AnalysisMetricInline]

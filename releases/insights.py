@@ -11,8 +11,9 @@ Definitions (also written on the page):
 - *lead time for changes*: from the commit Jenkins built (its git data) to the change's
   success in Prod; median and 90th percentile (changes without commit time are left out);
 - *change failure rate*: failed or rolled-back changes, plus succeeded ones followed by a
-  rollback of the same service in Prod within SLIPWAY_INSIGHTS_ROLLBACK_HOURS, over all
-  changes;
+  rollback of the same service in Prod within SLIPWAY_INSIGHTS_ROLLBACK_HOURS (a lead's or
+  the automatic one after a failed verification), or that failed a verification run, over
+  all changes;
 - *time to restore*: from a failed change's end to the next succeeded deployment of the
   same service in Prod (any kind); median.
 """
@@ -32,7 +33,7 @@ from portal.access.permissions import teams_with_role, visible_teams
 from portal.catalog.models import Environment, Service
 from portal.catalog.selectors import visible_services
 from portal.core.exports import csv_row, csv_writer
-from releases.choices import DeploymentKind, DeploymentStatus
+from releases.choices import DeploymentKind, DeploymentStatus, VerificationStatus
 
 _CHANGES = """
 WITH changes AS (
@@ -43,6 +44,9 @@ WITH changes AS (
                WHERE rb.service_id = d.service_id AND rb.environment_id = d.environment_id
                  AND rb.kind = %(rollback)s AND rb.created_at > d.finished_at
                  AND rb.created_at <= d.finished_at + make_interval(hours => %(window)s)
+           ) OR EXISTS (
+               SELECT 1 FROM releases_verificationrun v
+               WHERE v.deployment_id = d.id AND v.status = %(verification_failed)s
            )) AS failed
     FROM releases_deployment d
     JOIN releases_release r ON r.id = d.release_id
@@ -179,6 +183,7 @@ def insights(
         ],
         "changes": [DeploymentKind.DEPLOY, DeploymentKind.PROMOTE],
         "rollback": DeploymentKind.ROLLBACK,
+        "verification_failed": VerificationStatus.FAILED,
         "all_teams": team_ids is None,
         "teams": team_ids or [],
         "service": service.pk if service else None,

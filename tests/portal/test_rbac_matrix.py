@@ -20,7 +20,7 @@ from portal.audit.chain import Actor
 from portal.catalog.models import DeploymentTarget, Environment, Freeze
 from releases import preview
 from releases.deployments import deployment_start
-from releases.models import ChecklistTick, Deployment, PromotionGate, Release
+from releases.models import ChecklistTick, Deployment, PromotionGate, Release, VerificationRun
 from tests.factories import (
     BuiltReleaseFactory,
     ServiceFactory,
@@ -225,6 +225,20 @@ MATRIX = {
         {"reason": "r"},
         statuses(401, 404, 403, 403, 409, 409),
     ),
+    # The world's release has an inconclusive verification in Beta: a lead skips it.
+    "verification-decide": (
+        "post",
+        {"pk": "verification"},
+        {"action": "skip", "reason": "r"},
+        LEAD_PAGE,
+    ),
+    "api-release-verifications": ("get", {"pk": "release"}, None, TEAM_API),
+    "api-verification-decide": (
+        "post",
+        {"pk": "verification", "action": "skip"},
+        {"reason": "r"},
+        statuses(401, 404, 403, 403, 200, 200),
+    ),
 }
 
 
@@ -255,7 +269,11 @@ def world():
     for role in ("viewer", "developer", "lead", "admin"):
         users[role] = member(team, role, role)
     release = BuiltReleaseFactory(service=path.service)
-    succeeded_in(release, path.beta)
+    in_beta = succeeded_in(release, path.beta)
+    verification = VerificationRun.objects.create(
+        deployment=in_beta, release=release, environment=path.beta, service=path.service,
+        status="inconclusive",
+    )  # fmt: skip
     waiting = deployment_start(
         release=release,
         environment=path.prod,
@@ -279,6 +297,7 @@ def world():
         "service": path.service.slug,
         "release": release.pk,
         "deployment": waiting.pk,
+        "verification": verification.pk,
         "rollout": waiting.rollouts.get().pk,
         "cluster": waiting.rollouts.get().target.cluster.name,
         "freeze": freeze.pk,
@@ -413,6 +432,8 @@ EFFECTS = {
     "release-gate-tick": lambda w: ChecklistTick.objects.filter(gate=w["gate"]).exists(),
     "api-release-gate-tick": lambda w: ChecklistTick.objects.filter(gate=w["gate"]).exists(),
     "release-confirm-manifests POST": _preview_asked,
+    "verification-decide": lambda w: VerificationRun.objects.filter(status="skipped").exists(),
+    "api-verification-decide": lambda w: VerificationRun.objects.filter(status="skipped").exists(),
 }
 ALLOWED = {200, 201, 204, 302}
 

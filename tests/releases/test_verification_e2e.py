@@ -19,6 +19,7 @@ from portal.access.tokens import token_issue
 from portal.audit.models import AuditEvent
 from releases.choices import DeploymentKind
 from releases.errors import PromotionRefused
+from releases.insights import Period, insights
 from releases.models import AnalysisMetric, AnalysisTemplate, Deployment, VerificationRun
 from releases.promotion import promotion_refusal
 from releases.transitions import WORKER
@@ -141,6 +142,11 @@ def test_failed_verification_rolls_prod_back_to_the_last_verified_release(
     assert f"Rolling back to release #{good.pk}" in event.after["outcome"]
     # The rollback is verified too (a fresh attempt), and both notifications link to it.
     assert run_of(rollback).status == "successful"
+    # DORA: three changes to Prod, the one that failed verification counts as failed, and
+    # the automatic rollback restored it.
+    dora = insights(period=Period.last_days(1), team_ids=None, environment=world["prod"]).overall
+    assert (dora.changes, dora.failures, dora.restored) == (3, 1, 1)
+    assert dora.restore_median_hours is not None
     link = f"/releases/{bad.pk}/"
 
     def told():
