@@ -260,6 +260,19 @@ class Helm:
 
         return self._run(work)
 
+    def uninstall(self, *, release: str, namespace: str) -> bool:
+        """`helm uninstall` (no --wait); False when there was no such release."""
+
+        async def work(client):
+            current = await client.get_current_revision(release, namespace=namespace)
+            await current.release.uninstall(wait=False)
+
+        try:
+            self._run(work)
+        except HelmReleaseNotFound:
+            return False
+        return True
+
     def find_revision(self, release: str, namespace: str, marker: str) -> HelmRevision | None:
         """The revision whose description carries `marker`, if Slipway already made it."""
         try:

@@ -29,6 +29,7 @@ _DEPLOYMENT_LABELS = {
     DeploymentStatus.PENDING: "Pending",
     DeploymentStatus.DEPLOYING: "helm upgrade started",
     DeploymentStatus.ROLLING_OUT: "Rolling out",
+    DeploymentStatus.CANARY: "Canary started beside the stable release",
     DeploymentStatus.SUCCEEDED: "Rolled out",
     DeploymentStatus.FAILED: "Failed",
     DeploymentStatus.ROLLED_BACK: "Failed, rolled back",
@@ -87,6 +88,11 @@ class Engine:
     CHECKLIST_TICKED = Action("gate.checklist_ticked", "Checklist item ticked")
     DRIFT_DETECTED = Action("drift.detected", "Drift detected", failed=True, notify=Notify.DRIFT)
     DRIFT_RESOLVED = Action("drift.resolved", "Drift resolved")
+    CANARY_STEP = Action("canary.step", "Canary traffic weight set")
+    CANARY_PROMOTED = Action("canary.promoted", "A lead promoted the canary")
+    CANARY_ABORTED = Action("canary.aborted", "Canary aborted", failed=True)
+    CANARY_ABORT_ASKED = Action("canary.abort_requested", "A lead aborted the canary")
+    CANARY_REMOVED = Action("canary.removed", "Canary Helm release removed")
     VERIFICATION_STARTED = Action("verification.started", "Verification started")
     VERIFICATION_RERUN = Action("verification.rerun", "Verification re-run by a lead")
     VERIFICATION_JUDGED = Action(

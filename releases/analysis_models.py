@@ -139,6 +139,13 @@ class VerificationRun(models.Model):
         related_name="+",
         help_text="The rollback this run's failure started.",
     )
+    canary_step = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Set for the analysis of a canary step (1 for the first): it judges the step, "
+        "and never makes the release verified in the environment.",
+    )
+    canary_weight = models.PositiveSmallIntegerField(null=True, blank=True)
     next_at = models.DateTimeField(null=True, blank=True, help_text="The next measurement due.")
     run_token = models.UUIDField(
         default=uuid.uuid4, help_text="The measuring chain that owns the run (a resume rotates it)."

@@ -47,6 +47,7 @@ class DeploymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DEPLOYING = "deploying", "Running helm upgrade"
     ROLLING_OUT = "rolling_out", "Rolling out"
+    CANARY = "canary", "Canary: part of the traffic"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Failed, rolled back"
@@ -61,12 +62,21 @@ DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
         DeploymentStatus.FAILED,
         DeploymentStatus.CANCELLED,
     },
-    DeploymentStatus.DEPLOYING: {DeploymentStatus.ROLLING_OUT, DeploymentStatus.FAILED},
+    DeploymentStatus.DEPLOYING: {
+        DeploymentStatus.ROLLING_OUT,
+        DeploymentStatus.CANARY,  # canary steps: the new digest beside the stable release
+        DeploymentStatus.FAILED,
+    },
     DeploymentStatus.ROLLING_OUT: {
         DeploymentStatus.DEPLOYING,  # the next wave: another cluster
         DeploymentStatus.SUCCEEDED,
         DeploymentStatus.FAILED,
         DeploymentStatus.ROLLED_BACK,
+    },
+    DeploymentStatus.CANARY: {
+        DeploymentStatus.DEPLOYING,  # the last step: the stable release gets the digest
+        DeploymentStatus.FAILED,
+        DeploymentStatus.ROLLED_BACK,  # a failed step or a lead's abort: canary removed
     },
     DeploymentStatus.SUCCEEDED: set(),
     DeploymentStatus.FAILED: set(),
@@ -95,6 +105,7 @@ class RolloutStatus(models.TextChoices):
     WAITING = "waiting", "Waiting for its wave"
     DEPLOYING = "deploying", "Running helm upgrade"
     ROLLING_OUT = "rolling_out", "Rolling out"
+    CANARY = "canary", "Canary: part of the traffic"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Failed, rolled back"

@@ -28,6 +28,7 @@ from portal.catalog.freezes import active_freeze, describe
 from portal.catalog.models import DeploymentTarget
 from portal.catalog.registries import registry_access
 from portal.catalog.targets import OWNER_LABEL, owner_value, target_refusal
+from releases import canary
 from releases.actions import Engine
 from releases.choices import DeploymentStatus, RolloutStatus
 from releases.deploy_values import deployment_values
@@ -42,9 +43,8 @@ from releases.rollouts import (
     rollout_next,
     rollout_under_way,
     rollout_update,
-    rollouts_close,
-    where_it_stands,
 )
+from releases.stopping import deployment_stop
 from releases.transitions import (
     WORKER,
     Step,
@@ -58,6 +58,13 @@ from releases.verifying import verification_begin
 
 # While a wave bakes, how often the run looks at the clock again.
 BAKE_POLL_SECONDS = 5
+
+
+def wait_seconds(deployment: Deployment) -> float:
+    """How long a step that waits (Step.WAIT) sleeps before the next look."""
+    if deployment.status == DeploymentStatus.CANARY:
+        return canary.CANARY_POLL_SECONDS
+    return BAKE_POLL_SECONDS
 
 
 class Clusters(Protocol):
@@ -95,6 +102,7 @@ def deployment_step(*, deployment: Deployment, clusters: Clusters) -> Step:
         DeploymentStatus.PENDING: _step_prepare,
         DeploymentStatus.DEPLOYING: _step_upgrade,
         DeploymentStatus.ROLLING_OUT: _step_watch,
+        DeploymentStatus.CANARY: lambda d, c: canary.canary_step(d, c.helm, c.watcher),
     }.get(deployment.status)
     return step(deployment, clusters) if step else Step.DONE
 
@@ -197,6 +205,8 @@ def _step_upgrade(deployment: Deployment, clusters: Clusters) -> Step:
             previous_revision=current.revision if current and current.deployed else None,
             started_at=timezone.now(),
         )
+    if canary.wanted(deployment, rollout):
+        return canary.canary_start(deployment, rollout, helm)
     values = deployment_values(release, target)
     sent = deployment_values(release, target, reveal_secrets=True)
     made = helm.find_revision(target.helm_release_name, target.namespace, marker(deployment))
@@ -218,7 +228,7 @@ def _step_upgrade(deployment: Deployment, clusters: Clusters) -> Step:
             manifest_containers(manifests), release.image_repository, release.image_digest
         )
         if refusal:
-            return _stop(deployment, rollout, RolloutStatus.FAILED, refusal)
+            return deployment_stop(deployment, rollout, RolloutStatus.FAILED, refusal)
         made = helm.upgrade(
             release=target.helm_release_name,
             namespace=target.namespace,
@@ -279,6 +289,7 @@ def _step_watch(deployment: Deployment, clusters: Clusters) -> Step:
         refusal = cluster_refusal(images, release.image_repository, release.image_digest)
         if refusal:
             return _rollout_failed(deployment, rollout, clusters, f"Verification failed: {refusal}")
+        canary.canary_remove(deployment, rollout, clusters.helm(target))
         rollout_end(
             rollout,
             RolloutStatus.SUCCEEDED,
@@ -322,25 +333,6 @@ def _next_wave(deployment: Deployment, done: TargetRollout) -> Step:
     return Step.NEXT
 
 
-def _stop(deployment: Deployment, rollout: TargetRollout, status: str, reason: str, **fields):
-    """End the deployment at this cluster: the rest are skipped, and the reason says what
-    each cluster was left with."""
-    rollout_end(rollout, status, reason=reason, **fields)
-    several = len(deployment_rollouts(deployment)) > 1
-    if several:
-        reason = f"{rollout.target.cluster}: {reason}"
-    rollouts_close(deployment, reason)
-    stands = where_it_stands(deployment, release_pk=deployment.release_id)
-    full = f"{reason}\n{stands}" if stands else reason
-    to = (
-        DeploymentStatus.ROLLED_BACK
-        if status == RolloutStatus.ROLLED_BACK
-        else DeploymentStatus.FAILED
-    )
-    deployment_transition(deployment=deployment, to=to, reason=full)
-    return Step.DONE
-
-
 def _rollout_failed(
     deployment: Deployment, rollout: TargetRollout, clusters: Clusters, reason: str
 ) -> Step:
@@ -353,13 +345,13 @@ def _rollout_failed(
                 revision=rollout.previous_revision,
             )
         except HelmFailed as exc:
-            return _stop(
+            return deployment_stop(
                 deployment,
                 rollout,
                 RolloutStatus.FAILED,
                 f"{reason}\nAutomatic rollback failed too: {exc}",
             )
-        return _stop(
+        return deployment_stop(
             deployment,
             rollout,
             RolloutStatus.ROLLED_BACK,
@@ -367,4 +359,4 @@ def _rollout_failed(
             f"(now revision {made.revision}).",
             rolled_back_to_revision=made.revision,
         )
-    return _stop(deployment, rollout, RolloutStatus.FAILED, reason)
+    return deployment_stop(deployment, rollout, RolloutStatus.FAILED, reason)

@@ -32,9 +32,10 @@ def advance_release(release, countdown: float = 0) -> None:
 
 
 def advance_deployment(deployment, countdown: float = 0) -> None:
-    """Run the deployment's next step (with its current run token): watching a rollout on
-    the rollouts queue, the rest (checks, helm) on the deploys queue."""
-    queue = queues.ROLLOUTS if deployment.status == DeploymentStatus.ROLLING_OUT else queues.DEPLOYS
+    """Run the deployment's next step (with its current run token): watching a rollout or
+    a canary on the rollouts queue, the rest (checks, helm) on the deploys queue."""
+    waits = (DeploymentStatus.ROLLING_OUT, DeploymentStatus.CANARY)
+    queue = queues.ROLLOUTS if deployment.status in waits else queues.DEPLOYS
     _send_on_commit(
         Task.ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queue, countdown
     )

@@ -10,10 +10,10 @@ Definitions (also written on the page):
 - *deployment frequency*: succeeded changes, per week of the period;
 - *lead time for changes*: from the commit Jenkins built (its git data) to the change's
   success in Prod; median and 90th percentile (changes without commit time are left out);
-- *change failure rate*: failed or rolled-back changes, plus succeeded ones followed by a
-  rollback of the same service in Prod within SLIPWAY_INSIGHTS_ROLLBACK_HOURS (a lead's or
-  the automatic one after a failed verification), or that failed a verification run, over
-  all changes;
+- *change failure rate*: failed or rolled-back changes, plus succeeded ones that a
+  rollback of the same service in Prod undid within SLIPWAY_INSIGHTS_ROLLBACK_HOURS (a
+  lead's, or the automatic one after a failed verification; no other change came between),
+  or that failed a verification run, over all changes;
 - *time to restore*: from a failed change's end to the next succeeded deployment of the
   same service in Prod (any kind); median.
 """
@@ -44,6 +44,13 @@ WITH changes AS (
                WHERE rb.service_id = d.service_id AND rb.environment_id = d.environment_id
                  AND rb.kind = %(rollback)s AND rb.created_at > d.finished_at
                  AND rb.created_at <= d.finished_at + make_interval(hours => %(window)s)
+                 -- the rollback undid this change, not a later one
+                 AND NOT EXISTS (
+                     SELECT 1 FROM releases_deployment nx
+                     WHERE nx.service_id = d.service_id AND nx.environment_id = d.environment_id
+                       AND nx.kind = ANY(%(changes)s) AND nx.id <> d.id
+                       AND nx.finished_at > d.finished_at AND nx.finished_at < rb.created_at
+                 )
            ) OR EXISTS (
                SELECT 1 FROM releases_verificationrun v
                WHERE v.deployment_id = d.id AND v.status = %(verification_failed)s

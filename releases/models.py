@@ -254,6 +254,12 @@ class TargetRollout(models.Model):
         blank=True,
         help_text="The Helm values layers it was deployed with (secrets as fingerprints).",
     )
+    canary = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Canary steps under way on this cluster: the canary Helm release, the step, "
+        "its weight and phase, a lead's word (releases/canary.py).",
+    )
     verified_images = models.JSONField(
         default=list,
         blank=True,

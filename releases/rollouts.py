@@ -14,7 +14,7 @@ from django.utils import timezone
 from releases.choices import ROLLOUT_DONE, RolloutStatus
 from releases.models import Deployment, TargetRollout
 
-UNDER_WAY = (RolloutStatus.DEPLOYING, RolloutStatus.ROLLING_OUT)
+UNDER_WAY = (RolloutStatus.DEPLOYING, RolloutStatus.ROLLING_OUT, RolloutStatus.CANARY)
 
 
 def deployment_rollouts(deployment: Deployment) -> list[TargetRollout]:

@@ -229,7 +229,7 @@ def release_verifications(*, release: Release, user) -> list[VerificationRun]:
     )
     lead = bool(runs) and has_role(user, release.service, Role.LEAD)
     latest = dict(
-        VerificationRun.objects.filter(service=release.service_id)
+        VerificationRun.objects.filter(service=release.service_id, canary_step__isnull=True)
         .values("environment")
         .annotate(latest=Max("id"))
         .values_list("environment", "latest")

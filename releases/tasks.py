@@ -163,7 +163,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
     except DATABASE_OUTAGE as exc:
         _database_outage(self, exc)
     if step is Step.WAIT:  # a wave bakes before the next cluster gets the release
-        dispatch.advance_deployment(deployment, countdown=deploy_steps.BAKE_POLL_SECONDS)
+        dispatch.advance_deployment(deployment, countdown=deploy_steps.wait_seconds(deployment))
     elif step is Step.NEXT:
         dispatch.advance_deployment(deployment)
     return step.value

@@ -40,7 +40,9 @@ def is_configured(service_id: int, environment: Environment | int) -> bool:
 
 def latest_run(release: Release | int, environment: Environment | int) -> VerificationRun | None:
     return (
-        VerificationRun.objects.filter(release=release, environment=environment)
+        VerificationRun.objects.filter(
+            release=release, environment=environment, canary_step__isnull=True
+        )
         .order_by("-id")
         .first()
     )
@@ -79,7 +81,9 @@ def last_verified_release(
 ) -> Release | None:
     """The release most recently verified in the environment, other than `besides`."""
     run = (
-        VerificationRun.objects.filter(VERIFIED_RUN, service=service_id, environment=environment)
+        VerificationRun.objects.filter(
+            VERIFIED_RUN, service=service_id, environment=environment, canary_step__isnull=True
+        )
         .exclude(release=besides)
         .select_related("release")
         .order_by("-id")

@@ -59,10 +59,16 @@ ACTIONS = (RERUN, SKIP, Judgement.CONTINUE, Judgement.ROLLBACK)
 
 
 def verification_begin(
-    deployment: Deployment, *, actor: Actor = VERIFIER, context: RequestContext | None = None
+    deployment: Deployment,
+    *,
+    actor: Actor = VERIFIER,
+    context: RequestContext | None = None,
+    canary_step: int | None = None,
+    canary_weight: int | None = None,
 ) -> VerificationRun | None:
     """Start a fresh run for a deployment that rolled out, where templates apply. Call it
-    in the transaction that records the success."""
+    in the transaction that records the success. With `canary_step`: the analysis of a
+    canary step (releases/canary.py judges it; it never makes the release verified)."""
     templates = templates_for(deployment.service_id, deployment.environment_id)
     metrics = template_metrics(templates)
     if not metrics:
@@ -75,6 +81,8 @@ def verification_begin(
         environment_id=deployment.environment_id,
         service_id=deployment.service_id,
         next_at=now + timedelta(seconds=first),
+        canary_step=canary_step,
+        canary_weight=canary_weight,
     )
     audit_record(
         actor=actor,
@@ -85,6 +93,7 @@ def verification_begin(
             "run": run.pk,
             "templates": [t.name for t in templates],
             "metrics": [m.name for _, m in metrics],
+            **({"canary_step": canary_step, "weight": canary_weight} if canary_step else {}),
         },
     )
     dispatch.verify(run, countdown=first)
@@ -217,7 +226,7 @@ def verification_end(
             context=context,
             after={"run": run.pk, "status": status, "reason": reason[: sizes.PARAGRAPH]},
         )
-        if status == VerificationStatus.FAILED:
+        if status == VerificationStatus.FAILED and run.canary_step is None:
             _roll_back_automatically(run)
     return True
 
@@ -303,7 +312,10 @@ def _lead_refusal(run: VerificationRun, user) -> None:
     if not has_role(user, run.service, Role.LEAD):
         raise NotPermitted(f"Only a lead of {run.service.team} may decide on a verification.")
     newer = VerificationRun.objects.filter(
-        service=run.service_id, environment=run.environment_id, pk__gt=run.pk
+        service=run.service_id,
+        environment=run.environment_id,
+        pk__gt=run.pk,
+        canary_step__isnull=True,
     ).first()
     if newer is not None:
         raise Conflict(
@@ -336,6 +348,11 @@ def verification_decide(
     reason = (reason or "").strip()
     if action not in ACTIONS:
         raise ReleaseRefused(f"action must be one of {', '.join(ACTIONS)}")
+    if run.canary_step is not None:
+        raise Conflict(
+            f"Verification run #{run.pk} analyses a canary step: promote or abort the canary "
+            f"of deployment #{run.deployment_id} instead."
+        )
     if not reason:
         raise ReleaseRefused("Say why: a reason is required.")
     _lead_refusal(run, user)

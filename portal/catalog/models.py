@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from portal.access.models import Team
+from portal.catalog.canary_steps import CANARY_SUFFIX, CanaryStepsInvalid, parse_canary_steps
 from portal.catalog.validators import (
     ENV_NAME,
     dns_label,
@@ -180,6 +181,13 @@ class DeploymentTarget(models.Model):
         help_text="With several clusters in the environment: the order they get a release "
         "in (1 first).",
     )
+    canary_steps = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Opt-in canary: e.g. [{"weight": 10}, {"weight": 50, "pause": "lead"}]; the '
+        "new digest runs beside the stable release, traffic shifted by nginx-ingress canary "
+        "annotations, each step analysed (docs/verification.md). Empty: off.",
+    )
     drift = models.JSONField(
         null=True,
         blank=True,
@@ -224,6 +232,16 @@ class DeploymentTarget(models.Model):
         if system_namespace(self.namespace):
             message = f"{self.namespace} is a system namespace: Slipway never deploys there."
             raise ValidationError({"namespace": message})
+        try:
+            steps = parse_canary_steps(self.canary_steps)
+        except CanaryStepsInvalid as exc:
+            raise ValidationError({"canary_steps": str(exc)}) from exc
+        if steps and len(self.helm_release_name) > 53 - len(CANARY_SUFFIX):
+            raise ValidationError(
+                {"canary_steps": f"The canary Helm release is named {self.helm_release_name}"
+                 f"{CANARY_SUFFIX}: shorten the release name to {53 - len(CANARY_SUFFIX)} "
+                 "characters."}
+            )  # fmt: skip
 
 
 class ClusterEnvironment(models.Model):

@@ -121,8 +121,10 @@ def test_failed_verification_rolls_prod_back_to_the_last_verified_release(
 
     assert run_of(to_prod(good)).status == "successful"
     # Release 2 runs in Prod unverified: no data at all, and a lead lets it be.
-    second = to_prod(unverified)
-    assert run_of(second).status == "inconclusive"
+    second = run_of(to_prod(unverified))
+    assert second.status == "inconclusive", [
+        (m.query, m.value, unverified.pk, good.pk, bad.pk) for m in second.measurements.all()
+    ]
     # Release 3 fails: Prod goes back to release 1, the last verified, not to release 2.
     third = to_prod(bad)
     assert image_in(world, "prod").endswith(bad.image_digest)

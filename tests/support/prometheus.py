@@ -54,6 +54,9 @@ class LocalPrometheus:
             [
                 shutil.which("prometheus-pushgateway") or "prometheus-pushgateway",
                 f"--web.listen-address=127.0.0.1:{self.pushgateway_port}",
+                # Debian's default persists every push to /var/lib/prometheus, shared by
+                # every run: a test would read an earlier run's metrics.
+                f"--persistence.file={self.root / 'pushgateway.data'}",
             ],
             [
                 shutil.which("prometheus") or "prometheus",
