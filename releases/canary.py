@@ -255,8 +255,7 @@ def _next(deployment: Deployment, rollout: TargetRollout, canary: dict, helm: He
         _set_weight(deployment, rollout, helm, following.weight, canary["step"] + 1)
         canary = {k: v for k, v in canary.items() if k not in ("promote", "promote_by", "why")}
         canary |= {"step": canary["step"] + 1, "weight": following.weight}
-        rollout_update(rollout, canary=canary)
-        return _analyse(deployment, rollout, canary)
+        return _analyse(deployment, rollout, canary)  # one update: never "paused" at the new weight
     # Promote: the ordinary upgrade of the stable release, then the canary goes.
     canary |= {"phase": PROMOTING}
     rollout_update(rollout, canary=canary, status=RolloutStatus.DEPLOYING)

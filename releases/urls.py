@@ -43,6 +43,11 @@ urlpatterns = [
         "deployments/<int:pk>/decide", deployments.deployment_decide_view, name="deployment-decide"
     ),
     path(
+        "deployments/<int:pk>/canary",
+        deployments.deployment_canary_view,
+        name="deployment-canary",
+    ),
+    path(
         "deployments/<int:pk>/withdraw",
         deployments.deployment_withdraw_view,
         name="deployment-withdraw",

@@ -1,5 +1,5 @@
 """The `slipway` command: login, services, build, promote, approve, rollback, status, history,
-verification.
+canary, verification.
 
 Every command takes `--json` for scripts (one JSON document on stdout, progress on stderr)
 and exits non-zero when what it asked for failed: 1 for a failed build or deployment, 2
@@ -22,7 +22,7 @@ from slipway_cli.client import ApiError, Client
 FAILED = 1
 REFUSED = 2
 RELEASE_ACTIVE = {"requested", "queued", "building"}
-DEPLOYMENT_OPEN = {"queued", "awaiting_approval", "pending", "deploying", "rolling_out"}
+DEPLOYMENT_OPEN = {"queued", "awaiting_approval", "pending", "deploying", "rolling_out", "canary"}
 
 
 class Context:
@@ -157,6 +157,9 @@ def _wait_deployment(api: Client, deployment_id: int, timeout: float = 3600) -> 
             ready = sum(w.get("ready", 0) for w in workloads)
             updated = sum(w.get("updated", 0) for w in workloads)
             bar = f" {updated}/{desired} updated, {ready} ready"
+        canary_ = progress_.get("canary") if isinstance(progress_, dict) else None
+        if canary_:
+            bar = f" {canary_.get('weight')} % (step {canary_.get('step')}, {canary_.get('phase')})"
         state = f"{deployment['status']}{bar}"
         if state != seen:
             waits = " (waiting for a lead)" if deployment["status"] == "awaiting_approval" else ""
@@ -368,6 +371,48 @@ def history(obj: Context, service: str | None, limit: int) -> None:
         for r in rows
     ]
     obj.out(rows, "\n".join(lines) or "No releases.")
+
+
+@cli.group()
+def canary() -> None:
+    """Canary steps of a deployment: promote a paused step, or abort the canary."""
+
+
+def _canary_line(deployment: dict) -> str:
+    lines = [f"deployment #{deployment['id']}: {deployment['status']}"]
+    for cluster in deployment["clusters"]:
+        c = cluster.get("canary") or {}
+        if c:
+            lines.append(
+                f"  {cluster['cluster']}: canary {c.get('weight')} % (step {c.get('step')} of "
+                f"{c.get('steps')}, {c.get('phase')})"
+            )
+    return "\n".join(lines)
+
+
+@canary.command("promote")
+@click.argument("deployment", type=int)
+@click.option("--reason", required=True, help="Why (recorded and audited).")
+@pass_context
+@_run
+def canary_promote(obj: Context, deployment: int, reason: str) -> None:
+    """Promote DEPLOYMENT's paused canary step (the next weight, or the stable upgrade)."""
+    result = obj.api.post(f"/api/v1/deployments/{deployment}/canary/promote", {"reason": reason})
+    obj.out(result, _canary_line(result))
+
+
+@canary.command("abort")
+@click.argument("deployment", type=int)
+@click.option("--reason", required=True, help="Why (recorded and audited).")
+@click.option("--wait", is_flag=True, help="Wait until the deployment ends.")
+@pass_context
+@_run
+def canary_abort(obj: Context, deployment: int, reason: str, wait: bool) -> None:
+    """Abort DEPLOYMENT's canary: its weight to 0, its Helm release removed."""
+    result = obj.api.post(f"/api/v1/deployments/{deployment}/canary/abort", {"reason": reason})
+    if wait:
+        result = _wait_deployment(obj.api, deployment)
+    obj.out(result, _canary_line(result) + (f"\n{result['status_reason']}" if wait else ""))
 
 
 @cli.group()

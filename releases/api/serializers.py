@@ -33,10 +33,18 @@ class RolloutOutput(serializers.ModelSerializer):
             "previous_revision",
             "rolled_back_to_revision",
             "verified_images",
+            "canary",
             "progress",
             "started_at",
             "finished_at",
         ]
+        extra_kwargs = {
+            "canary": {
+                "help_text": "Canary steps on this cluster, if any: release (the canary Helm "
+                "release), step, steps, weight (% of traffic), phase (rolling, analysing, "
+                "paused, promoting, promoted, aborted), run (the step's verification run)."
+            }
+        }
 
 
 def _sole(field: str, empty=None):

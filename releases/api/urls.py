@@ -52,6 +52,11 @@ urlpatterns = [
         name="api-deployment-cancel",
     ),
     path(
+        "deployments/<int:pk>/canary/<str:action>",
+        views.DeploymentCanaryApi.as_view(),
+        name="api-deployment-canary",
+    ),
+    path(
         "deployments/<int:pk>/clusters/<str:cluster>/<str:action>",
         views.DeploymentClusterApi.as_view(),
         name="api-deployment-cluster",

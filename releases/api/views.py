@@ -35,6 +35,7 @@ from releases.api.serializers import (
     ServiceOutput,
 )
 from releases.builds import release_cancel, release_create
+from releases.canary import ABORT, PROMOTE, canary_decide
 from releases.choices import RELEASE_ACTIVE
 from releases.deployments import deployment_decide, deployment_start, deployment_withdraw
 from releases.filters import DeploymentFilter, ReleaseFilter
@@ -241,6 +242,37 @@ class DeploymentCancelApi(ApiView):
     def post(self, request, pk: int):
         deployment = get_object_or_404(_deployments(request), pk=pk)
         deployment_withdraw(deployment=deployment, user=request.user, **actor_and_context(request))
+        return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
+
+
+class DeploymentCanaryApi(ApiView):
+    """A lead's word on a deployment's canary, with a reason (audited): `promote` a paused
+    step (the next weight, or the stable upgrade after the last), or `abort` it at any time
+    (weight 0, canary release removed). The worker acts on it within a second or two."""
+
+    scope = TokenScope.APPROVE
+
+    @extend_schema(
+        request=ClusterDecisionInput,
+        responses={200: DeploymentOutput},
+        parameters=[
+            OpenApiParameter(
+                "action", str, OpenApiParameter.PATH, enum=[PROMOTE, ABORT],
+                description="`promote` the paused step, or `abort` the canary.",
+            ),
+        ],
+    )  # fmt: skip
+    def post(self, request, pk: int, action: str):
+        deployment = get_object_or_404(_deployments(request), pk=pk)
+        data = ClusterDecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        canary_decide(
+            deployment=deployment,
+            action=action,
+            reason=data.validated_data["reason"],
+            user=request.user,
+            **actor_and_context(request),
+        )
         return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
 
 

@@ -9,11 +9,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from portal.access.choices import Role
+from portal.access.permissions import has_role
 from portal.audit.chain import actor_and_context
 from portal.audit.reads import events_of
 from portal.web.once import acts_once
 from portal.web.pages import refusals_as_messages
 from releases import selectors
+from releases.canary import ABORT, PROMOTE, canary_decide
+from releases.choices import DeploymentStatus
 from releases.deployments import deployment_decide, deployment_withdraw
 from releases.preview import merge_values
 from releases.rollouts import deployment_rollouts
@@ -62,6 +66,31 @@ def deployment_withdraw_view(request, pk: int):
 
 
 @login_required
+@require_POST
+@acts_once
+def deployment_canary_view(request, pk: int):
+    """A lead promotes a paused canary step or aborts the canary."""
+    deployment = deployment_or_404(request, pk)
+    action = request.POST.get("action", "")
+    if action not in (PROMOTE, ABORT):
+        return HttpResponse(f"action must be {PROMOTE} or {ABORT}", status=400)
+    with refusals_as_messages(request):
+        canary_decide(
+            deployment=deployment,
+            action=action,
+            reason=request.POST.get("reason", ""),
+            user=request.user,
+            **actor_and_context(request),
+        )
+        messages.success(
+            request,
+            f"Deployment #{deployment.pk}: canary "
+            + ("promoted; the next step follows." if action == PROMOTE else "aborted."),
+        )
+    return _back(request, deployment)
+
+
+@login_required
 def approvals(request):
     """What waits for the caller's decision: where they are a lead, never their own."""
     return render(
@@ -78,6 +107,9 @@ def approvals(request):
 def deployment_detail(request, pk: int):
     """One deployment: its progress, what it deployed (values, images), and its audit."""
     deployment = deployment_or_404(request, pk)
+    deployment.may_canary = deployment.status == DeploymentStatus.CANARY and has_role(
+        request.user, deployment.service, Role.LEAD
+    )
     rollouts = deployment_rollouts(deployment)
     for rollout in rollouts:
         rollout.merged_values = merge_values(rollout.values) if rollout.values else None

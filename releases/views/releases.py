@@ -62,6 +62,9 @@ def _release_context(request, release) -> dict:
             and withdrawal_refusal(deployment=deployment, user=request.user) is None
         )
         deployment.waiting_for = selectors.deployment_waiting_for(deployment)
+        deployment.may_canary = deployment.status == DeploymentStatus.CANARY and has_role(
+            request.user, release.service, Role.LEAD
+        )
     verifications = selectors.release_verifications(release=release, user=request.user)
     return {
         "verifications": verifications,
