@@ -59,6 +59,7 @@ class TargetForm(forms.ModelForm):
             "namespace",
             "helm_release_name",
             "values",
+            "canary_steps",
         ]
 
     def __init__(self, *args, team: Team, user, **kwargs):
@@ -74,9 +75,15 @@ class TargetForm(forms.ModelForm):
             clusters.filter(namespace_grants__team=team).distinct().order_by("name")
         )
         self.fields["values"].widget = forms.Textarea(attrs={"rows": 3})
+        self.fields["canary_steps"].widget = forms.Textarea(attrs={"rows": 2})
+        self.fields["canary_steps"].required = False
         # Most environments have one cluster: a form (or script) that leaves the wave out
         # keeps the target's own, or 1.
         self.fields["wave"].required = False
+
+    def clean_canary_steps(self) -> list:
+        # Empty means off; the model's clean says what a wrong list lacks.
+        return self.cleaned_data.get("canary_steps") or []
 
     def clean_wave(self) -> int:
         return self.cleaned_data.get("wave") or self.instance.wave or 1
