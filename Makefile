@@ -28,7 +28,7 @@ install: .venv/.installed
 services: install
 	$(PY) -m devtools.services up
 
-run: services
+run: services prometheus-deps
 	$(WITH_ENV) exec $(PY) -m devtools.run
 
 test: services browser-deps ldap-deps registry-deps prometheus-deps binaries
@@ -56,10 +56,11 @@ registry-deps:
 binaries: install
 	$(PY) -m devtools.kube build --background
 
-# The promotion gates' tests query a real Prometheus scraping a real Pushgateway (Debian's).
+# Verification and the promotion gates query a real Prometheus scraping a real Pushgateway
+# (Debian's): in the tests, and in `make run` with the demo traffic.
 prometheus-deps:
 	@command -v prometheus >/dev/null 2>&1 && command -v prometheus-pushgateway >/dev/null 2>&1 || { \
-	  echo "[make] installing prometheus and prometheus-pushgateway (gate tests)"; \
+	  echo "[make] installing prometheus and prometheus-pushgateway (verification)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
 

@@ -2,8 +2,10 @@
 foreground until Ctrl-C or SIGTERM stops them all (honcho runs the Procfile).
 
 Companions: Celery worker and beat, the Jenkins emulator with one job per demo service
-(so a build shows a believable log), and a local cluster: the real control plane with
-kwok's fake nodes (so a deployment runs real helm, and makes real ReplicaSets and pods).
+(so a build shows a believable log), a local cluster: the real control plane with kwok's
+fake nodes (so a deployment runs real helm, and makes real ReplicaSets and pods), and a
+private Prometheus scraping a private Pushgateway where the demo traffic is pushed (so each
+deployment's verification measures something; docs/verification.md).
 """
 
 from __future__ import annotations
@@ -39,6 +41,29 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
+PROMETHEUS_CONFIG = """global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+scrape_configs:
+  - job_name: pushgateway
+    honor_labels: true
+    static_configs:
+      - targets: ["127.0.0.1:{pushgateway_port}"]
+"""
+
+
+def prometheus_config() -> tuple[int, int]:
+    """Free ports for Prometheus and the Pushgateway, and Prometheus's config and data
+    under .local/prometheus (the Procfile starts both)."""
+    prometheus_port, pushgateway_port = free_port(9090), free_port(9091)
+    root = ROOT / ".local" / "prometheus"
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "prometheus.yml").write_text(
+        PROMETHEUS_CONFIG.format(pushgateway_port=pushgateway_port)
+    )
+    return prometheus_port, pushgateway_port
+
+
 def main() -> None:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("SLIPWAY_LOG_FORMAT", "console")  # for a person at a terminal
@@ -62,6 +87,9 @@ def main() -> None:
     jenkins_port = free_port(8080)
     user, credentials = next(iter(json.loads(EMULATOR_CONFIG.read_text())["users"].items()))
     os.environ["SLIPWAY_EMULATOR_PORT"] = str(jenkins_port)
+    prometheus_port, pushgateway_port = prometheus_config()
+    os.environ["SLIPWAY_PROMETHEUS_PORT"] = str(prometheus_port)
+    os.environ["SLIPWAY_PUSHGATEWAY_PORT"] = str(pushgateway_port)
     manage("migrate", "--no-input", "-v", "0")
     manage(
         "load_demo",
@@ -70,10 +98,13 @@ def main() -> None:
             "SLIPWAY_DEMO_JENKINS_USER": user,
             "SLIPWAY_DEMO_JENKINS_TOKEN": credentials["api_token"],
             "SLIPWAY_DEMO_KUBECONFIG": str(kubeconfig),
+            "SLIPWAY_DEMO_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
         },
     )
     print(f"Local Kubernetes API on https://127.0.0.1:{kube_port} (KUBECONFIG={kubeconfig})")
     print(f"Jenkins emulator on http://127.0.0.1:{jenkins_port}/", flush=True)
+    print(f"Prometheus on http://127.0.0.1:{prometheus_port}/ (demo traffic pushed to the "
+          f"Pushgateway on 127.0.0.1:{pushgateway_port})", flush=True)  # fmt: skip
     print("Slipway on http://127.0.0.1:8000/ — Ctrl-C stops it.", flush=True)
     honcho = Path(sys.executable).with_name("honcho")
     os.execv(str(honcho), [str(honcho), "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"])

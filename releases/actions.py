@@ -59,7 +59,7 @@ DEPLOYMENT_REQUEST = {
 
 # A verification run's end, by status (its audit target is the deployment it verifies).
 VERIFICATION_STATUS = {
-    VerificationStatus.SUCCESSFUL: Action("verification.successful", "Verified"),
+    VerificationStatus.SUCCESSFUL: Action("verification.successful", "Verification successful"),
     VerificationStatus.FAILED: Action(
         "verification.failed", "Verification failed", failed=True,
         notify=Notify.VERIFICATION_FAILED,

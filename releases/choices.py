@@ -137,8 +137,8 @@ class VerificationStatus(models.TextChoices):
     """A verification run of one deployment (docs/verification.md)."""
 
     RUNNING = "running", "Measuring"
-    SUCCESSFUL = "successful", "Verified"
-    FAILED = "failed", "Failed verification"
+    SUCCESSFUL = "successful", "Successful"
+    FAILED = "failed", "Failed"
     INCONCLUSIVE = "inconclusive", "Inconclusive"
     SKIPPED = "skipped", "Skipped by a lead"
 

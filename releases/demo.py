@@ -23,10 +23,17 @@ from portal.catalog.models import (
     NamespaceGrant,
     Service,
 )
+from releases.models import AnalysisMetric, AnalysisTemplate
 
 PASSWORDS_FILE = Path(settings.BASE_DIR) / ".local" / "demo-passwords.json"
 DEMO_USERS = {"admin": Role.ADMIN, "lead": Role.LEAD, "lead2": Role.LEAD, "dev": Role.DEVELOPER}
 DEMO_SERVICES = {"storefront": "Storefront", "payments": "Payments"}
+DEMO_CANARY = [{"weight": 10, "pause": 20}, {"weight": 50, "pause": "lead"}, {"weight": 100}]
+# The share of a release's requests answered with a 5xx over the last 30 s.
+DEMO_ERROR_RATIO = (
+    'sum(rate(http_requests_total{namespace="{namespace}",release="{release}",code=~"5.."}[30s]))'
+    ' / sum(rate(http_requests_total{namespace="{namespace}",release="{release}"}[30s]))'
+)
 PLACEHOLDER_KUBECONFIG = "# not configured: `make run` writes the local cluster's here\n"
 
 
@@ -48,6 +55,7 @@ def demo_load(
     jenkins_user: str = "",
     jenkins_token: str = "",
     kubeconfig: str = "",
+    prometheus_url: str = "",
 ) -> dict[str, str]:
     """Create or refresh the demo rows; return the users' passwords. Idempotent."""
     passwords = _demo_passwords()
@@ -118,11 +126,46 @@ def demo_load(
                     "cluster": cluster,
                     "namespace": f"{slug}-{env.slug}",
                     "helm_release_name": slug,
-                    "values": {"replicaCount": 2 if env == prod else 1},
+                    "values": {
+                        "replicaCount": 2 if env == prod else 1,
+                        "ingress": {"enabled": True, "host": f"{slug}.{env.slug}.demo.local"},
+                    },
+                    # The storefront goes to Prod in canary steps: 10 % for 20 s, then 50 %
+                    # until a lead promotes it (docs/verification.md).
+                    "canary_steps": DEMO_CANARY if env == prod and slug == "storefront" else [],
                 },
             )
     _demo_environment_config(beta, prod)
+    _demo_verification(beta, prod, prometheus_url)
     return passwords
+
+
+def _demo_verification(beta: Environment, prod: Environment, prometheus_url: str) -> None:
+    """Each deployment is verified against `make run`'s private Prometheus, which scrapes
+    the demo traffic (devtools/traffic.py): a release built from a ref with `bad` in it
+    fails its verification and Prod rolls back to the last verified release."""
+    url = prometheus_url or "http://127.0.0.1:9090"
+    for env, interval in ((beta, 5), (prod, 10)):
+        template, _ = AnalysisTemplate.objects.update_or_create(
+            environment=env,
+            service=None,
+            name="error rate",
+            defaults={"prometheus_url": url, "enabled": True},
+        )
+        AnalysisMetric.objects.update_or_create(
+            template=template,
+            name="error ratio",
+            defaults={
+                "query": DEMO_ERROR_RATIO,
+                "interval_seconds": interval,
+                "count": 3,
+                "initial_delay_seconds": 10,
+                "success_condition": "result < 0.05",
+                "failure_condition": "result >= 0.05",
+                "failure_limit": 0,
+                "inconclusive_limit": 1,
+            },
+        )
 
 
 def _demo_environment_config(beta: Environment, prod: Environment) -> None:

@@ -49,9 +49,18 @@ def latest_run(release: Release | int, environment: Environment | int) -> Verifi
 
 
 def is_verified(run: VerificationRun | None) -> bool:
-    return run is not None and (
-        run.status in VERIFIED
-        or (run.status == VerificationStatus.INCONCLUSIVE and run.judgement == Judgement.CONTINUE)
+    """Whether the run makes its release verified in its environment (a canary step's
+    analysis never does: the release did not run there in full)."""
+    return (
+        run is not None
+        and run.canary_step is None
+        and (
+            run.status in VERIFIED
+            or (
+                run.status == VerificationStatus.INCONCLUSIVE
+                and run.judgement == Judgement.CONTINUE
+            )
+        )
     )
 
 

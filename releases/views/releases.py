@@ -75,9 +75,19 @@ def _release_context(request, release) -> dict:
         "deployments": deployments,
         "deployments_active": any(d.status in DEPLOYMENT_OPEN for d in deployments),
         "timeline": release_timeline(release, deployments),
-        "next_environment": release_promotion_target(release=release),
+        "next_environment": _next_environment(release, deployments),
         "can_act": has_role(request.user, release.service, Role.DEVELOPER),
     }
+
+
+def _next_environment(release, deployments) -> Environment | None:
+    """Where the release may be promoted next, unless it is already on its way there."""
+    target = release_promotion_target(release=release)
+    if target is None or any(
+        d.environment_id == target.pk and d.status in DEPLOYMENT_OPEN for d in deployments
+    ):
+        return None
+    return target
 
 
 @login_required

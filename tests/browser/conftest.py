@@ -31,7 +31,10 @@ class _CspWatch:
 
     def _console(self, message) -> None:
         if "Content Security Policy" in message.text:
-            self.violations.append(message.text)
+            where = message.location or {}
+            self.violations.append(
+                f"{message.text} (at {where.get('url', '?')}:{where.get('lineNumber', '?')})"
+            )
 
     def __getattr__(self, name):
         return getattr(self._browser, name)

@@ -62,6 +62,7 @@ def test_the_release_page_charts_each_measurement_and_a_lead_judges_it(client, i
     assert 'value="continue"' in page and 'value="rollback"' in page
     inbox = client.get("/approvals/").content.decode()
     assert "Verifications to judge" in inbox and f"/releases/{release.pk}/" in inbox
+    assert inbox.count(f'action="/verifications/{run.pk}/decide"') == 1
     assert 'aria-label="1 waiting for you"' in inbox
     # No reason, no decision: the page says why
     said = client.post(f"/verifications/{run.pk}/decide", {"action": "continue"}, follow=True)

@@ -25,6 +25,7 @@ class Command(BaseCommand):
             jenkins_user=jenkins_user,
             jenkins_token=os.environ.get("SLIPWAY_DEMO_JENKINS_TOKEN", ""),
             kubeconfig=kubeconfig,
+            prometheus_url=os.environ.get("SLIPWAY_DEMO_PROMETHEUS_URL", ""),
         )
         self.stdout.write("Demo users (log in at http://127.0.0.1:8000/):")
         for name, password in passwords.items():
