@@ -4,8 +4,9 @@ canary annotations on its Ingress send it a share of the traffic, step by step (
 → …). Each step is analysed with the environment's analysis templates (a verification run
 of that step), then optionally paused (seconds, or until a lead promotes). A failed step,
 or a lead's abort, sets the weight to 0 and removes the canary: the stable release never
-changed. After the last step the stable release is upgraded to the digest (the ordinary
-upgrade and watch) and the canary removed.
+changed. After the last step the canary takes all the traffic (weight 100) while the stable release
+is upgraded to the digest (the ordinary upgrade and watch), then the canary is removed (if
+that upgrade fails, the canary is set to 0 and removed before the stable is rolled back).
 
 A canary starts only where a stable release runs (a first install has nothing to share
 traffic with) and never for a rollback. Its state lives on the target's rollout (`canary`):
@@ -256,8 +257,11 @@ def _next(deployment: Deployment, rollout: TargetRollout, canary: dict, helm: He
         canary = {k: v for k, v in canary.items() if k not in ("promote", "promote_by", "why")}
         canary |= {"step": canary["step"] + 1, "weight": following.weight}
         return _analyse(deployment, rollout, canary)  # one update: never "paused" at the new weight
-    # Promote: the ordinary upgrade of the stable release, then the canary goes.
-    canary |= {"phase": PROMOTING}
+    # Promote: all the traffic to the canary while the stable release is upgraded (the
+    # ordinary upgrade and watch), then the canary goes.
+    _set_weight(deployment, rollout, helm, 100, canary["step"] + 1)
+    canary = {k: v for k, v in canary.items() if k not in ("promote", "promote_by", "why")}
+    canary |= {"phase": PROMOTING, "weight": 100}
     rollout_update(rollout, canary=canary, status=RolloutStatus.DEPLOYING)
     deployment_transition(
         deployment=deployment,
@@ -289,6 +293,25 @@ def _abort(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: s
         f"Canary aborted at {said}: {reason}\nTraffic is back on the stable release (weight "
         f"0) and the canary Helm release {canary['release']} was removed.",
     )
+
+
+def canary_discard(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: str) -> str:
+    """The stable upgrade after the last step failed: the canary (holding the traffic) goes
+    first, weight 0 and removed. Returns the reason, saying so."""
+    canary = rollout.canary or {}
+    if canary.get("phase") != PROMOTING:
+        return reason
+    _set_weight(deployment, rollout, helm, 0, canary["step"])
+    helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
+    rollout_update(rollout, canary={**canary, "phase": "aborted", "weight": 0})
+    audit_record(
+        actor=WORKER,
+        action=Engine.CANARY_ABORTED,
+        target=deployment,
+        after={"canary": canary["release"], "at": "promotion",
+               "reason": reason[: sizes.PARAGRAPH], **cluster_label(rollout)},
+    )  # fmt: skip
+    return f"{reason}\nThe canary release {canary['release']} was set to weight 0 and removed."
 
 
 def canary_remove(deployment: Deployment, rollout: TargetRollout, helm: Helm) -> None:

@@ -337,6 +337,9 @@ def _rollout_failed(
     deployment: Deployment, rollout: TargetRollout, clusters: Clusters, reason: str
 ) -> Step:
     target = rollout.target
+    # A promoted canary held all the traffic while the stable release was upgraded: it goes
+    # (weight 0, removed) whatever becomes of the stable release.
+    reason = canary.canary_discard(deployment, rollout, clusters.helm(target), reason)
     if deployment.environment.auto_rollback and rollout.previous_revision:
         try:
             made = clusters.helm(target).rollback(

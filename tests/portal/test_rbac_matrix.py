@@ -225,6 +225,20 @@ MATRIX = {
         {"reason": "r"},
         statuses(401, 404, 403, 403, 409, 409),
     ),
+    # The world's deployment waits for approval: a lead is let in, then told it has no
+    # canary (tests/releases/test_canary_e2e.py has the promotions and aborts that act).
+    "deployment-canary": (
+        "post",
+        {"pk": "deployment"},
+        {"action": "abort", "reason": "r"},
+        LEAD_PAGE,
+    ),
+    "api-deployment-canary": (
+        "post",
+        {"pk": "deployment", "action": "abort"},
+        {"reason": "r"},
+        statuses(401, 404, 403, 403, 409, 409),
+    ),
     # The world's release has an inconclusive verification in Beta: a lead skips it.
     "verification-decide": (
         "post",

@@ -172,12 +172,19 @@ def test_a_canary_walks_10_then_50_and_a_lead_promotes_it_through_the_api(canary
     assert image_in(w, "prod").endswith(new.image_digest)
     wait_until(lambda: ingress(w, "app-canary") is None, 30, "the canary Ingress gone")
     assert canary_release(w) is None
+    assert w["ingresses"].weights() == ["10", "50", "100"] and w["ingresses"].deleted()
     actions = list(
         AuditEvent.objects.filter(target_id=str(deployment.pk), action__startswith="canary.")
         .order_by("id")
         .values_list("action", flat=True)
     )
-    assert actions == ["canary.step", "canary.step", "canary.promoted", "canary.removed"]
+    assert actions == [
+        "canary.step",
+        "canary.step",
+        "canary.promoted",
+        "canary.step",
+        "canary.removed",
+    ]
     # Promoted, it is verified as every deployment is (a fresh attempt).
     wait_until(
         lambda: deployment.verifications.filter(canary_step=None, status="successful").exists(),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from notifications.events import event_kind
+from notifications.messages import message_for
 from portal.access.choices import Role
 from portal.audit.models import AuditEvent
 from releases.models import AnalysisMetric, AnalysisTemplate, VerificationRun
@@ -84,3 +86,12 @@ def test_the_release_page_charts_each_measurement_and_a_lead_judges_it(client, i
     assert "Verifications to judge" not in inbox and "waiting for you" not in inbox
     bad = client.post(f"/verifications/{run.pk}/decide", {"action": "bless", "reason": "x"})
     assert bad.status_code == 400
+
+
+def test_an_inconclusive_run_is_announced_with_a_link_to_the_inbox(inconclusive):
+    event = AuditEvent.objects.get(action="verification.inconclusive")
+    assert event_kind(event) == "judgement"
+    message = message_for(event, "judgement")
+    assert message.link.endswith("/approvals/")
+    assert "verification inconclusive" in message.summary
+    assert "a lead decides in the approvals inbox" in message.summary
