@@ -1,6 +1,14 @@
 from django.urls import path
 
-from releases.views import deployments, history, insights, releases, services, verifications
+from releases.views import (
+    deployments,
+    evidence,
+    history,
+    insights,
+    releases,
+    services,
+    verifications,
+)
 
 urlpatterns = [
     path("", services.dashboard, name="home"),
@@ -12,6 +20,9 @@ urlpatterns = [
     path("services/<slug:slug>/audit/", services.service_audit, name="service-audit"),
     path("services/<slug:slug>/releases/", services.release_new, name="release-new"),
     path("releases/<int:pk>/", releases.release_detail, name="release-detail"),
+    path("releases/<int:pk>/evidence", evidence.evidence_page, name="release-evidence"),
+    path("releases/<int:pk>/evidence.json", evidence.evidence_json, name="release-evidence-json"),
+    path("evidence/verify", evidence.evidence_verify, name="evidence-verify"),
     path("releases/<int:pk>/status", releases.release_status, name="release-status"),
     path("releases/<int:pk>/log", releases.release_log, name="release-log"),
     path("releases/<int:pk>/confirm", releases.release_confirm, name="release-confirm"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import gates, insights, verifications, views
+from releases.api import evidence, gates, insights, verifications, views
 
 urlpatterns = [
     path("insights/", insights.InsightsApi.as_view(), name="api-insights"),
@@ -12,6 +12,11 @@ urlpatterns = [
         "releases/<int:pk>/gates/<int:gate>/tick",
         gates.ChecklistTickApi.as_view(),
         name="api-release-gate-tick",
+    ),
+    path(
+        "releases/<int:pk>/evidence",
+        evidence.ReleaseEvidenceApi.as_view(),
+        name="api-release-evidence",
     ),
     path(
         "releases/<int:pk>/verifications",

@@ -125,6 +125,10 @@ MATRIX = {
     "release-new": ("post", {"slug": "service"}, {"ref": "main"}, DEVELOPER_PAGE),
     "release-detail": ("get", {"pk": "release"}, None, TEAM_PAGE),
     "release-status": ("get", {"pk": "release"}, None, TEAM_PAGE),
+    "release-evidence": ("get", {"pk": "release"}, None, TEAM_PAGE),
+    "release-evidence-json": ("get", {"pk": "release"}, None, TEAM_PAGE),
+    "evidence-verify": ("get", {}, None, READ_PAGE),
+    "api-release-evidence": ("get", {"pk": "release"}, None, TEAM_API),
     "release-log": ("get", {"pk": "release"}, None, TEAM_PAGE),
     "release-confirm": (
         "get",

@@ -1,0 +1,31 @@
+"""Release evidence through the API: the signed JSON snapshot an auditor keeps
+(releases/evidence.py)."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from portal.web.drf import ApiView
+from releases import selectors
+from releases.evidence import release_evidence
+
+
+class ReleaseEvidenceApi(ApiView):
+    """The release's evidence, assembled now and signed with the audit key: build (commit,
+    job, digest), each deployment (who requested and approved it, where and when it ran,
+    what the clusters run), gates, checklist ticks, verifications with every measurement,
+    and the ids and hashes of the audit events behind it with the chain's head. Save it;
+    `manage.py verify_evidence FILE` or the evidence page tells whether a copy was altered."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        release = get_object_or_404(
+            selectors.visible_releases(request.user).select_related(
+                "service__team", "jenkins_server", "requested_by"
+            ),
+            pk=pk,
+        )
+        return Response(release_evidence(release, generated_by=request.user.get_username()))
