@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -87,6 +88,12 @@ def main() -> None:
     jenkins_port = free_port(8080)
     user, credentials = next(iter(json.loads(EMULATOR_CONFIG.read_text())["users"].items()))
     os.environ["SLIPWAY_EMULATOR_PORT"] = str(jenkins_port)
+    # The emulator tells the portal when a build starts and ends (the Notification plugin);
+    # the worker polls Jenkins only as a fallback.
+    notify_secret = secrets.token_urlsafe(24)
+    os.environ["SLIPWAY_JENKINS_NOTIFY_URL"] = (
+        f"http://127.0.0.1:8000/hooks/jenkins/local?token={notify_secret}"
+    )
     prometheus_port, pushgateway_port = prometheus_config()
     os.environ["SLIPWAY_PROMETHEUS_PORT"] = str(prometheus_port)
     os.environ["SLIPWAY_PUSHGATEWAY_PORT"] = str(pushgateway_port)
@@ -99,6 +106,7 @@ def main() -> None:
             "SLIPWAY_DEMO_JENKINS_TOKEN": credentials["api_token"],
             "SLIPWAY_DEMO_KUBECONFIG": str(kubeconfig),
             "SLIPWAY_DEMO_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
+            "SLIPWAY_DEMO_JENKINS_NOTIFY_SECRET": notify_secret,
         },
     )
     print(f"Local Kubernetes API on https://127.0.0.1:{kube_port} (KUBECONFIG={kubeconfig})")

@@ -323,6 +323,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 # The release engine's rhythm: how often to poll Jenkins/Kubernetes, when a silent run
 # counts as dead and is resumed, and how hard to retry an unavailable Jenkins.
 SLIPWAY_POLL_SECONDS = env.float("SLIPWAY_POLL_SECONDS", default=2.0)
+# With build notifications on for a Jenkins server: polling is only the fallback for a lost
+# notification (it costs time, never a release).
+SLIPWAY_POLL_FALLBACK_SECONDS = env.float("SLIPWAY_POLL_FALLBACK_SECONDS", default=30.0)
 
 # Namespaces no target may use, whatever a grant says (fnmatch patterns).
 SLIPWAY_SYSTEM_NAMESPACES = env.list("SLIPWAY_SYSTEM_NAMESPACES", default=["kube-*", "default"])

@@ -7,7 +7,9 @@ step, and a lost trigger is found again by the correlation parameter.
 
 from __future__ import annotations
 
+import logging
 import re
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -37,6 +39,7 @@ from releases.transitions import (
 # read as an option to the git or shell step that receives it as GIT_REF.
 REF_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/\-+@]{0,199}$")
 LAST_LINES = 20
+logger = logging.getLogger(__name__)
 LAST_LINE_CHARS = 500
 # Console calls per step: a finished build's log is read to its end over several steps.
 LOG_CALLS_PER_STEP = 50
@@ -286,7 +289,9 @@ def _step_follow_queue(release: Release, jenkins: JenkinsClient) -> Step:
         return _record_build(release, item.build_number, item.build_url)
     if release.cancel_requested:
         jenkins.cancel_queue_item(release.queue_item_id)
-    release_note_progress(release=release, progress=item.why or "Waiting in the Jenkins queue")
+    release_note_progress(
+        release=release, progress=item.why or "Waiting in the Jenkins queue", lease=_wait(release)
+    )
     return Step.WAIT
 
 
@@ -297,7 +302,9 @@ def _step_poll_build(release: Release, jenkins: JenkinsClient) -> Step:
     if build.building:
         if release.cancel_requested:
             jenkins.stop(job, number)
-        release_note_progress(release=release, progress=f"Build #{number} running")
+        release_note_progress(
+            release=release, progress=f"Build #{number} running", lease=_wait(release)
+        )
         return Step.WAIT
     if _fetch_log(release, jenkins):
         # The build is over but its console is not read to the end yet: read on first,
@@ -387,5 +394,54 @@ def _deploy_after_build(release: Release) -> None:
         )
 
 
-def poll_seconds() -> float:
+def _wait(release: Release) -> float:
+    """The lease of a run waiting for its next look: the wait and the look itself (longer
+    when Jenkins notifies, so the wait is never taken for a lost worker)."""
+    return poll_seconds(release) + 2 * release.jenkins_server.timeout_seconds + 1
+
+
+def poll_seconds(release: Release) -> float:
+    """How long until the next look at Jenkins: a Jenkins that notifies Slipway of builds
+    is asked only as a fallback."""
+    if release.jenkins_server.notification_secret:
+        return settings.SLIPWAY_POLL_FALLBACK_SECONDS
     return settings.SLIPWAY_POLL_SECONDS
+
+
+# -- Jenkins says so --------------------------------------------------------------------
+
+
+def job_from_url(url: str) -> str:
+    """`job/demo/job/storefront/` (the Notification plugin's `url`) → `demo/storefront`."""
+    parts = [p for p in url.strip("/").split("/") if p]
+    return "/".join(parts[i + 1] for i in range(0, len(parts) - 1, 2) if parts[i] == "job")
+
+
+def build_notified(
+    *, server, job: str, number: int | None, release_id: int | None, phase: str
+) -> Release | None:
+    """Jenkins's Notification plugin says a build of `job` started or ended: the release it
+    builds is looked at now instead of at its next poll. Its run gets a new token (as a
+    resume does), so the chain that was waiting retires and one chain goes on. Returns the
+    release, or None when the build is none of ours or its release has ended."""
+    active = Release.objects.filter(
+        jenkins_server=server, jenkins_job=job, status__in=RELEASE_ACTIVE
+    )
+    release = None
+    if release_id is not None:
+        release = active.filter(pk=release_id).first()
+    if release is None and number is not None:
+        release = active.filter(build_number=number).first()
+    if release is None:
+        return None
+    with transaction.atomic():
+        moved = Release.objects.filter(
+            pk=release.pk, run_token=release.run_token, status__in=RELEASE_ACTIVE
+        ).update(run_token=uuid.uuid4())
+        if not moved:
+            return None
+        release.refresh_from_db(fields=["run_token", "status"])
+        dispatch.advance_release(release)
+    logger.info("jenkins notified %s of build #%s of %s: release %s", phase, number, job,
+                release.pk)  # fmt: skip
+    return release

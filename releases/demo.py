@@ -56,6 +56,7 @@ def demo_load(
     jenkins_token: str = "",
     kubeconfig: str = "",
     prometheus_url: str = "",
+    jenkins_notify_secret: str = "",
 ) -> dict[str, str]:
     """Create or refresh the demo rows; return the users' passwords. Idempotent."""
     passwords = _demo_passwords()
@@ -90,6 +91,8 @@ def demo_load(
     )
     if jenkins_url:
         jenkins.url, jenkins.username, jenkins.api_token = jenkins_url, jenkins_user, jenkins_token
+        # The emulator posts each build's start and end to /hooks/jenkins/local.
+        jenkins.notification_secret = jenkins_notify_secret
         jenkins.save()
     cluster, _ = Cluster.objects.get_or_create(
         slug="local", defaults={"name": "Local cluster", "kubeconfig": PLACEHOLDER_KUBECONFIG}

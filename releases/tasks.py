@@ -110,7 +110,7 @@ def release_advance(self, release_id: int, run_token: str) -> str:
     except DATABASE_OUTAGE as exc:
         _database_outage(self, exc)
     if step is Step.WAIT:
-        dispatch.advance_release(release, countdown=builds.poll_seconds())
+        dispatch.advance_release(release, countdown=builds.poll_seconds(release))
     elif step is Step.NEXT:
         dispatch.advance_release(release)
     return step.value

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from releases.api.hooks import JenkinsNotificationHook
 from releases.views import (
     deployments,
     evidence,
@@ -11,6 +12,7 @@ from releases.views import (
 )
 
 urlpatterns = [
+    path("hooks/jenkins/<str:name>", JenkinsNotificationHook.as_view(), name="jenkins-hook"),
     path("", services.dashboard, name="home"),
     path("approvals/", deployments.approvals, name="approvals"),
     path("history/", history.history_page, name="history"),

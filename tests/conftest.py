@@ -95,6 +95,9 @@ settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The worker runs the release engine at test speed: fast polls, quick resumes.
 WORKER_ENV = {
     "SLIPWAY_POLL_SECONDS": "0.2",
+    # A Jenkins that notifies is polled this rarely: a test that finishes a build with
+    # notifications on finishes it because Jenkins said so.
+    "SLIPWAY_POLL_FALLBACK_SECONDS": "600",
     "SLIPWAY_STALE_AFTER_SECONDS": "3",
     "SLIPWAY_RESUME_EVERY_SECONDS": "1",
     "SLIPWAY_RETRY_BASE_SECONDS": "0.3",

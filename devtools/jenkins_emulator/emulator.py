@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from devtools.jenkins_emulator.notifications import Notifier
 from devtools.jenkins_emulator.state import JenkinsState, JobConfig
 
 
@@ -44,6 +45,9 @@ class Emulator:
             executors=int(config.get("executors", 2)),
             left_item_ttl_seconds=float(config.get("left_item_ttl_seconds", 300)),
         )
+        # The Notification plugin: where each build's start and end is posted.
+        self.notifier = Notifier(config.get("notifications", []))
+        self.state.on_build = self.notifier
         self.salt = secrets.token_bytes(16)
         self.sessions: dict[str, str] = {}
         self.faults: list[Fault] = []

@@ -325,9 +325,18 @@ class Handler(BaseHTTPRequestHandler):
                 )
                 emulator.state.reset(jobs)
                 emulator.faults.clear()
+                emulator.notifier.endpoints = list(payload.get("notifications", []))
                 return self.send_json({"ok": True})
             if path == "/_emulator/jobs" and method in ("POST", "PUT"):
                 emulator.state.set_job(JobConfig.from_dict(payload))
+                return self.send_json({"ok": True})
+            if path == "/_emulator/notifications" and method in ("POST", "PUT"):
+                endpoints = payload.get("endpoints", [])
+                if not isinstance(endpoints, list) or not all(
+                    isinstance(e, str) and e.startswith(("http://", "https://")) for e in endpoints
+                ):
+                    raise ValueError("endpoints: a list of http(s) URLs")
+                emulator.notifier.endpoints = endpoints
                 return self.send_json({"ok": True})
             if path == "/_emulator/faults" and method == "POST":
                 with emulator.lock:
@@ -360,4 +369,6 @@ def make_server(
     handler = type("BoundHandler", (Handler,), {"emulator": emulator})
     server = QuietServer((host, port), handler)
     server.emulator = emulator  # type: ignore[attr-defined]
+    bound_host, bound_port = server.server_address[:2]
+    emulator.notifier.base_url = f"http://{bound_host}:{bound_port}/"
     return server

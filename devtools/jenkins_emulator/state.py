@@ -12,6 +12,7 @@ import hashlib
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +171,8 @@ class JenkinsState:
         self, jobs: list[JobConfig], executors: int = 2, left_item_ttl_seconds: float = 300.0
     ) -> None:
         self.lock = threading.RLock()
+        # Told of each build's phase (STARTED, COMPLETED, FINALIZED): the Notification plugin.
+        self.on_build: Callable[[str, Build], None] = lambda phase, build: None
         self.executors = executors
         self.left_item_ttl = left_item_ttl_seconds
         self.reset(jobs)
@@ -251,6 +254,7 @@ class JenkinsState:
                     if build.finished is None and now >= build.started + build.duration:
                         build.finished = build.started + build.duration
                         build.final_result = build.result
+                        self._ended(build)
             for item in sorted(self.queue.values(), key=lambda i: i.id):
                 if item.left_at is None and self.why(item, now) is None:
                     self._start(item, now)
@@ -287,6 +291,11 @@ class JenkinsState:
         )
         item.left_at = now
         item.build_number = number
+        self.on_build("STARTED", self.builds[item.job][number])
+
+    def _ended(self, build: Build) -> None:
+        self.on_build("COMPLETED", build)
+        self.on_build("FINALIZED", build)
 
     def stop(self, job: str, number: int, user: str) -> Build | None:
         with self.lock:
@@ -299,4 +308,5 @@ class JenkinsState:
                 build.finished = now
                 build.final_result = "ABORTED"
                 build.aborted_by = user
+                self._ended(build)
             return build

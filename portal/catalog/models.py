@@ -34,6 +34,12 @@ class JenkinsServer(models.Model):
     )
     username = models.CharField(max_length=150)
     api_token = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    notification_secret = EncryptedTextField(
+        blank=True,
+        help_text="Turns on build notifications: Jenkins's Notification plugin posts to "
+        "/hooks/jenkins/<name>?token=<this secret> when a build starts and ends, and Slipway "
+        "polls only as a fallback (SLIPWAY_POLL_FALLBACK_SECONDS). Stored encrypted.",
+    )
     timeout_seconds = models.PositiveIntegerField(default=30)
 
     def __str__(self) -> str:

@@ -15,33 +15,46 @@ class KeepSecretForm(forms.ModelForm):
     """A blank secret on edit keeps the stored one; the stored one is never rendered."""
 
     secret_field: str = ""
+    extra_secret_fields: tuple[str, ...] = ()
+
+    def _secret_fields(self) -> tuple[str, ...]:
+        return (self.secret_field, *self.extra_secret_fields)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields[self.secret_field]
-        field.initial = ""
-        if self.instance.pk:
-            field.required = False
-            field.help_text = "Stored encrypted. Leave blank to keep the current value."
+        for name in self._secret_fields():
+            field = self.fields[name]
+            # Never rendered, and a blank one is no change (it keeps the stored secret).
+            field.initial = self.initial[name] = ""
+            if self.instance.pk:
+                field.required = False
+                field.help_text = "Stored encrypted. Leave blank to keep the current value."
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk and not cleaned.get(self.secret_field):
-            cleaned[self.secret_field] = getattr(
-                type(self.instance).objects.get(pk=self.instance.pk), self.secret_field
-            )
+        for name in self._secret_fields():
+            if self.instance.pk and not cleaned.get(name):
+                stored = type(self.instance).objects.get(pk=self.instance.pk)
+                cleaned[name] = getattr(stored, name)
         return cleaned
 
 
 class JenkinsServerForm(KeepSecretForm):
     secret_field = "api_token"
+    extra_secret_fields = ("notification_secret",)
     api_token = forms.CharField(
         widget=SecretInput(), required=False, help_text="Stored encrypted; never shown again."
+    )
+    notification_secret = forms.CharField(
+        widget=SecretInput(),
+        required=False,
+        help_text="Turns on build notifications (docs/jenkins.md): the token in the hook URL "
+        "/hooks/jenkins/<name>?token=…; stored encrypted, never shown again.",
     )
 
     class Meta:
         model = JenkinsServer
-        fields = ["name", "url", "username", "api_token", "timeout_seconds"]
+        fields = ["name", "url", "username", "api_token", "notification_secret", "timeout_seconds"]
 
 
 class RegistryForm(KeepSecretForm):

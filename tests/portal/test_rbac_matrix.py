@@ -56,6 +56,14 @@ LEAD_PAGE = statuses(302, 404, 403, 403, 302, 302)
 MATRIX = {
     # -- pages -------------------------------------------------------------------------
     "healthz": ("get", {}, None, PUBLIC),
+    # Jenkins's Notification plugin: no session or token, a per-server secret in the URL
+    # (tests/releases/test_jenkins_notifications.py has the secret's checks).
+    "jenkins-hook": (
+        "post",
+        {"name": "no-such-jenkins"},
+        {},
+        statuses(404, 404, 404, 404, 404, 404),
+    ),
     "readyz": ("get", {}, None, PUBLIC),
     # From a loopback address, which SLIPWAY_METRICS_ALLOW lets in (tests/portal/test_ops.py
     # shows the token and a refused address).

@@ -113,11 +113,14 @@ def _one_row_per_encrypted_field() -> dict[tuple[str, str], object]:
     from tests.factories import service_path
 
     path = service_path()
+    path.jenkins.notification_secret = "nt-5"
+    path.jenkins.save()
     rows = {
         ("clusters.Cluster", "kubeconfig"): Cluster.objects.create(
             slug="c", name="C", kubeconfig=KUBECONFIG
         ),
         ("portal.JenkinsServer", "api_token"): path.jenkins,
+        ("portal.JenkinsServer", "notification_secret"): path.jenkins,
         ("portal.Registry", "password"): Registry.objects.create(
             name="harbor", url="https://harbor.test", username="u", password="reg-pw-1"
         ),

@@ -26,6 +26,7 @@ class Command(BaseCommand):
             jenkins_token=os.environ.get("SLIPWAY_DEMO_JENKINS_TOKEN", ""),
             kubeconfig=kubeconfig,
             prometheus_url=os.environ.get("SLIPWAY_DEMO_PROMETHEUS_URL", ""),
+            jenkins_notify_secret=os.environ.get("SLIPWAY_DEMO_JENKINS_NOTIFY_SECRET", ""),
         )
         self.stdout.write("Demo users (log in at http://127.0.0.1:8000/):")
         for name, password in passwords.items():
