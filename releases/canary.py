@@ -30,7 +30,14 @@ from portal.catalog.canary_steps import CANARY_SUFFIX, CanaryStep, parse_canary_
 from portal.catalog.targets import OWNER_LABEL, owner_value
 from portal.core import sizes
 from releases.actions import Engine
-from releases.choices import DeploymentKind, DeploymentStatus, RolloutStatus, VerificationStatus
+from releases.choices import (
+    CANARY_LIVE,
+    CanaryPhase,
+    DeploymentKind,
+    DeploymentStatus,
+    RolloutStatus,
+    VerificationStatus,
+)
 from releases.deploy_values import deployment_values
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
 from releases.models import Deployment, TargetRollout, VerificationRun
@@ -49,8 +56,12 @@ from releases.verifying import verification_begin
 CANARY_POLL_SECONDS = 1.0
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
-# Phases of a canary step.
-ROLLING, ANALYSING, PAUSED, PROMOTING = "rolling", "analysing", "paused", "promoting"
+ROLLING, ANALYSING, PAUSED, PROMOTING = (
+    CanaryPhase.ROLLING,
+    CanaryPhase.ANALYSING,
+    CanaryPhase.PAUSED,
+    CanaryPhase.PROMOTING,
+)
 PROMOTE, ABORT = "promote", "abort"
 
 
@@ -285,7 +296,7 @@ def _abort(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: s
         after={"canary": canary["release"], "at": said, "reason": reason[: sizes.PARAGRAPH],
                **cluster_label(rollout)},
     )  # fmt: skip
-    rollout_update(rollout, canary={**canary, "phase": "aborted", "weight": 0})
+    rollout_update(rollout, canary={**canary, "phase": CanaryPhase.ABORTED, "weight": 0})
     return deployment_stop(
         deployment,
         rollout,
@@ -303,7 +314,7 @@ def canary_discard(deployment: Deployment, rollout: TargetRollout, helm: Helm, r
         return reason
     _set_weight(deployment, rollout, helm, 0, canary["step"])
     helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
-    rollout_update(rollout, canary={**canary, "phase": "aborted", "weight": 0})
+    rollout_update(rollout, canary={**canary, "phase": CanaryPhase.ABORTED, "weight": 0})
     audit_record(
         actor=WORKER,
         action=Engine.CANARY_ABORTED,
@@ -314,13 +325,37 @@ def canary_discard(deployment: Deployment, rollout: TargetRollout, helm: Helm, r
     return f"{reason}\nThe canary release {canary['release']} was set to weight 0 and removed."
 
 
+def canary_leftovers(deployment: Deployment, helm_for) -> list[str]:
+    """The deployment ended some other way (an unexpected error, a lead's cancel) while a
+    canary was installed: weight 0 and removed, audited. Returns the releases removed."""
+    removed = []
+    for rollout in TargetRollout.objects.select_related("target__cluster").filter(
+        deployment=deployment, canary__phase__in=CANARY_LIVE
+    ):
+        canary = rollout.canary
+        helm = helm_for(rollout.target)
+        _set_weight(deployment, rollout, helm, 0, canary.get("step", 0))
+        helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
+        rollout_update(rollout, canary={**canary, "phase": CanaryPhase.ABORTED, "weight": 0})
+        audit_record(
+            actor=WORKER,
+            action=Engine.CANARY_ABORTED,
+            target=deployment,
+            after={"canary": canary["release"], "at": f"step {canary.get('step')}",
+                   "reason": f"the deployment ended {deployment.status}: the canary was left "
+                   "installed", **cluster_label(rollout)},
+        )  # fmt: skip
+        removed.append(canary["release"])
+    return removed
+
+
 def canary_remove(deployment: Deployment, rollout: TargetRollout, helm: Helm) -> None:
     """After the stable release rolled out with the digest: the canary goes (audited)."""
     canary = rollout.canary or {}
     if canary.get("phase") != PROMOTING:
         return
     helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
-    rollout_update(rollout, canary={**canary, "phase": "promoted", "weight": 100})
+    rollout_update(rollout, canary={**canary, "phase": CanaryPhase.PROMOTED, "weight": 100})
     audit_record(
         actor=WORKER,
         action=Engine.CANARY_REMOVED,

@@ -160,3 +160,23 @@ class MeasurementPhase(models.TextChoices):
     FAILED = "failed", "Failed"
     INCONCLUSIVE = "inconclusive", "Inconclusive"
     ERROR = "error", "No value"
+
+
+class CanaryPhase:
+    """Where a canary step stands (a target rollout's `canary.phase`, releases/canary.py)."""
+
+    ROLLING = "rolling"  # its pods roll out
+    ANALYSING = "analysing"  # the step's verification run measures
+    PAUSED = "paused"  # the step's pause, or a lead's word
+    PROMOTING = "promoting"  # all traffic on the canary while the stable release upgrades
+    PROMOTED = "promoted"  # the stable runs the digest; the canary is gone
+    ABORTED = "aborted"  # weight 0, the canary is gone
+
+
+# A canary still installed in the cluster.
+CANARY_LIVE = (
+    CanaryPhase.ROLLING,
+    CanaryPhase.ANALYSING,
+    CanaryPhase.PAUSED,
+    CanaryPhase.PROMOTING,
+)

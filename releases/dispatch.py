@@ -55,3 +55,8 @@ def verify(run, countdown: float = 0) -> None:
     """Take a verification run's measurements that are due (with its current run token);
     it waits on Prometheus, so it runs beside the rollout watching."""
     _send_on_commit(Task.VERIFY, (run.pk, str(run.run_token)), queues.ROLLOUTS, countdown)
+
+
+def remove_canary(deployment) -> None:
+    """A deployment ended with a canary still installed: set it to 0 and remove it."""
+    _send_on_commit(Task.REMOVE_CANARY, (deployment.pk,), queues.DEPLOYS)

@@ -25,6 +25,7 @@ from portal.core.errors import DoorError
 from portal.core.queues import Task
 from releases import (
     builds,
+    canary,
     deploy_steps,
     dispatch,
     drift,
@@ -206,6 +207,29 @@ def verification_measure(self, run_id: int, run_token: str) -> str:
         return "done"
     dispatch.verify(run, countdown=wait)
     return "measuring"
+
+
+@shared_task(
+    bind=True,
+    name=Task.REMOVE_CANARY,
+    queue=queues.DEPLOYS,
+    acks_late=True,
+    max_retries=5,
+    soft_time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS * 2 + 60,
+    time_limit=settings.SLIPWAY_HELM_TIMEOUT_SECONDS * 2 + 120,
+)
+def deployment_remove_canary(self, deployment_id: int) -> list[str]:
+    """A deployment ended with a canary installed: weight 0, removed (retried while the
+    cluster does not answer)."""
+    deployment = (
+        Deployment.objects.select_related("service", "release").filter(pk=deployment_id).first()
+    )
+    if deployment is None:
+        return []
+    try:
+        return canary.canary_leftovers(deployment, lambda target: cluster_helm(target.cluster))
+    except DoorError as exc:
+        raise self.retry(countdown=_retry_delay(self.request.retries), exc=exc) from exc
 
 
 @shared_task(

@@ -24,6 +24,7 @@ from portal.core import sizes
 from releases import dispatch
 from releases.actions import DEPLOYMENT_STATUS, RELEASE_STATUS, Engine
 from releases.choices import (
+    CANARY_LIVE,
     DEPLOYMENT_RUNNING,
     DEPLOYMENT_TERMINAL,
     DEPLOYMENT_TRANSITIONS,
@@ -34,7 +35,7 @@ from releases.choices import (
     ReleaseStatus,
     allowed_sources,
 )
-from releases.models import Deployment, Release
+from releases.models import Deployment, Release, TargetRollout
 from releases.rollouts import rollouts_close
 
 WORKER = Actor.system("worker")
@@ -157,6 +158,9 @@ def deployment_transition(
         # Whatever cluster was still under way ends with it; the waves after are skipped.
         rollouts_close(deployment, reason or f"The deployment ended: {to}.")
         dispatch.start_waiting(deployment.service_id, deployment.environment_id)
+        if TargetRollout.objects.filter(deployment=deployment, canary__phase__in=CANARY_LIVE):
+            # Ended with a canary still installed (an unexpected error, say): it goes.
+            dispatch.remove_canary(deployment)
     return moved
 
 

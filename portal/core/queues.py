@@ -26,6 +26,7 @@ class Task:
     START_WAITING = "releases.start_waiting"
     RENDER_PREVIEW = "releases.render_preview"
     VERIFY = "releases.verify"
+    REMOVE_CANARY = "releases.remove_canary"
     RESUME_STALE = "releases.resume_stale"
     CHECK_DRIFT = "releases.check_drift"
     CHECK_DRIFT_ALL = "releases.check_drift_all"

@@ -21,6 +21,7 @@ from portal.audit.chain import Actor
 from portal.audit.models import AuditEvent
 from releases.deployments import deployment_start
 from releases.models import AnalysisMetric, AnalysisTemplate, Deployment, TargetRollout
+from releases.transitions import deployment_fail
 from tests.cli.test_cli import slipway
 from tests.factories import member
 from tests.releases.test_verification_e2e import ERROR_RATIO, serving
@@ -222,3 +223,22 @@ def test_a_failing_step_sets_weight_0_and_removes_the_canary_and_a_lead_aborts_b
     assert canary_release(w) is None
     event = AuditEvent.objects.get(action="canary.abort_requested")
     assert (event.actor_name, event.after["reason"]) == ("canary-lead (token ci)", "not tonight")
+
+
+def test_a_deployment_that_ends_otherwise_takes_its_canary_with_it(canary_world):
+    w = canary_world
+    stable = stable_in_prod(w, 1)
+    w["target"].canary_steps = [{"weight": 10, "pause": "lead"}]
+    w["target"].save()
+    new = built_release(w, 2)
+    serving(w, w["prometheus"], "prod", new, requests=400, errors=0)
+    deployment = promote(w, new)
+    canary_at(deployment, 10, "paused")
+    # As the task does when a step raises something unexpected.
+    assert deployment_fail(deployment=deployment, reason="Unexpected error in the canary step")
+    wait_until(lambda: w["ingresses"].deleted(), 60, "the canary Ingress deleted")
+    assert w["ingresses"].weights() == ["10", "0"]
+    assert canary_release(w) is None
+    assert image_in(w, "prod").endswith(stable.image_digest)
+    event = AuditEvent.objects.get(action="canary.aborted", target_id=str(deployment.pk))
+    assert "the deployment ended failed" in event.after["reason"]
