@@ -56,12 +56,6 @@ from releases.verifying import verification_begin
 CANARY_POLL_SECONDS = 1.0
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
-ROLLING, ANALYSING, PAUSED, PROMOTING = (
-    CanaryPhase.ROLLING,
-    CanaryPhase.ANALYSING,
-    CanaryPhase.PAUSED,
-    CanaryPhase.PROMOTING,
-)
 PROMOTE, ABORT = "promote", "abort"
 
 
@@ -80,7 +74,7 @@ def wanted(deployment: Deployment, rollout: TargetRollout) -> bool:
         bool(steps_of(rollout))
         and deployment.kind != DeploymentKind.ROLLBACK
         and rollout.previous_revision is not None
-        and (rollout.canary or {}).get("phase") != PROMOTING
+        and (rollout.canary or {}).get("phase") != CanaryPhase.PROMOTING
     )
 
 
@@ -166,7 +160,7 @@ def canary_start(deployment: Deployment, rollout: TargetRollout, helm: Helm) -> 
             "step": 1,
             "steps": len(steps),
             "weight": steps[0].weight,
-            "phase": ROLLING,
+            "phase": CanaryPhase.ROLLING,
             "started_at": timezone.now().isoformat(),
         },
     )
@@ -192,7 +186,7 @@ def canary_step(deployment: Deployment, helm_for, watcher_for) -> Step:
         return _abort(deployment, rollout, helm_for(target), said)
     phase, step, weight = canary["phase"], canary["step"], canary["weight"]
     where = f"step {step} of {canary['steps']} ({weight} %)"
-    if phase == ROLLING:
+    if phase == CanaryPhase.ROLLING:
         watcher = watcher_for(target)
         progress = watcher.watch(target.namespace, canary["release"], 2.0)
         if progress.complete:
@@ -210,7 +204,7 @@ def canary_step(deployment: Deployment, helm_for, watcher_for) -> Step:
             return _abort(deployment, rollout, helm_for(target), f"the canary's pods: {why}")
         _note(deployment, rollout, f"Canary {where}: rolling out ({progress.summary()})")
         return Step.NEXT
-    if phase == ANALYSING:
+    if phase == CanaryPhase.ANALYSING:
         run = VerificationRun.objects.filter(pk=canary.get("run")).first()
         if run is None or run.status in (VerificationStatus.SUCCESSFUL, VerificationStatus.SKIPPED):
             return _pause(deployment, rollout, canary, steps_of(rollout)[step - 1])
@@ -219,13 +213,13 @@ def canary_step(deployment: Deployment, helm_for, watcher_for) -> Step:
                   CANARY_POLL_SECONDS)  # fmt: skip
             return Step.WAIT
         if run.status == VerificationStatus.INCONCLUSIVE:
-            canary |= {"phase": PAUSED, "wait_for_lead": True, "paused_until": None,
+            canary |= {"phase": CanaryPhase.PAUSED, "wait_for_lead": True, "paused_until": None,
                        "why": f"analysis inconclusive: {run.reason[: sizes.QUOTE]}"}  # fmt: skip
             rollout_update(rollout, canary=canary)
             return Step.WAIT
         return _abort(deployment, rollout, helm_for(target),
                       f"its analysis (run #{run.pk}) failed: {run.reason}")  # fmt: skip
-    if phase == PAUSED:
+    if phase == CanaryPhase.PAUSED:
         until = canary.get("paused_until")
         due = not canary.get("wait_for_lead") and (
             until is None or timezone.now() >= datetime.fromisoformat(until)
@@ -246,14 +240,14 @@ def canary_step(deployment: Deployment, helm_for, watcher_for) -> Step:
 
 def _analyse(deployment: Deployment, rollout: TargetRollout, canary: dict) -> Step:
     run = verification_begin(deployment, canary_step=canary["step"], canary_weight=canary["weight"])
-    canary |= {"phase": ANALYSING, "run": run.pk if run else None}
+    canary |= {"phase": CanaryPhase.ANALYSING, "run": run.pk if run else None}
     rollout_update(rollout, canary=canary)
     return Step.NEXT
 
 
 def _pause(deployment: Deployment, rollout: TargetRollout, canary: dict, step: CanaryStep) -> Step:
     until = timezone.now() + timedelta(seconds=step.pause_seconds)
-    canary |= {"phase": PAUSED, "wait_for_lead": step.wait_for_lead,
+    canary |= {"phase": CanaryPhase.PAUSED, "wait_for_lead": step.wait_for_lead,
                "paused_until": None if step.wait_for_lead else until.isoformat()}  # fmt: skip
     rollout_update(rollout, canary=canary)
     return Step.NEXT
@@ -272,7 +266,7 @@ def _next(deployment: Deployment, rollout: TargetRollout, canary: dict, helm: He
     # ordinary upgrade and watch), then the canary goes.
     _set_weight(deployment, rollout, helm, 100, canary["step"] + 1)
     canary = {k: v for k, v in canary.items() if k not in ("promote", "promote_by", "why")}
-    canary |= {"phase": PROMOTING, "weight": 100}
+    canary |= {"phase": CanaryPhase.PROMOTING, "weight": 100}
     rollout_update(rollout, canary=canary, status=RolloutStatus.DEPLOYING)
     deployment_transition(
         deployment=deployment,
@@ -282,77 +276,71 @@ def _next(deployment: Deployment, rollout: TargetRollout, canary: dict, helm: He
     return Step.NEXT
 
 
-def _abort(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: str) -> Step:
-    """Traffic back to the stable release (weight 0), the canary release removed."""
+def _take_down(
+    deployment: Deployment, rollout: TargetRollout, helm: Helm, *, at: str, reason: str
+) -> str:
+    """Traffic back to the stable release (weight 0), the canary release uninstalled, the
+    rollout's canary marked aborted, audited. Returns the canary release's name."""
     canary = rollout.canary
-    target = rollout.target
-    _set_weight(deployment, rollout, helm, 0, canary["step"])
-    helm.uninstall(release=canary["release"], namespace=target.namespace)
-    said = f"step {canary['step']} of {canary['steps']} ({canary['weight']} %)"
-    audit_record(
-        actor=WORKER,
-        action=Engine.CANARY_ABORTED,
-        target=deployment,
-        after={"canary": canary["release"], "at": said, "reason": reason[: sizes.PARAGRAPH],
-               **cluster_label(rollout)},
-    )  # fmt: skip
-    rollout_update(rollout, canary={**canary, "phase": CanaryPhase.ABORTED, "weight": 0})
-    return deployment_stop(
-        deployment,
-        rollout,
-        RolloutStatus.ROLLED_BACK,
-        f"Canary aborted at {said}: {reason}\nTraffic is back on the stable release (weight "
-        f"0) and the canary Helm release {canary['release']} was removed.",
-    )
-
-
-def canary_discard(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: str) -> str:
-    """The stable upgrade after the last step failed: the canary (holding the traffic) goes
-    first, weight 0 and removed. Returns the reason, saying so."""
-    canary = rollout.canary or {}
-    if canary.get("phase") != PROMOTING:
-        return reason
-    _set_weight(deployment, rollout, helm, 0, canary["step"])
+    _set_weight(deployment, rollout, helm, 0, canary.get("step", 0))
     helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
     rollout_update(rollout, canary={**canary, "phase": CanaryPhase.ABORTED, "weight": 0})
     audit_record(
         actor=WORKER,
         action=Engine.CANARY_ABORTED,
         target=deployment,
-        after={"canary": canary["release"], "at": "promotion",
-               "reason": reason[: sizes.PARAGRAPH], **cluster_label(rollout)},
+        after={"canary": canary["release"], "at": at, "reason": reason[: sizes.PARAGRAPH],
+               **cluster_label(rollout)},
     )  # fmt: skip
-    return f"{reason}\nThe canary release {canary['release']} was set to weight 0 and removed."
+    return canary["release"]
+
+
+def _abort(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: str) -> Step:
+    """A failed step or a lead's abort: the canary goes and the deployment ends rolled back
+    (the stable release never changed)."""
+    canary = rollout.canary
+    said = f"step {canary['step']} of {canary['steps']} ({canary['weight']} %)"
+    name = _take_down(deployment, rollout, helm, at=said, reason=reason)
+    return deployment_stop(
+        deployment,
+        rollout,
+        RolloutStatus.ROLLED_BACK,
+        f"Canary aborted at {said}: {reason}\nTraffic is back on the stable release (weight "
+        f"0) and the canary Helm release {name} was removed.",
+    )
+
+
+def canary_discard(deployment: Deployment, rollout: TargetRollout, helm: Helm, reason: str) -> str:
+    """The stable upgrade after the last step failed: the canary (holding the traffic) goes
+    first. Returns the reason, saying so."""
+    if (rollout.canary or {}).get("phase") != CanaryPhase.PROMOTING:
+        return reason
+    name = _take_down(deployment, rollout, helm, at="promotion", reason=reason)
+    return f"{reason}\nThe canary release {name} was set to weight 0 and removed."
 
 
 def canary_leftovers(deployment: Deployment, helm_for) -> list[str]:
     """The deployment ended some other way (an unexpected error, a lead's cancel) while a
-    canary was installed: weight 0 and removed, audited. Returns the releases removed."""
-    removed = []
-    for rollout in TargetRollout.objects.select_related("target__cluster").filter(
-        deployment=deployment, canary__phase__in=CANARY_LIVE
-    ):
-        canary = rollout.canary
-        helm = helm_for(rollout.target)
-        _set_weight(deployment, rollout, helm, 0, canary.get("step", 0))
-        helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
-        rollout_update(rollout, canary={**canary, "phase": CanaryPhase.ABORTED, "weight": 0})
-        audit_record(
-            actor=WORKER,
-            action=Engine.CANARY_ABORTED,
-            target=deployment,
-            after={"canary": canary["release"], "at": f"step {canary.get('step')}",
-                   "reason": f"the deployment ended {deployment.status}: the canary was left "
-                   "installed", **cluster_label(rollout)},
-        )  # fmt: skip
-        removed.append(canary["release"])
-    return removed
+    canary was installed: it goes. Returns the releases removed."""
+    why = f"the deployment ended {deployment.status}: the canary was left installed"
+    return [
+        _take_down(
+            deployment,
+            rollout,
+            helm_for(rollout.target),
+            at=f"step {rollout.canary.get('step')}",
+            reason=why,
+        )
+        for rollout in TargetRollout.objects.select_related("target__cluster").filter(
+            deployment=deployment, canary__phase__in=CANARY_LIVE
+        )
+    ]
 
 
 def canary_remove(deployment: Deployment, rollout: TargetRollout, helm: Helm) -> None:
     """After the stable release rolled out with the digest: the canary goes (audited)."""
     canary = rollout.canary or {}
-    if canary.get("phase") != PROMOTING:
+    if canary.get("phase") != CanaryPhase.PROMOTING:
         return
     helm.uninstall(release=canary["release"], namespace=rollout.target.namespace)
     rollout_update(rollout, canary={**canary, "phase": CanaryPhase.PROMOTED, "weight": 100})
@@ -397,7 +385,7 @@ def canary_decide(
         if rollout is None or deployment.status != DeploymentStatus.CANARY:
             raise Conflict(f"Deployment #{deployment.pk} has no canary under way.")
         canary = dict(rollout.canary)
-        if action == PROMOTE and canary.get("phase") != PAUSED:
+        if action == PROMOTE and canary.get("phase") != CanaryPhase.PAUSED:
             raise Conflict(
                 f"The canary is {canary.get('phase')}: a lead promotes it once its step is "
                 "analysed and paused (abort is possible at any time)."
