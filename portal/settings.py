@@ -176,6 +176,9 @@ AUTH_LDAP_REQUIRE_GROUP = env.str("SLIPWAY_LDAP_REQUIRE_GROUP", default="") or N
 SLIPWAY_LDAP_GROUP_BASE = env.str("SLIPWAY_LDAP_GROUP_BASE", default="ou=groups,dc=example,dc=com")
 AUTH_LDAP_CONNECTION_OPTIONS = {}
 AUTH_LDAP_CACHE_TIMEOUT = 0
+# LDAP groups become Slipway groups by name (cn) at each sign-in, so an approval rule can
+# name a directory group (releases/policy_models.py).
+AUTH_LDAP_MIRROR_GROUPS = True
 # Offboarding: how often the directory is read again for LDAP accounts with a live token
 # or session (every LDAP account is read at least daily).
 SLIPWAY_LDAP_SYNC_SECONDS = env.float("SLIPWAY_LDAP_SYNC_SECONDS", default=300.0)

@@ -84,6 +84,7 @@ class Engine:
     CLUSTER_RETRIED = Action("deployment.cluster_retried", "A lead retried a cluster")
     CLUSTER_SKIPPED = Action("deployment.cluster_skipped", "A lead skipped a cluster")
     HELM_RECOVERED = Action("helm.recovered", "Stuck Helm release recovered")
+    APPROVAL_COUNTED = Action("deployment.approval_counted", "Approval counted for a rule")
     GATE_OVERRIDE = Action("gate.override", "Promotion gates overridden")
     CHECKLIST_TICKED = Action("gate.checklist_ticked", "Checklist item ticked")
     DRIFT_DETECTED = Action("drift.detected", "Drift detected", failed=True, notify=Notify.DRIFT)

@@ -1,7 +1,13 @@
 from django.contrib import admin
 
 from portal.audit.changes import AuditedAdmin
-from releases.models import AnalysisMetric, AnalysisTemplate, PromotionGate
+from releases.models import (
+    AnalysisMetric,
+    AnalysisTemplate,
+    ApprovalPolicy,
+    ApprovalRule,
+    PromotionGate,
+)
 
 
 @admin.register(PromotionGate)
@@ -36,3 +42,20 @@ class AnalysisTemplateAdmin(AuditedAdmin):
     list_filter = ["environment", "enabled"]
     fields = ["environment", "service", "name", "prometheus_url", "enabled"]
     inlines = [AnalysisMetricInline]
+
+
+class ApprovalRuleInline(admin.StackedInline):
+    model = ApprovalRule
+    extra = 1
+    fields = [("name", "required_approvals", "order"), ("role", "group", "team"), "users"]
+    filter_horizontal = ["users"]
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(AuditedAdmin):
+    """Who approves deployments to a protected environment (docs/change-management.md)."""
+
+    list_display = ["name", "environment", "team", "requester_may_approve"]
+    list_filter = ["environment"]
+    fields = ["environment", "team", "name", "requester_may_approve"]
+    inlines = [ApprovalRuleInline]

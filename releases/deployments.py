@@ -32,18 +32,16 @@ from releases.choices import (
 from releases.errors import Conflict, DeploymentBusy, NotPermitted, ReleaseRefused
 from releases.gates import gates_enforce
 from releases.models import Approval, Deployment, Release, TargetRollout
-from releases.promotion import (
-    check_deployable,
-    decision_refusal,
-    needs_approval,
-    withdrawal_refusal,
-)
+from releases.policies import policy_for, vote_rule
+from releases.policy_models import ApprovalVote
+from releases.promotion import check_deployable, needs_approval, withdrawal_refusal
 from releases.transitions import deployment_transition
 
 # How a rejection's reason starts (the timeline tells a rejection from a withdrawal by it).
 REJECTED_BY = "rejected by"
 RUNNING_CONSTRAINT = "deployment_one_running_per_service_environment"
 WAITING_CONSTRAINT = "deployment_one_waiting_per_release_environment"
+VOTE_CONSTRAINT = "approval_vote_once"
 
 
 def _violated(exc: IntegrityError) -> str:
@@ -226,6 +224,11 @@ def _create(
             status=status,
             freeze_override=override,
             gate_override=gates,
+            approval_policy=(
+                policy_for(service=release.service, environment=environment)
+                if status == DeploymentStatus.AWAITING_APPROVAL
+                else None
+            ),
         )
         TargetRollout.objects.bulk_create(
             TargetRollout(deployment=deployment, target=target, wave=target.wave)
@@ -272,16 +275,38 @@ def deployment_decide(
     context: RequestContext | None = None,
     freeze_override: str = "",
     gate_override: str = "",
+    represented_as: str = "",
 ) -> Deployment:
-    """A lead approves (the deployment takes the environment's slot and starts) or rejects
-    (it is cancelled). The checks run again, in the transaction of the decision: approving
-    a busy or frozen environment is refused and the request waits on (a lead may override
-    a freeze or the gates with a reason)."""
+    """Someone the request's approval policy counts approves or rejects it. An approval
+    counts for one rule (`represented_as`, or the first unmet rule they count for); the one
+    that meets the last rule starts the deployment (it takes the environment's slot). A
+    rejection cancels it. The path, freeze and gate checks run again, in the transaction of
+    the approval that starts it: approving a busy or frozen environment is refused and the
+    request waits on (a lead may override a freeze or the gates with a reason)."""
 
     def decide() -> Deployment:
-        refusal = decision_refusal(deployment=deployment, user=user)
-        if refusal:
-            raise refusal
+        rule, state = vote_rule(
+            deployment=deployment, user=user, approve=approve, represented_as=represented_as
+        )
+        said = comment[: sizes.PARAGRAPH]
+        vote = {"deployment": deployment, "user": user, "rule_id": rule.id,
+                "represented_as": rule.name, "approved": approve, "comment": said}  # fmt: skip
+        who = {"actor": actor, "context": context}
+        if approve and not _meets_all(state, rule):
+            ApprovalVote.objects.create(**vote)
+            audit_record(
+                action=Engine.APPROVAL_COUNTED,
+                target=deployment,
+                after={
+                    "rule": rule.name,
+                    "by": user.get_username(),
+                    "comment": said,
+                    "policy": state.policy.name,
+                    "still_missing": _missing_after(state, rule),
+                },
+                **who,
+            )
+            return deployment
         override = gates = None
         if approve:
             check_deployable(
@@ -307,7 +332,9 @@ def deployment_decide(
                 )
         to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
         reason = "" if approve else f"{REJECTED_BY} {user.get_username()}: {comment}".strip(": ")
-        said = comment[: sizes.PARAGRAPH]
+        note = {"comment": said} if comment else {}
+        if state.policy.id is not None:
+            note |= {"rule": rule.name, "policy": state.policy.name}
         with transaction.atomic():  # a savepoint: a busy environment undoes only this
             if not deployment_transition(
                 deployment=deployment,
@@ -315,13 +342,13 @@ def deployment_decide(
                 actor=actor,
                 reason=reason,
                 context=context,
-                note={"comment": said} if comment else None,
+                note=note or None,
             ):
                 raise Conflict(f"Deployment #{deployment.pk} was decided or withdrawn meanwhile.")
+            ApprovalVote.objects.create(**vote)
             Approval.objects.create(
                 deployment=deployment, decided_by=user, approved=approve, comment=said
             )
-            who = {"actor": actor, "context": context}
             if gates:
                 _record_override(deployment, "gate_override", gates, Engine.GATE_OVERRIDE, **who)
             if override:
@@ -335,11 +362,28 @@ def deployment_decide(
     try:
         return _one_transaction(decide)
     except IntegrityError as exc:
+        if _violated(exc) == VOTE_CONSTRAINT:
+            raise Conflict(
+                f"You already decided on deployment #{deployment.pk}; each person counts once."
+            ) from exc
         deployment.status = DeploymentStatus.AWAITING_APPROVAL
         raise DeploymentBusy(
             busy_message(deployment.service_id, deployment.environment)
             + " The request keeps waiting for approval."
         ) from exc
+
+
+def _meets_all(state, rule) -> bool:
+    """Whether one more approval for `rule` meets every rule of the policy."""
+    return all(len(s.approvals) + (s.rule.key == rule.key) >= s.rule.required for s in state.rules)
+
+
+def _missing_after(state, rule) -> str:
+    return "; ".join(
+        f"{s.rule.name} {len(s.approvals) + (s.rule.key == rule.key)}/{s.rule.required}"
+        for s in state.rules
+        if len(s.approvals) + (s.rule.key == rule.key) < s.rule.required
+    )
 
 
 def deployment_withdraw(

@@ -64,6 +64,17 @@ def _deployment(d: Deployment) -> dict:
         }
         if approval
         else None,
+        "approval_policy": d.approval_policy.name if d.approval_policy_id else None,
+        "approvals": [
+            {
+                "by": _user(v.user),
+                "represented_as": v.represented_as,
+                "approved": v.approved,
+                "comment": v.comment,
+                "at": _iso(v.at),
+            }
+            for v in d.votes.all()
+        ],
         "gate_override": d.gate_override,
         "freeze_override": d.freeze_override,
         "clusters": [
@@ -113,8 +124,8 @@ def release_evidence(release: Release, *, generated_by: str) -> dict:
     """The release's evidence now, signed."""
     deployments = list(
         Deployment.objects.filter(release=release)
-        .select_related("environment", "requested_by", "approval__decided_by")
-        .prefetch_related("rollouts__target__cluster")
+        .select_related("environment", "requested_by", "approval__decided_by", "approval_policy")
+        .prefetch_related("rollouts__target__cluster", "votes__user")
         .order_by("id")
     )
     events = AuditEvent.objects.filter(

@@ -192,6 +192,14 @@ class Deployment(models.Model):
         blank=True,
         help_text="The freeze a lead overrode to request it, with their reason.",
     )
+    approval_policy = models.ForeignKey(
+        "releases.ApprovalPolicy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deployments",
+        help_text="The policy it waited under (none: the default, one lead of the team).",
+    )
     run_token = models.UUIDField(default=uuid.uuid4)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     resume_count = models.PositiveIntegerField(default=0)
@@ -306,11 +314,15 @@ from releases.analysis_models import (  # noqa: E402
     VerificationRun,
 )
 from releases.gate_models import ChecklistTick, GateResult, PromotionGate  # noqa: E402
+from releases.policy_models import ApprovalPolicy, ApprovalRule, ApprovalVote  # noqa: E402
 
 __all__ = [
     "AnalysisMetric",
     "AnalysisTemplate",
     "Approval",
+    "ApprovalPolicy",
+    "ApprovalRule",
+    "ApprovalVote",
     "ChecklistTick",
     "Deployment",
     "GateResult",

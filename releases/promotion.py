@@ -19,8 +19,8 @@ from portal.access.choices import Role
 from portal.access.permissions import has_role
 from portal.catalog.models import DeploymentTarget, Environment, Service
 from releases import verified
-from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus, RolloutStatus
-from releases.errors import Conflict, NotPermitted, PromotionRefused, ReleaseRefused
+from releases.choices import DeploymentKind, ReleaseStatus, RolloutStatus
+from releases.errors import NotPermitted, PromotionRefused, ReleaseRefused
 from releases.models import Deployment, Release, TargetRollout
 
 # Rollouts that changed what a target runs: a success, or a failure after helm upgraded it
@@ -197,20 +197,6 @@ def deployment_role_needed(kind: str) -> str:
 def needs_approval(environment: Environment, kind: str) -> bool:
     """Protected environments wait for a lead; a lead's rollback does not."""
     return environment.requires_approval and kind != DeploymentKind.ROLLBACK
-
-
-def decision_refusal(*, deployment: Deployment, user) -> ReleaseRefused | None:
-    """Why `user` may not approve or reject this deployment, or None if they may."""
-    if not has_role(user, deployment.service, Role.LEAD):
-        return NotPermitted(f"Only a lead of {deployment.service.team} may approve or reject.")
-    if deployment.requested_by_id == user.pk:
-        return NotPermitted("A lead other than the requester must approve.")
-    if deployment.status != DeploymentStatus.AWAITING_APPROVAL:
-        return Conflict(
-            f"Deployment #{deployment.pk} is {deployment.get_status_display().lower()}, "
-            "not awaiting approval."
-        )
-    return None
 
 
 def withdrawal_refusal(*, deployment: Deployment, user) -> ReleaseRefused | None:

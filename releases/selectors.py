@@ -21,6 +21,7 @@ from portal.catalog.environment_config import (
     target_links,
 )
 from portal.catalog.models import DeploymentTarget, Environment, Service
+from releases import policies
 from releases.choices import (
     DEPLOYMENT_OPEN,
     DEPLOYMENT_RUNNING,
@@ -133,23 +134,21 @@ def release_history(*, service: Service, limit: int = 25) -> QuerySet[Release]:
 
 
 def approvals_waiting_for(user) -> QuerySet[Deployment]:
-    """Requests the user may decide: awaiting approval in a team where they are a lead
-    (or admin), never their own."""
-    teams = teams_with_role(user, Role.LEAD)
-    waiting = Deployment.objects.filter(status=DeploymentStatus.AWAITING_APPROVAL).exclude(
-        requested_by=user
-    )
-    if teams is not None:
-        waiting = waiting.filter(service__team_id__in=teams)
-    return waiting
+    """Requests the user may decide: awaiting approval, a rule of their policy counts the
+    user, and they have not decided yet (never their own unless the policy allows it)."""
+    return policies.waiting_for(user)
 
 
 def approvals_inbox(user) -> list[Deployment]:
-    return list(
+    """The requests with where each stands: rules met, by whom, who may still approve."""
+    waiting = list(
         approvals_waiting_for(user)
         .select_related("release", "service__team", "environment", "requested_by")
         .order_by("created_at")
     )
+    for deployment in waiting:
+        deployment.policy = policies.policy_state(deployment, candidates=True)
+    return waiting
 
 
 def judgements_waiting_for(user) -> QuerySet[VerificationRun]:

@@ -277,13 +277,43 @@ def promote(
 @click.argument("deployment", type=int)
 @click.option("--comment", default="", help="Recorded with the decision.")
 @click.option("--reject", is_flag=True, help="Reject instead of approving.")
+@click.option(
+    "--as",
+    "represented_as",
+    default="",
+    help="The approval rule your approval counts for (default: the first unmet one).",
+)
 @pass_context
 @_run
-def approve(obj: Context, deployment: int, comment: str, reject: bool) -> None:
-    """Approve (or --reject) a deployment waiting for a lead."""
+def approve(obj: Context, deployment: int, comment: str, reject: bool, represented_as: str) -> None:
+    """Approve (or --reject) a deployment waiting for approval."""
     verb = "reject" if reject else "approve"
-    result = obj.api.post(f"/api/v1/deployments/{deployment}/{verb}", {"comment": comment})
-    obj.out(result, f"deployment #{deployment}: {result['status']}")
+    body = {"comment": comment, "represented_as": represented_as}
+    result = obj.api.post(f"/api/v1/deployments/{deployment}/{verb}", body)
+    mine = result.get("approvals", [])[-1:] or [{}]
+    counted = f" (counted as {mine[0]['represented_as']})" if mine[0].get("represented_as") else ""
+    obj.out(result, f"deployment #{deployment}: {result['status']}{counted}")
+
+
+@cli.command()
+@click.argument("deployment", type=int)
+@pass_context
+@_run
+def approvals(obj: Context, deployment: int) -> None:
+    """Where DEPLOYMENT stands against its approval policy, rule by rule."""
+    state = obj.api.get(f"/api/v1/deployments/{deployment}/approvals")
+    lines = [f"deployment #{deployment}: {state['status']} · policy {state['policy']}"]
+    for rule in state["rules"]:
+        by = ", ".join(a["by"] for a in rule["approvals"]) or "nobody yet"
+        mark = "met" if rule["met"] else "waiting"
+        lines.append(
+            f"  {rule['name']}: {len(rule['approvals'])}/{rule['required_approvals']} {mark}"
+            f" — approved by {by}"
+            + ("" if rule["met"] else f"; may approve: {', '.join(rule['may_approve']) or '—'}")
+        )
+    if state["rejection"]:
+        lines.append(f"  rejected by {state['rejection']['by']}")
+    obj.out(state, "\n".join(lines))
 
 
 @cli.command()

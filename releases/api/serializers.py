@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from portal.core import sizes
 from releases.choices import DeploymentKind
-from releases.models import Deployment, Release, TargetRollout
+from releases.models import ApprovalVote, Deployment, Release, TargetRollout
 
 
 def username(source: str) -> serializers.CharField:
@@ -61,11 +61,26 @@ def _sole(field: str, empty=None):
 _revision = extend_schema_field(serializers.IntegerField(allow_null=True))
 
 
+class VoteOutput(serializers.ModelSerializer):
+    by = serializers.CharField(source="user.username")
+    represented_as = serializers.CharField(help_text="The approval rule it counted for.")
+
+    class Meta:
+        model = ApprovalVote
+        fields = ["by", "represented_as", "approved", "comment", "at"]
+
+
 class DeploymentOutput(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = username("requested_by")
     approved_by = serializers.SerializerMethodField()
     decision_comment = serializers.SerializerMethodField()
+    approvals = VoteOutput(
+        source="votes",
+        many=True,
+        read_only=True,
+        help_text="Each approval or rejection, with the rule it counted for.",
+    )
     clusters = RolloutOutput(
         source="rollouts",
         many=True,
@@ -105,6 +120,7 @@ class DeploymentOutput(serializers.ModelSerializer):
             "requested_by",
             "approved_by",
             "decision_comment",
+            "approvals",
             "created_at",
             "started_at",
             "finished_at",
@@ -303,6 +319,13 @@ class ClusterDecisionInput(serializers.Serializer):
 
 class DecisionInput(serializers.Serializer):
     comment = serializers.CharField(max_length=sizes.PARAGRAPH, required=False, allow_blank=True)
+    represented_as = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="The approval rule this approval counts for (default: the first unmet rule "
+        "the caller counts for). See GET /deployments/{id}/approvals.",
+    )
     freeze_override = serializers.CharField(
         max_length=sizes.LINE,
         required=False,

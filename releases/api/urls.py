@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import evidence, gates, insights, verifications, views
+from releases.api import approvals, evidence, gates, insights, verifications, views
 
 urlpatterns = [
     path("insights/", insights.InsightsApi.as_view(), name="api-insights"),
@@ -45,6 +45,11 @@ urlpatterns = [
         "deployments/<int:pk>/approve",
         views.DeploymentDecisionApi.as_view(),
         name="api-deployment-approve",
+    ),
+    path(
+        "deployments/<int:pk>/approvals",
+        approvals.DeploymentApprovalsApi.as_view(),
+        name="api-deployment-approvals",
     ),
     path(
         "deployments/<int:pk>/reject",

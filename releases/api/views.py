@@ -39,12 +39,14 @@ from releases.canary import ABORT, PROMOTE, canary_decide
 from releases.choices import RELEASE_ACTIVE
 from releases.deployments import deployment_decide, deployment_start, deployment_withdraw
 from releases.filters import DeploymentFilter, ReleaseFilter
-from releases.models import Deployment, Release, TargetRollout
+from releases.models import ApprovalVote, Deployment, Release, TargetRollout
+from releases.policies import decidable_or_404
 from releases.promotion import deployment_role_needed
 from releases.waves import RETRY, SKIP, deployment_cluster_decide
 
 # A deployment's clusters in one query, however many there are.
 _ROLLOUTS = Prefetch("rollouts", TargetRollout.objects.select_related("target__cluster"))
+_VOTES = Prefetch("votes", ApprovalVote.objects.select_related("user"))
 
 
 def _releases(request):
@@ -54,20 +56,24 @@ def _releases(request):
                 "deployments",
                 Deployment.objects.select_related(
                     "environment", "requested_by", "approval__decided_by"
-                ).prefetch_related(_ROLLOUTS),
+                ).prefetch_related(_ROLLOUTS, _VOTES),
             )
         ),
         request.user,
     )
 
 
-def _deployments(request):
-    return visible(
-        Deployment.objects.select_related(
-            "service__team", "environment", "release", "requested_by", "approval__decided_by"
-        ).prefetch_related(_ROLLOUTS),
-        request.user,
-    )
+def visible_deployments(request, *, everyone: bool = False):
+    deployments = Deployment.objects.select_related(
+        "service__team", "environment", "release", "requested_by", "approval__decided_by"
+    ).prefetch_related(_ROLLOUTS, _VOTES)
+    return deployments if everyone else visible(deployments, request.user)
+
+
+def _decidable(request, pk: int) -> Deployment:
+    """A deployment the caller sees, or one whose approval policy counts them (a rule may
+    count people outside the team, e.g. QA)."""
+    return decidable_or_404(visible_deployments(request), request.user, pk)
 
 
 class ServiceListApi(generics.ListAPIView, ApiView):
@@ -197,14 +203,14 @@ class DeploymentListApi(generics.ListAPIView, ApiView):
     pagination_class = Page
 
     def get_queryset(self):
-        return _deployments(self.request)
+        return visible_deployments(self.request)
 
 
 class DeploymentDetailApi(generics.RetrieveAPIView, ApiView):
     serializer_class = DeploymentOutput
 
     def get_queryset(self):
-        return _deployments(self.request)
+        return visible_deployments(self.request)
 
 
 class DeploymentDecisionApi(ApiView):
@@ -215,7 +221,7 @@ class DeploymentDecisionApi(ApiView):
 
     @extend_schema(request=DecisionInput, responses=DeploymentOutput)
     def post(self, request, pk: int):
-        deployment = get_object_or_404(_deployments(request), pk=pk)
+        deployment = _decidable(request, pk)
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         deployment_decide(
@@ -225,9 +231,12 @@ class DeploymentDecisionApi(ApiView):
             comment=data.validated_data.get("comment", ""),
             freeze_override=data.validated_data.get("freeze_override", ""),
             gate_override=data.validated_data.get("gate_override", ""),
+            represented_as=data.validated_data.get("represented_as", ""),
             **actor_and_context(request),
         )
-        return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
+        # Fetched again whoever they are: having decided, they no longer wait for it.
+        decided = visible_deployments(request, everyone=True).get(pk=pk)
+        return Response(DeploymentOutput(decided).data)
 
 
 class DeploymentRejectApi(DeploymentDecisionApi):
@@ -240,9 +249,9 @@ class DeploymentCancelApi(ApiView):
 
     @extend_schema(request=None, responses=DeploymentOutput)
     def post(self, request, pk: int):
-        deployment = get_object_or_404(_deployments(request), pk=pk)
+        deployment = get_object_or_404(visible_deployments(request), pk=pk)
         deployment_withdraw(deployment=deployment, user=request.user, **actor_and_context(request))
-        return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
+        return Response(DeploymentOutput(visible_deployments(request).get(pk=pk)).data)
 
 
 class DeploymentCanaryApi(ApiView):
@@ -263,7 +272,7 @@ class DeploymentCanaryApi(ApiView):
         ],
     )  # fmt: skip
     def post(self, request, pk: int, action: str):
-        deployment = get_object_or_404(_deployments(request), pk=pk)
+        deployment = get_object_or_404(visible_deployments(request), pk=pk)
         data = ClusterDecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         canary_decide(
@@ -273,7 +282,7 @@ class DeploymentCanaryApi(ApiView):
             user=request.user,
             **actor_and_context(request),
         )
-        return Response(DeploymentOutput(_deployments(request).get(pk=pk)).data)
+        return Response(DeploymentOutput(visible_deployments(request).get(pk=pk)).data)
 
 
 class DeploymentClusterApi(ApiView):
@@ -298,7 +307,7 @@ class DeploymentClusterApi(ApiView):
         ],
     )  # fmt: skip
     def post(self, request, pk: int, cluster: str, action: str):
-        deployment = get_object_or_404(_deployments(request), pk=pk)
+        deployment = get_object_or_404(visible_deployments(request), pk=pk)
         data = ClusterDecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         continued = deployment_cluster_decide(
@@ -310,6 +319,6 @@ class DeploymentClusterApi(ApiView):
             **actor_and_context(request),
         )
         return Response(
-            DeploymentOutput(_deployments(request).get(pk=continued.pk)).data,
+            DeploymentOutput(visible_deployments(request).get(pk=continued.pk)).data,
             status=status.HTTP_201_CREATED,
         )

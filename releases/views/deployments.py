@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from portal.access.choices import Role
-from portal.access.permissions import has_role
+from portal.access.permissions import has_role, visible
 from portal.audit.chain import actor_and_context
 from portal.audit.reads import events_of
 from portal.web.once import acts_once
@@ -19,6 +19,8 @@ from releases import selectors
 from releases.canary import ABORT, PROMOTE, canary_decide
 from releases.choices import DeploymentStatus
 from releases.deployments import deployment_decide, deployment_withdraw
+from releases.models import Deployment
+from releases.policies import decidable_or_404
 from releases.preview import merge_values
 from releases.rollouts import deployment_rollouts
 from releases.views.common import deployment_or_404
@@ -37,7 +39,12 @@ def _back(request, deployment):
 @require_POST
 @acts_once
 def deployment_decide_view(request, pk: int):
-    deployment = deployment_or_404(request, pk)
+    deployment = decidable_or_404(
+        visible(Deployment.objects.select_related("service__team", "environment", "release"),
+                request.user),
+        request.user,
+        pk,
+    )  # fmt: skip
     decision = request.POST.get("decision")
     if decision not in ("approve", "reject"):
         return HttpResponse("decision must be approve or reject", status=400)
@@ -48,10 +55,20 @@ def deployment_decide_view(request, pk: int):
             approve=decision == "approve",
             comment=request.POST.get("comment", ""),
             gate_override=request.POST.get("gate_override", ""),
+            represented_as=request.POST.get("represented_as", ""),
             **actor_and_context(request),
         )
-        messages.success(request, f"Deployment #{deployment.pk} {decision}d.")
+        messages.success(request, decided_message(deployment, decision))
     return _back(request, deployment)
+
+
+def decided_message(deployment, decision: str) -> str:
+    if decision == "approve" and deployment.status == DeploymentStatus.AWAITING_APPROVAL:
+        return (
+            f"Your approval of deployment #{deployment.pk} is counted; it waits for the "
+            "policy's other approvals."
+        )
+    return f"Deployment #{deployment.pk} {decision}d."
 
 
 @login_required

@@ -34,8 +34,8 @@ from releases.choices import (
 from releases.deployments import deployment_start
 from releases.gates import checklist_tick, describe_failed, gates_check
 from releases.models import PromotionGate
+from releases.policies import may_decide, policy_state
 from releases.promotion import (
-    decision_refusal,
     deployment_role_needed,
     release_promotion_target,
     withdrawal_refusal,
@@ -53,10 +53,9 @@ def _release_context(request, release) -> dict:
         .order_by("id")
     )
     for deployment in deployments:
-        deployment.may_decide = (
-            deployment.status == DeploymentStatus.AWAITING_APPROVAL
-            and decision_refusal(deployment=deployment, user=request.user) is None
-        )
+        deployment.may_decide = may_decide(deployment, request.user)
+        if deployment.status == DeploymentStatus.AWAITING_APPROVAL:
+            deployment.policy = policy_state(deployment, candidates=True)
         deployment.may_withdraw = (
             deployment.status in DEPLOYMENT_WITHDRAWABLE
             and withdrawal_refusal(deployment=deployment, user=request.user) is None

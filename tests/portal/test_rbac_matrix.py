@@ -213,6 +213,7 @@ MATRIX = {
     ),
     "api-deployments": ("get", {}, None, READ_API),
     "api-deployment": ("get", {"pk": "deployment"}, None, TEAM_API),
+    "api-deployment-approvals": ("get", {"pk": "deployment"}, None, TEAM_API),
     "api-deployment-approve": (
         "post",
         {"pk": "deployment"},
