@@ -1,11 +1,14 @@
+from django import forms
 from django.contrib import admin
 
 from portal.audit.changes import AuditedAdmin
+from portal.web.forms import KeepSecretForm, SecretInput
 from releases.models import (
     AnalysisMetric,
     AnalysisTemplate,
     ApprovalPolicy,
     ApprovalRule,
+    ChangeSystem,
     PromotionGate,
 )
 
@@ -59,3 +62,27 @@ class ApprovalPolicyAdmin(AuditedAdmin):
     list_filter = ["environment"]
     fields = ["environment", "team", "name", "requester_may_approve"]
     inlines = [ApprovalRuleInline]
+
+
+class ChangeSystemForm(KeepSecretForm):
+    secret_field = "secret"
+    secret = forms.CharField(
+        widget=SecretInput(),
+        required=False,
+        help_text="ServiceNow: the password. Webhook: the HMAC secret. Stored encrypted; "
+        "never shown again.",
+    )
+
+    class Meta:
+        model = ChangeSystem
+        fields = "__all__"
+
+
+@admin.register(ChangeSystem)
+class ChangeSystemAdmin(AuditedAdmin):
+    """Where deployments to an environment open change requests (docs/change-management.md)."""
+
+    form = ChangeSystemForm
+    list_display = ["name", "environment", "kind", "require_approved", "enabled"]
+    fields = ["environment", "name", "kind", "url", "username", "secret", "assignment_group",
+              "require_approved", "window_hours", "enabled"]  # fmt: skip

@@ -23,6 +23,7 @@ from portal.catalog.registries import registry_access
 from portal.core import sizes
 from releases import dispatch
 from releases.actions import DEPLOYMENT_REQUEST, Engine
+from releases.changes import change_open, change_start_refusal, ticket_record
 from releases.choices import (
     DEPLOYMENT_RUNNING,
     DEPLOYMENT_WAITING,
@@ -127,6 +128,7 @@ def deployment_start(
     gate_override: str = "",
     targets: list[DeploymentTarget] | None = None,
     continues: Deployment | None = None,
+    emergency_reason: str = "",
 ) -> Deployment:
     """Deploy a built release to an environment: the same image digest, never a rebuild;
     to each of the service's targets there (its clusters), wave after wave.
@@ -136,7 +138,9 @@ def deployment_start(
     starts. `wait_if_busy`: queue behind a running deployment instead of refusing.
     `freeze_override`, `gate_override`: a lead's reason to deploy anyway. `targets` and
     `continues`: a lead's retry or skip goes on with some clusters of a deployment that
-    stopped (releases/waves.py); it needs no other approval.
+    stopped (releases/waves.py); it needs no other approval. Where the environment has a
+    change system, the change request is opened last (releases/changes.py);
+    `emergency_reason`: a lead's emergency change.
     """
 
     def start() -> Deployment:
@@ -164,8 +168,13 @@ def deployment_start(
             if needs_approval(environment, kind) and continues is None
             else DeploymentStatus.PENDING
         )
+        opened = None
+        if continues is None:
+            opened = change_open(release=release, environment=environment, kind=kind, user=user,
+                                 emergency_reason=emergency_reason)  # fmt: skip
         request = {"kind": kind, "actor": actor, "user": user, "context": context,
-                   "override": override, "gates": gates, "continues": continues}  # fmt: skip
+                   "override": override, "gates": gates, "continues": continues,
+                   "opened": opened}  # fmt: skip
         try:
             return _create(release, environment, waves, status, **request)
         except IntegrityError as exc:
@@ -211,7 +220,7 @@ def environment_targets(release: Release, environment: Environment) -> list[Depl
 
 def _create(
     release, environment, targets, status, *, kind, actor, user, context, override, gates,
-    continues,
+    continues, opened,
 ) -> Deployment:  # fmt: skip
     with transaction.atomic():
         deployment = Deployment.objects.create(
@@ -248,6 +257,8 @@ def _create(
                 **({"continues": continues.pk} if continues else {}),
             },
         )
+        if opened is not None:
+            ticket_record(deployment=deployment, opened=opened, actor=actor, context=context)
         for action, value in ((Catalog.FREEZE_OVERRIDE, override), (Engine.GATE_OVERRIDE, gates)):
             if value:
                 audit_record(
@@ -330,6 +341,9 @@ def deployment_decide(
                     user=user,
                     override_reason=gate_override,
                 )
+            waits_for_change = change_start_refusal(deployment)
+            if waits_for_change:
+                raise Conflict(waits_for_change)
         to = DeploymentStatus.PENDING if approve else DeploymentStatus.CANCELLED
         reason = "" if approve else f"{REJECTED_BY} {user.get_username()}: {comment}".strip(": ")
         note = {"comment": said} if comment else {}

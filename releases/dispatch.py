@@ -57,6 +57,11 @@ def verify(run, countdown: float = 0) -> None:
     _send_on_commit(Task.VERIFY, (run.pk, str(run.run_token)), queues.ROLLOUTS, countdown)
 
 
+def change_tell(deployment, status: str) -> None:
+    """Tell the deployment's change request what happened (retried while unreachable)."""
+    _send_on_commit(Task.CHANGE_TELL, (deployment.pk, status), queues.NOTIFICATIONS)
+
+
 def remove_canary(deployment) -> None:
     """A deployment ended with a canary still installed: set it to 0 and remove it."""
     _send_on_commit(Task.REMOVE_CANARY, (deployment.pk,), queues.DEPLOYS)

@@ -43,6 +43,23 @@ def canonical(document: dict) -> bytes:
     ).encode()
 
 
+def _change(d: Deployment) -> dict | None:
+    ticket = getattr(d, "change_ticket", None)
+    if ticket is None:
+        return None
+    return {
+        "system": ticket.system.name,
+        "number": ticket.number,
+        "state": ticket.state,
+        "approval": ticket.approval,
+        "planned_start": _iso(ticket.planned_start),
+        "planned_end": _iso(ticket.planned_end),
+        "emergency": ticket.emergency,
+        "emergency_reason": ticket.emergency_reason,
+        "outcome": ticket.outcome,
+    }
+
+
 def _deployment(d: Deployment) -> dict:
     approval = getattr(d, "approval", None)
     return {
@@ -75,6 +92,7 @@ def _deployment(d: Deployment) -> dict:
             }
             for v in d.votes.all()
         ],
+        "change": _change(d),
         "gate_override": d.gate_override,
         "freeze_override": d.freeze_override,
         "clusters": [
@@ -124,7 +142,13 @@ def release_evidence(release: Release, *, generated_by: str) -> dict:
     """The release's evidence now, signed."""
     deployments = list(
         Deployment.objects.filter(release=release)
-        .select_related("environment", "requested_by", "approval__decided_by", "approval_policy")
+        .select_related(
+            "environment",
+            "requested_by",
+            "approval__decided_by",
+            "approval_policy",
+            "change_ticket__system",
+        )
         .prefetch_related("rollouts__target__cluster", "votes__user")
         .order_by("id")
     )

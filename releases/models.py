@@ -313,6 +313,7 @@ from releases.analysis_models import (  # noqa: E402
     Measurement,
     VerificationRun,
 )
+from releases.change_models import ChangeSystem, ChangeTicket  # noqa: E402
 from releases.gate_models import ChecklistTick, GateResult, PromotionGate  # noqa: E402
 from releases.policy_models import ApprovalPolicy, ApprovalRule, ApprovalVote  # noqa: E402
 
@@ -323,6 +324,8 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalRule",
     "ApprovalVote",
+    "ChangeSystem",
+    "ChangeTicket",
     "ChecklistTick",
     "Deployment",
     "GateResult",

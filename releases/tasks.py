@@ -26,6 +26,7 @@ from portal.core.queues import Task
 from releases import (
     builds,
     canary,
+    changes,
     deploy_steps,
     dispatch,
     drift,
@@ -229,6 +230,26 @@ def deployment_remove_canary(self, deployment_id: int) -> list[str]:
     try:
         return canary.canary_leftovers(deployment, lambda target: cluster_helm(target.cluster))
     except DoorError as exc:
+        raise self.retry(countdown=_retry_delay(self.request.retries), exc=exc) from exc
+
+
+@shared_task(
+    bind=True,
+    name=Task.CHANGE_TELL,
+    queue=queues.NOTIFICATIONS,
+    acks_late=True,
+    max_retries=8,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def deployment_change_tell(self, deployment_id: int, status: str) -> str:
+    """Tell a deployment's change request it started, ended or was cancelled; retried
+    while the change system does not answer (its refusal is kept on the ticket)."""
+    try:
+        return changes.change_tell(deployment_id, status)
+    except DoorError as exc:
+        if not exc.retryable:
+            return f"refused: {exc}"
         raise self.retry(countdown=_retry_delay(self.request.retries), exc=exc) from exc
 
 

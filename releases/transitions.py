@@ -35,10 +35,18 @@ from releases.choices import (
     ReleaseStatus,
     allowed_sources,
 )
-from releases.models import Deployment, Release, TargetRollout
+from releases.models import ChangeTicket, Deployment, Release, TargetRollout
 from releases.rollouts import rollouts_close
 
 WORKER = Actor.system("worker")
+# The moves a deployment's change request is told of (releases/changes.py).
+CHANGE_TOLD = (
+    DeploymentStatus.DEPLOYING,
+    DeploymentStatus.SUCCEEDED,
+    DeploymentStatus.FAILED,
+    DeploymentStatus.ROLLED_BACK,
+    DeploymentStatus.CANCELLED,
+)
 
 
 class Step(Enum):
@@ -154,6 +162,8 @@ def deployment_transition(
         unaudited=("progress", "started_at", "finished_at"),
         note=note,
     )
+    if moved and to in CHANGE_TOLD and ChangeTicket.objects.filter(deployment=deployment).exists():
+        dispatch.change_tell(deployment, to)
     if moved and final:
         # Whatever cluster was still under way ends with it; the waves after are skipped.
         rollouts_close(deployment, reason or f"The deployment ended: {to}.")

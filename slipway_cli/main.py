@@ -240,6 +240,9 @@ def _deploy(obj: Context, release: int, environment: str, kind: str, wait: bool,
     text += deployment["status"] + (
         f" ({deployment['status_reason']})" if deployment.get("status_reason") else ""
     )
+    if deployment.get("change_ticket"):
+        ticket = deployment["change_ticket"]
+        text += f" · change {ticket['number']} ({ticket['state']}, {ticket['approval']})"
     obj.out(deployment, text)
     if wait and deployment["status"] != "succeeded":
         sys.exit(FAILED)
@@ -251,6 +254,9 @@ def _deploy(obj: Context, release: int, environment: str, kind: str, wait: bool,
 @click.option("--wait", is_flag=True, help="Wait (approval, rollout) until it ends.")
 @click.option("--override-freeze", help="A lead's reason to deploy during a freeze.")
 @click.option("--override-gates", help="A lead's reason to promote past failing gates.")
+@click.option(
+    "--emergency", help="A lead's reason for an emergency change (it skips the ticket's approval)."
+)
 @pass_context
 @_run
 def promote(
@@ -260,6 +266,7 @@ def promote(
     wait: bool,
     override_freeze: str | None,
     override_gates: str | None,
+    emergency: str | None,
 ) -> None:
     """Promote RELEASE (the same image digest) to an environment."""
     _deploy(
@@ -270,6 +277,7 @@ def promote(
         wait,
         freeze_override=override_freeze,
         gate_override=override_gates,
+        emergency_reason=emergency,
     )
 
 

@@ -27,6 +27,7 @@ class Task:
     RENDER_PREVIEW = "releases.render_preview"
     VERIFY = "releases.verify"
     REMOVE_CANARY = "releases.remove_canary"
+    CHANGE_TELL = "releases.change_tell"
     RESUME_STALE = "releases.resume_stale"
     CHECK_DRIFT = "releases.check_drift"
     CHECK_DRIFT_ALL = "releases.check_drift_all"

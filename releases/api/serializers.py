@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from portal.core import sizes
 from releases.choices import DeploymentKind
-from releases.models import ApprovalVote, Deployment, Release, TargetRollout
+from releases.models import ApprovalVote, ChangeTicket, Deployment, Release, TargetRollout
 
 
 def username(source: str) -> serializers.CharField:
@@ -70,6 +70,15 @@ class VoteOutput(serializers.ModelSerializer):
         fields = ["by", "represented_as", "approved", "comment", "at"]
 
 
+class ChangeTicketOutput(serializers.ModelSerializer):
+    system = serializers.CharField(source="system.name")
+
+    class Meta:
+        model = ChangeTicket
+        fields = ["system", "number", "state", "approval", "planned_start", "planned_end",
+                  "emergency", "emergency_reason", "outcome", "last_error"]  # fmt: skip
+
+
 class DeploymentOutput(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = username("requested_by")
@@ -80,6 +89,9 @@ class DeploymentOutput(serializers.ModelSerializer):
         many=True,
         read_only=True,
         help_text="Each approval or rejection, with the rule it counted for.",
+    )
+    change_ticket = serializers.SerializerMethodField(
+        help_text="The change request it opened, as last read back (none: no change system)."
     )
     clusters = RolloutOutput(
         source="rollouts",
@@ -121,10 +133,19 @@ class DeploymentOutput(serializers.ModelSerializer):
             "approved_by",
             "decision_comment",
             "approvals",
+            "change_ticket",
             "created_at",
             "started_at",
             "finished_at",
         ]
+
+    @extend_schema_field(ChangeTicketOutput(allow_null=True))
+    def get_change_ticket(self, deployment) -> dict | None:
+        try:
+            ticket = deployment.change_ticket
+        except ChangeTicket.DoesNotExist:
+            return None
+        return ChangeTicketOutput(ticket).data
 
     def get_approved_by(self, deployment) -> str | None:
         approval = getattr(deployment, "approval", None)
@@ -308,6 +329,14 @@ class DeploymentInput(serializers.Serializer):
         required=False,
         allow_blank=True,
         help_text="A lead's reason to promote although promotion gates fail.",
+    )
+    emergency_reason = serializers.CharField(
+        max_length=sizes.LINE,
+        required=False,
+        allow_blank=True,
+        help_text="A lead's reason for an emergency change: the environment's change request "
+        "is opened as an emergency and the deployment does not wait for its approval there "
+        "(the approval policy still applies).",
     )
 
 

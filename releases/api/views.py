@@ -55,7 +55,7 @@ def _releases(request):
             Prefetch(
                 "deployments",
                 Deployment.objects.select_related(
-                    "environment", "requested_by", "approval__decided_by"
+                    "environment", "requested_by", "approval__decided_by", "change_ticket__system"
                 ).prefetch_related(_ROLLOUTS, _VOTES),
             )
         ),
@@ -65,7 +65,12 @@ def _releases(request):
 
 def visible_deployments(request, *, everyone: bool = False):
     deployments = Deployment.objects.select_related(
-        "service__team", "environment", "release", "requested_by", "approval__decided_by"
+        "service__team",
+        "environment",
+        "release",
+        "requested_by",
+        "approval__decided_by",
+        "change_ticket__system",
     ).prefetch_related(_ROLLOUTS, _VOTES)
     return deployments if everyone else visible(deployments, request.user)
 
@@ -183,6 +188,8 @@ class DeploymentCreateApi(ApiView):
         require_role(request.user, release.service, deployment_role_needed(kind))
         if data.validated_data.get("freeze_override") or data.validated_data.get("gate_override"):
             require_scope(request, TokenScope.APPROVE, "Overriding a freeze or a gate")
+        if data.validated_data.get("emergency_reason"):
+            require_scope(request, TokenScope.APPROVE, "An emergency change")
         deployment = deployment_start(
             release=release,
             environment=environment_or_404(data.validated_data["environment"]),
@@ -190,6 +197,7 @@ class DeploymentCreateApi(ApiView):
             user=request.user,
             freeze_override=data.validated_data.get("freeze_override", ""),
             gate_override=data.validated_data.get("gate_override", ""),
+            emergency_reason=data.validated_data.get("emergency_reason", ""),
             **actor_and_context(request),
         )
         return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)

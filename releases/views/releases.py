@@ -23,6 +23,7 @@ from portal.web.once import acts_once
 from portal.web.pages import refusals_as_messages
 from releases import preview, selectors
 from releases.builds import release_cancel
+from releases.changes import change_system_for
 from releases.choices import (
     DEPLOYMENT_OPEN,
     DEPLOYMENT_WITHDRAWABLE,
@@ -47,7 +48,11 @@ from releases.views.common import int_param, release_or_404, require
 def _release_context(request, release) -> dict:
     deployments = list(
         release.deployments.select_related(
-            "environment", "service__team", "requested_by", "approval__decided_by"
+            "environment",
+            "service__team",
+            "requested_by",
+            "approval__decided_by",
+            "change_ticket__system",
         )
         .prefetch_related("rollouts__target__cluster")
         .order_by("id")
@@ -162,6 +167,7 @@ def release_confirm(request, pk: int):
         "may_submit": not shown.refusal
         and (may_override or (not shown.freeze and not gates_failed)),
         "diff": preview.manifest_diff(release=release, environment=environment),
+        "change_system": change_system_for(environment) if may_override else None,
     }
     template = "releases/_confirm.html" if request.htmx else "releases/confirm.html"
     return render(request, template, context)
@@ -210,6 +216,7 @@ def release_deploy(request, pk: int):
             user=request.user,
             freeze_override=request.POST.get("freeze_override", ""),
             gate_override=request.POST.get("gate_override", ""),
+            emergency_reason=request.POST.get("emergency_reason", "").strip(),
             **actor_and_context(request),
         )
         waits = {

@@ -105,7 +105,7 @@ def test_the_pages_print_it_offer_the_file_and_check_a_copy(client, shipped):
     release = shipped["release"]
     client.force_login(shipped["dev"])
     page = client.get(f"/releases/{release.pk}/evidence").content.decode()
-    assert release.image_digest in page and "approved by lead: “checked Beta”" in page
+    assert release.image_digest in page and "approved by lead as Team lead: “checked Beta”" in page
     download = client.get(f"/releases/{release.pk}/evidence.json")
     assert download["Content-Disposition"] == (
         f'attachment; filename="release-{release.pk}-evidence.json"'
