@@ -33,7 +33,7 @@ from releases.choices import (
 from releases.errors import Conflict, DeploymentBusy, NotPermitted, ReleaseRefused
 from releases.gates import gates_enforce
 from releases.models import Approval, Deployment, Release, TargetRollout
-from releases.policies import policy_for, vote_rule
+from releases.policies import meets_all, missing_after, policy_for, vote_rule
 from releases.policy_models import ApprovalVote
 from releases.promotion import check_deployable, needs_approval, withdrawal_refusal
 from releases.transitions import deployment_transition
@@ -129,6 +129,7 @@ def deployment_start(
     targets: list[DeploymentTarget] | None = None,
     continues: Deployment | None = None,
     emergency_reason: str = "",
+    train=None,
 ) -> Deployment:
     """Deploy a built release to an environment: the same image digest, never a rebuild;
     to each of the service's targets there (its clusters), wave after wave.
@@ -140,7 +141,8 @@ def deployment_start(
     `continues`: a lead's retry or skip goes on with some clusters of a deployment that
     stopped (releases/waves.py); it needs no other approval. Where the environment has a
     change system, the change request is opened last (releases/changes.py);
-    `emergency_reason`: a lead's emergency change.
+    `emergency_reason`: a lead's emergency change. `train`: started by an approved release
+    train (releases/trains.py), whose approval stands for this one.
     """
 
     def start() -> Deployment:
@@ -165,7 +167,7 @@ def deployment_start(
         )
         status = (
             DeploymentStatus.AWAITING_APPROVAL
-            if needs_approval(environment, kind) and continues is None
+            if needs_approval(environment, kind) and continues is None and train is None
             else DeploymentStatus.PENDING
         )
         opened = None
@@ -174,7 +176,7 @@ def deployment_start(
                                  emergency_reason=emergency_reason)  # fmt: skip
         request = {"kind": kind, "actor": actor, "user": user, "context": context,
                    "override": override, "gates": gates, "continues": continues,
-                   "opened": opened}  # fmt: skip
+                   "opened": opened, "train": train}  # fmt: skip
         try:
             return _create(release, environment, waves, status, **request)
         except IntegrityError as exc:
@@ -220,7 +222,7 @@ def environment_targets(release: Release, environment: Environment) -> list[Depl
 
 def _create(
     release, environment, targets, status, *, kind, actor, user, context, override, gates,
-    continues, opened,
+    continues, opened, train,
 ) -> Deployment:  # fmt: skip
     with transaction.atomic():
         deployment = Deployment.objects.create(
@@ -255,6 +257,7 @@ def _create(
                 "status": status,
                 "clusters": [target.cluster.name for target in targets],
                 **({"continues": continues.pk} if continues else {}),
+                **({"train": train.pk} if train else {}),
             },
         )
         if opened is not None:
@@ -303,7 +306,7 @@ def deployment_decide(
         vote = {"deployment": deployment, "user": user, "rule_id": rule.id,
                 "represented_as": rule.name, "approved": approve, "comment": said}  # fmt: skip
         who = {"actor": actor, "context": context}
-        if approve and not _meets_all(state, rule):
+        if approve and not meets_all(state, rule):
             ApprovalVote.objects.create(**vote)
             audit_record(
                 action=Engine.APPROVAL_COUNTED,
@@ -313,7 +316,7 @@ def deployment_decide(
                     "by": user.get_username(),
                     "comment": said,
                     "policy": state.policy.name,
-                    "still_missing": _missing_after(state, rule),
+                    "still_missing": missing_after(state, rule),
                 },
                 **who,
             )
@@ -385,19 +388,6 @@ def deployment_decide(
             busy_message(deployment.service_id, deployment.environment)
             + " The request keeps waiting for approval."
         ) from exc
-
-
-def _meets_all(state, rule) -> bool:
-    """Whether one more approval for `rule` meets every rule of the policy."""
-    return all(len(s.approvals) + (s.rule.key == rule.key) >= s.rule.required for s in state.rules)
-
-
-def _missing_after(state, rule) -> str:
-    return "; ".join(
-        f"{s.rule.name} {len(s.approvals) + (s.rule.key == rule.key)}/{s.rule.required}"
-        for s in state.rules
-        if len(s.approvals) + (s.rule.key == rule.key) < s.rule.required
-    )
 
 
 def deployment_withdraw(

@@ -57,6 +57,16 @@ def verify(run, countdown: float = 0) -> None:
     _send_on_commit(Task.VERIFY, (run.pk, str(run.run_token)), queues.ROLLOUTS, countdown)
 
 
+def advance_train(train) -> None:
+    """Run a release train's next step (start the next release, or end it)."""
+    _send_on_commit(Task.ADVANCE_TRAIN, (train.pk,), queues.DEPLOYS)
+
+
+def advance_train_of(deployment) -> None:
+    """A train's deployment ended: its train goes on (or stops)."""
+    _send_on_commit(Task.ADVANCE_TRAIN, (deployment.train_member.train_id,), queues.DEPLOYS)
+
+
 def change_tell(deployment, status: str) -> None:
     """Tell the deployment's change request what happened (retried while unreachable)."""
     _send_on_commit(Task.CHANGE_TELL, (deployment.pk, status), queues.NOTIFICATIONS)

@@ -316,6 +316,7 @@ from releases.analysis_models import (  # noqa: E402
 from releases.change_models import ChangeSystem, ChangeTicket  # noqa: E402
 from releases.gate_models import ChecklistTick, GateResult, PromotionGate  # noqa: E402
 from releases.policy_models import ApprovalPolicy, ApprovalRule, ApprovalVote  # noqa: E402
+from releases.train_models import ReleaseTrain, TrainMember  # noqa: E402
 
 __all__ = [
     "AnalysisMetric",
@@ -333,6 +334,8 @@ __all__ = [
     "PromotionGate",
     "Release",
     "ReleaseLogChunk",
+    "ReleaseTrain",
     "TargetRollout",
+    "TrainMember",
     "VerificationRun",
 ]

@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from portal.access.choices import Role
-from portal.access.permissions import has_role, team_roles, teams_with_role
+from portal.access.permissions import role_in_team, team_roles, teams_with_role
 from portal.catalog.models import Environment, Service
 from releases.choices import DeploymentStatus
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
@@ -42,6 +42,8 @@ class Rule:
     team_name: str = ""
     user_ids: frozenset[int] = frozenset()
     user_names: tuple[str, ...] = ()
+    role_team_id: int | None = None  # a role in this team (a train's rule per team)
+    role_team_name: str = ""
 
     @property
     def key(self) -> int | str:
@@ -50,7 +52,8 @@ class Rule:
     def who(self) -> str:
         parts = []
         if self.role:
-            parts.append(f"a {Role(self.role).label.lower()} of the team")
+            of = self.role_team_name or "the team"
+            parts.append(f"a {Role(self.role).label.lower()} of {of}")
         if self.group_name:
             parts.append(f"a member of group {self.group_name}")
         if self.team_name:
@@ -101,19 +104,52 @@ def policy_for(*, service: Service, environment: Environment) -> ApprovalPolicy 
     return min(policies, key=lambda p: p.team_id is None, default=None)
 
 
-def policy_of(deployment: Deployment) -> Policy:
-    """The rules the request was made under (recorded when it began to wait)."""
-    saved = deployment.approval_policy
-    if saved is None:
-        return DEFAULT_POLICY
+def saved_policy(saved: ApprovalPolicy) -> Policy:
     rules = saved.rules.select_related("group", "team").prefetch_related("users")
     return Policy(saved.pk, saved.name, saved.requester_may_approve, tuple(map(_rule, rules)))
 
 
-def counts_for(rule: Rule, user, service: Service) -> bool:
-    """Whether `user` is one of the people the rule counts."""
-    if rule.role and has_role(user, service, rule.role):
-        return True
+def policy_of(deployment: Deployment) -> Policy:
+    """The rules the request was made under (recorded when it began to wait)."""
+    saved = deployment.approval_policy
+    return DEFAULT_POLICY if saved is None else saved_policy(saved)
+
+
+@dataclass
+class Approvable:
+    """What is approved (a deployment, or a release train), as the counting sees it."""
+
+    label: str  # "deployment #5", "train #2"
+    waiting: bool
+    status: str  # in words, for "is …, not awaiting approval"
+    requested_by_id: int | None
+    policy: Policy
+    team_id: int | None  # whose roles a role rule counts (unless the rule names its own)
+    team_name: str
+    votes: list[ApprovalVote]
+
+
+def of_deployment(deployment: Deployment) -> Approvable:
+    return Approvable(
+        label=f"deployment #{deployment.pk}",
+        waiting=deployment.status == DeploymentStatus.AWAITING_APPROVAL,
+        status=deployment.get_status_display().lower(),
+        requested_by_id=deployment.requested_by_id,
+        policy=policy_of(deployment),
+        team_id=deployment.service.team_id,
+        team_name=str(deployment.service.team),
+        votes=list(deployment.votes.select_related("user")),
+    )
+
+
+def counts_for(rule: Rule, user, team_id: int | None) -> bool:
+    """Whether `user` is one of the people the rule counts (role rules: in `team_id`, or
+    the team the rule's role is scoped to)."""
+    role_team = rule.role_team_id or team_id
+    if rule.role and role_team is not None:
+        role = role_in_team(user, role_team)
+        if role is not None and role in _AT_LEAST[rule.role]:
+            return True
     if rule.group_id is not None and user.groups.filter(pk=rule.group_id).exists():
         return True
     if rule.team_id is not None and team_roles(user).get(rule.team_id) not in (None, Role.VIEWER):
@@ -130,10 +166,6 @@ class RuleState:
     @property
     def met(self) -> bool:
         return len(self.approvals) >= self.rule.required
-
-    @property
-    def missing(self) -> int:
-        return max(self.rule.required - len(self.approvals), 0)
 
 
 @dataclass
@@ -153,37 +185,43 @@ class PolicyState:
         return "; ".join(f"{s.rule.name} {len(s.approvals)}/{s.rule.required}" for s in self.rules)
 
 
-def policy_state(deployment: Deployment, *, candidates: bool = False) -> PolicyState:
+def state_of(subject: Approvable, *, candidates: bool = False) -> PolicyState:
     """The rules, the approvals counted for each, and (with `candidates`) who may still
     approve each unmet rule."""
-    policy = policy_of(deployment)
+    policy = subject.policy
     states = [RuleState(rule) for rule in policy.rules]
     by_key = {state.rule.key: state for state in states}
     by_name = {state.rule.name: state for state in states}
-    votes = list(deployment.votes.select_related("user"))
-    state = PolicyState(policy, states, voted={v.user_id for v in votes})
-    for vote in votes:
+    state = PolicyState(policy, states, voted={v.user_id for v in subject.votes})
+    for vote in subject.votes:
         if not vote.approved:
             state.rejection = vote
             continue
-        counted = by_key.get(vote.rule_id) or by_name.get(vote.represented_as)
+        counted = (by_key.get(vote.rule_id) if vote.rule_id else None) or by_name.get(
+            vote.represented_as
+        )
         if counted is not None:
             counted.approvals.append(vote)
     if candidates:
         excluded = set(state.voted)
-        if not policy.requester_may_approve and deployment.requested_by_id:
-            excluded.add(deployment.requested_by_id)
+        if not policy.requester_may_approve and subject.requested_by_id:
+            excluded.add(subject.requested_by_id)
         for rule_state in states:
             if not rule_state.met:
-                rule_state.may_approve = _people(rule_state.rule, deployment.service, excluded)
+                rule_state.may_approve = _people(rule_state.rule, subject.team_id, excluded)
     return state
 
 
-def _people(rule: Rule, service: Service, excluded: set[int]) -> list[str]:
+def policy_state(deployment: Deployment, *, candidates: bool = False) -> PolicyState:
+    return state_of(of_deployment(deployment), candidates=candidates)
+
+
+def _people(rule: Rule, team_id: int | None, excluded: set[int]) -> list[str]:
     """Usernames of the people the rule counts (superusers aside: they are break-glass)."""
     who = Q(pk__in=rule.user_ids)
-    if rule.role:
-        who |= Q(memberships__team=service.team_id, memberships__role__in=_AT_LEAST[rule.role])
+    role_team = rule.role_team_id or team_id
+    if rule.role and role_team is not None:
+        who |= Q(memberships__team=role_team, memberships__role__in=_AT_LEAST[rule.role])
     if rule.group_id is not None:
         who |= Q(groups=rule.group_id)
     if rule.team_id is not None:
@@ -192,8 +230,9 @@ def _people(rule: Rule, service: Service, excluded: set[int]) -> list[str]:
     return sorted(set(people.values_list("username", flat=True)))
 
 
-def _requester_refusal(deployment: Deployment, policy: Policy, user) -> NotPermitted | None:
-    if deployment.requested_by_id == user.pk and not policy.requester_may_approve:
+def _requester_refusal(subject: Approvable, user) -> NotPermitted | None:
+    policy = subject.policy
+    if subject.requested_by_id == user.pk and not policy.requester_may_approve:
         lead_only = policy.rules == DEFAULT_POLICY.rules
         return NotPermitted(
             ("A lead" if lead_only else "Someone")
@@ -203,35 +242,31 @@ def _requester_refusal(deployment: Deployment, policy: Policy, user) -> NotPermi
     return None
 
 
-def vote_rule(
-    *, deployment: Deployment, user, approve: bool, represented_as: str = ""
+def choose_rule(
+    subject: Approvable, *, user, approve: bool, represented_as: str = ""
 ) -> tuple[Rule, PolicyState]:
     """The rule `user`'s approval (or rejection) counts for, or the refusal: not waiting,
     not among the people any rule counts, the requester, already voted, a rule named that
     does not exist or is already met."""
-    state = policy_state(deployment)
+    state = state_of(subject)
     policy = state.policy
-    if deployment.status != DeploymentStatus.AWAITING_APPROVAL:
-        raise Conflict(
-            f"Deployment #{deployment.pk} is {deployment.get_status_display().lower()}, "
-            "not awaiting approval."
-        )
-    eligible = [s for s in state.rules if counts_for(s.rule, user, deployment.service)]
+    if not subject.waiting:
+        raise Conflict(f"{subject.label[0].upper()}{subject.label[1:]} is {subject.status}, "
+                       "not awaiting approval.")  # fmt: skip
+    eligible = [s for s in state.rules if counts_for(s.rule, user, subject.team_id)]
     if not eligible:
         if policy is DEFAULT_POLICY:
-            raise NotPermitted(f"Only a lead of {deployment.service.team} may approve or reject.")
+            raise NotPermitted(f"Only a lead of {subject.team_name} may approve or reject.")
         rules = "; ".join(f"{s.rule.name}: {s.rule.who()}" for s in state.rules)
         raise NotPermitted(
             f"You count for no rule of the policy '{policy.name}' ({rules}), so you may not "
             "approve or reject this request."
         )
-    refusal = _requester_refusal(deployment, policy, user)
+    refusal = _requester_refusal(subject, user)
     if refusal:
         raise refusal
     if user.pk in state.voted:
-        raise Conflict(
-            f"You already decided on deployment #{deployment.pk}; each person counts once."
-        )
+        raise Conflict(f"You already decided on {subject.label}; each person counts once.")
     if represented_as:
         named = next((s for s in state.rules if s.rule.name == represented_as), None)
         if named is None:
@@ -254,14 +289,40 @@ def vote_rule(
     return unmet[0].rule, state
 
 
+def vote_rule(
+    *, deployment: Deployment, user, approve: bool, represented_as: str = ""
+) -> tuple[Rule, PolicyState]:
+    return choose_rule(
+        of_deployment(deployment), user=user, approve=approve, represented_as=represented_as
+    )
+
+
+def meets_all(state: PolicyState, rule: Rule) -> bool:
+    """Whether one more approval for `rule` meets every rule of the policy."""
+    return all(len(s.approvals) + (s.rule.key == rule.key) >= s.rule.required for s in state.rules)
+
+
+def missing_after(state: PolicyState, rule: Rule) -> str:
+    return "; ".join(
+        f"{s.rule.name} {len(s.approvals) + (s.rule.key == rule.key)}/{s.rule.required}"
+        for s in state.rules
+        if len(s.approvals) + (s.rule.key == rule.key) < s.rule.required
+    )
+
+
+def may_vote(subject: Approvable, user) -> bool:
+    """Whether the user counts for any rule and has not decided (pages: show the buttons)."""
+    if not subject.waiting or _requester_refusal(subject, user):
+        return False
+    if user.pk in {v.user_id for v in subject.votes}:
+        return False
+    return any(counts_for(rule, user, subject.team_id) for rule in subject.policy.rules)
+
+
 def may_decide(deployment: Deployment, user) -> bool:
-    """Whether the user counts for any rule of the request (for pages: show the buttons)."""
     if deployment.status != DeploymentStatus.AWAITING_APPROVAL:
         return False
-    policy = policy_of(deployment)
-    if _requester_refusal(deployment, policy, user):
-        return False
-    return any(counts_for(rule, user, deployment.service) for rule in policy.rules)
+    return may_vote(of_deployment(deployment), user)
 
 
 def waiting_for(user) -> QuerySet[Deployment]:

@@ -126,7 +126,14 @@ class ApprovalVote(models.Model):
     the record readable."""
 
     deployment = models.ForeignKey(
-        "releases.Deployment", on_delete=models.CASCADE, related_name="votes"
+        "releases.Deployment", on_delete=models.CASCADE, related_name="votes", null=True, blank=True
+    )
+    train = models.ForeignKey(
+        "releases.ReleaseTrain",
+        on_delete=models.CASCADE,
+        related_name="votes",
+        null=True,
+        blank=True,
     )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(
@@ -141,8 +148,16 @@ class ApprovalVote(models.Model):
         ordering = ["at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["deployment", "user"], name="approval_vote_once"),
+            models.UniqueConstraint(fields=["train", "user"], name="approval_vote_once_per_train"),
+            models.CheckConstraint(
+                condition=models.Q(deployment__isnull=True) ^ models.Q(train__isnull=True),
+                name="approval_vote_of_one_thing",
+            ),
         ]
 
     def __str__(self) -> str:
         verdict = "approved" if self.approved else "rejected"
-        return f"{self.user} {verdict} #{self.deployment_id} as {self.represented_as}"
+        what = (
+            f"deployment #{self.deployment_id}" if self.deployment_id else f"train #{self.train_id}"
+        )
+        return f"{self.user} {verdict} {what} as {self.represented_as}"

@@ -31,6 +31,7 @@ from releases import (
     dispatch,
     drift,
     preview,
+    trains,
     transitions,
     verifying,
     waiting,
@@ -251,6 +252,18 @@ def deployment_change_tell(self, deployment_id: int, status: str) -> str:
         if not exc.retryable:
             return f"refused: {exc}"
         raise self.retry(countdown=_retry_delay(self.request.retries), exc=exc) from exc
+
+
+@shared_task(
+    name=Task.ADVANCE_TRAIN,
+    queue=queues.DEPLOYS,
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def advance_train(train_id: int) -> str:
+    """A release train's next step (it locks the train: a duplicate does nothing)."""
+    return trains.train_advance(train_id)
 
 
 @shared_task(

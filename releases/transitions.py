@@ -35,7 +35,7 @@ from releases.choices import (
     ReleaseStatus,
     allowed_sources,
 )
-from releases.models import ChangeTicket, Deployment, Release, TargetRollout
+from releases.models import ChangeTicket, Deployment, Release, TargetRollout, TrainMember
 from releases.rollouts import rollouts_close
 
 WORKER = Actor.system("worker")
@@ -164,6 +164,8 @@ def deployment_transition(
     )
     if moved and to in CHANGE_TOLD and ChangeTicket.objects.filter(deployment=deployment).exists():
         dispatch.change_tell(deployment, to)
+    if moved and final and TrainMember.objects.filter(deployment=deployment).exists():
+        dispatch.advance_train_of(deployment)
     if moved and final:
         # Whatever cluster was still under way ends with it; the waves after are skipped.
         rollouts_close(deployment, reason or f"The deployment ended: {to}.")

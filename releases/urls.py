@@ -8,6 +8,7 @@ from releases.views import (
     insights,
     releases,
     services,
+    trains,
     verifications,
 )
 
@@ -15,6 +16,11 @@ urlpatterns = [
     path("hooks/jenkins/<str:name>", JenkinsNotificationHook.as_view(), name="jenkins-hook"),
     path("", services.dashboard, name="home"),
     path("approvals/", deployments.approvals, name="approvals"),
+    path("trains/", trains.trains_page, name="trains"),
+    path("trains/new", trains.train_new, name="train-new"),
+    path("trains/<int:pk>/", trains.train_detail, name="train-detail"),
+    path("trains/<int:pk>/decide", trains.train_decide_view, name="train-decide"),
+    path("trains/<int:pk>/cancel", trains.train_cancel_view, name="train-cancel"),
     path("history/", history.history_page, name="history"),
     path("insights/", insights.insights_page, name="insights"),
     path("services/<slug:slug>/", services.service_detail, name="service-detail"),

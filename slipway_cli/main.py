@@ -497,3 +497,78 @@ def verification_decide(obj: Context, run: int, action: str, reason: str) -> Non
 
 def main() -> None:
     cli(prog_name="slipway")
+
+
+@cli.group()
+def train() -> None:
+    """Release trains: several services' releases to one environment, in order, one approval."""
+
+
+def _train_text(data: dict) -> str:
+    lines = [
+        f"train #{data['id']} {data['name']} to {data['environment']}: {data['status']}"
+        + (f" ({data['status_reason']})" if data.get("status_reason") else "")
+    ]
+    for member in data["releases"]:
+        deployment = f" deployment #{member['deployment']}" if member["deployment"] else ""
+        lines.append(
+            f"  {member['position']}. {member['service']} release #{member['release']} "
+            f"{member['ref']}: {member['status']}{deployment}"
+        )
+    for rule in data.get("rules", []):
+        by = ", ".join(a["by"] for a in rule["approvals"]) or "nobody yet"
+        lines.append(
+            f"  approval {rule['name']}: {len(rule['approvals'])}/{rule['required_approvals']}"
+            f" — {by}"
+        )
+    return "\n".join(lines)
+
+
+@train.command("create")
+@click.argument("name")
+@click.argument("releases", nargs=-1, type=int, required=True)
+@click.option("--to", "environment", required=True, help="The environment, e.g. prod.")
+@pass_context
+@_run
+def train_create(obj: Context, name: str, releases: tuple[int, ...], environment: str) -> None:
+    """Make train NAME of RELEASES (ids, in the order they go out) to an environment."""
+    body = {"name": name, "environment": environment, "releases": list(releases)}
+    data = obj.api.post("/api/v1/trains/", body)
+    obj.out(data, _train_text(data))
+
+
+@train.command("show")
+@click.argument("train_id", type=int)
+@pass_context
+@_run
+def train_show(obj: Context, train_id: int) -> None:
+    """Where train TRAIN_ID stands: each release, each approval rule."""
+    data = obj.api.get(f"/api/v1/trains/{train_id}/")
+    obj.out(data, _train_text(data))
+
+
+@train.command("approve")
+@click.argument("train_id", type=int)
+@click.option("--comment", default="", help="Recorded with the decision.")
+@click.option("--reject", is_flag=True, help="Reject instead of approving.")
+@click.option("--as", "represented_as", default="", help="The rule your approval counts for.")
+@pass_context
+@_run
+def train_approve(
+    obj: Context, train_id: int, comment: str, reject: bool, represented_as: str
+) -> None:
+    """Approve (or --reject) a train awaiting approval."""
+    verb = "reject" if reject else "approve"
+    body = {"comment": comment, "represented_as": represented_as}
+    data = obj.api.post(f"/api/v1/trains/{train_id}/{verb}", body)
+    obj.out(data, _train_text(data))
+
+
+@train.command("stop")
+@click.argument("train_id", type=int)
+@pass_context
+@_run
+def train_stop(obj: Context, train_id: int) -> None:
+    """Stop a train: what deploys now ends on its own, nothing after it starts."""
+    data = obj.api.post(f"/api/v1/trains/{train_id}/cancel", {})
+    obj.out(data, _train_text(data))

@@ -28,6 +28,7 @@ class Task:
     VERIFY = "releases.verify"
     REMOVE_CANARY = "releases.remove_canary"
     CHANGE_TELL = "releases.change_tell"
+    ADVANCE_TRAIN = "releases.advance_train"
     RESUME_STALE = "releases.resume_stale"
     CHECK_DRIFT = "releases.check_drift"
     CHECK_DRIFT_ALL = "releases.check_drift_all"

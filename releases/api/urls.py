@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import approvals, evidence, gates, insights, verifications, views
+from releases.api import approvals, evidence, gates, insights, trains, verifications, views
 
 urlpatterns = [
     path("insights/", insights.InsightsApi.as_view(), name="api-insights"),
@@ -40,6 +40,11 @@ urlpatterns = [
         name="api-service-releases",
     ),
     path("deployments/", views.DeploymentListApi.as_view(), name="api-deployments"),
+    path("trains/", trains.TrainListApi.as_view(), name="api-trains"),
+    path("trains/<int:pk>/", trains.TrainDetailApi.as_view(), name="api-train"),
+    path("trains/<int:pk>/approve", trains.TrainDecisionApi.as_view(), name="api-train-approve"),
+    path("trains/<int:pk>/reject", trains.TrainRejectApi.as_view(), name="api-train-reject"),
+    path("trains/<int:pk>/cancel", trains.TrainCancelApi.as_view(), name="api-train-cancel"),
     path("deployments/<int:pk>/", views.DeploymentDetailApi.as_view(), name="api-deployment"),
     path(
         "deployments/<int:pk>/approve",

@@ -23,6 +23,7 @@ from releases.models import Deployment
 from releases.policies import decidable_or_404
 from releases.preview import merge_values
 from releases.rollouts import deployment_rollouts
+from releases.trains import trains_waiting_for
 from releases.views.common import deployment_or_404
 from releases.waves import RETRY, deployment_cluster_decide, wave_choices
 
@@ -116,6 +117,7 @@ def approvals(request):
         {
             "waiting": selectors.approvals_inbox(request.user),
             "judgements": selectors.judgements_inbox(request.user),
+            "trains": trains_waiting_for(request.user),
         },
     )
 

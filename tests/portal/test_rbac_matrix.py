@@ -20,7 +20,15 @@ from portal.audit.chain import Actor
 from portal.catalog.models import DeploymentTarget, Environment, Freeze
 from releases import preview
 from releases.deployments import deployment_start
-from releases.models import ChecklistTick, Deployment, PromotionGate, Release, VerificationRun
+from releases.models import (
+    ChecklistTick,
+    Deployment,
+    PromotionGate,
+    Release,
+    ReleaseTrain,
+    VerificationRun,
+)
+from releases.trains import train_create
 from tests.factories import (
     BuiltReleaseFactory,
     ServiceFactory,
@@ -253,6 +261,18 @@ MATRIX = {
         statuses(401, 404, 403, 403, 409, 409),
     ),
     # The world's release has an inconclusive verification in Beta: a lead skips it.
+    # -- release trains: the world's train (two of team T's services) waits for approval.
+    "trains": ("get", {}, None, READ_PAGE),
+    "train-new": ("post", {}, "train-page", statuses(302, 403, 403, 302, 302, 302)),
+    "train-detail": ("get", {"pk": "train"}, None, TEAM_PAGE),
+    "train-decide": ("post", {"pk": "train"}, {"decision": "approve"}, LEAD_PAGE),
+    "train-cancel": ("post", {"pk": "train"}, None, statuses(302, 404, 403, 302, 302, 302)),
+    "api-trains": ("get", {}, None, READ_API),
+    "api-trains POST": ("post", {}, "train", statuses(401, 403, 403, 201, 201, 201)),
+    "api-train": ("get", {"pk": "train"}, None, TEAM_API),
+    "api-train-approve": ("post", {"pk": "train"}, {}, statuses(401, 404, 403, 403, 200, 200)),
+    "api-train-reject": ("post", {"pk": "train"}, {}, statuses(401, 404, 403, 403, 200, 200)),
+    "api-train-cancel": ("post", {"pk": "train"}, None, statuses(401, 404, 403, 200, 200, 200)),
     "verification-decide": (
         "post",
         {"pk": "verification"},
@@ -308,6 +328,20 @@ def world():
         user=users["developer"],
         actor=Actor.for_user(users["developer"]),
     )
+    web = ServiceFactory(slug="web", name="Web", team=team)
+    for environment in (path.beta, path.prod):
+        allow(
+            DeploymentTarget.objects.create(
+                service=web, environment=environment, cluster=path.cluster,
+                namespace=f"{environment.slug}-web", helm_release_name="web",
+            )
+        )  # fmt: skip
+    web_release = BuiltReleaseFactory(service=web, ref="web-1")
+    succeeded_in(web_release, path.beta)
+    train = train_create(
+        name="winter", environment=path.prod, releases=[release.pk, web_release.pk],
+        user=users["developer"], actor=Actor.for_user(users["developer"]),
+    )  # fmt: skip
     freeze = Freeze.objects.create(
         environment=path.beta,
         team=team,
@@ -324,6 +358,8 @@ def world():
         "service": path.service.slug,
         "release": release.pk,
         "deployment": waiting.pk,
+        "train": train.pk,
+        "train_releases": [release.pk, web_release.pk],
         "verification": verification.pk,
         "rollout": waiting.rollouts.get().pk,
         "cluster": waiting.rollouts.get().target.cluster.name,
@@ -396,6 +432,12 @@ def _call(world, role: str, name: str):
             value = world[value]
         kwargs[key] = value
     url = reverse(url_name, kwargs=kwargs) + (f"?{query}" if query else "")
+    if body == "train":
+        body = {"name": "m", "environment": "prod", "releases": world["train_releases"]}
+    if body == "train-page":
+        first, second = world["train_releases"]
+        body = {"name": "m", "environment": "prod", f"position-{first}": "1",
+                f"position-{second}": "2"}  # fmt: skip
     if body == "freeze":
         body = {
             "team": world["team"],
@@ -423,6 +465,10 @@ def _call(world, role: str, name: str):
 
 def _deployment_status(world) -> str:
     return Deployment.objects.get(pk=world["deployment"]).status
+
+
+def _train_status(world) -> str:
+    return ReleaseTrain.objects.get(pk=world["train"]).status
 
 
 def _preview_asked(world) -> bool:
@@ -461,6 +507,13 @@ EFFECTS = {
     "release-confirm-manifests POST": _preview_asked,
     "verification-decide": lambda w: VerificationRun.objects.filter(status="skipped").exists(),
     "api-verification-decide": lambda w: VerificationRun.objects.filter(status="skipped").exists(),
+    "train-new": lambda w: ReleaseTrain.objects.filter(name="m").exists(),
+    "api-trains POST": lambda w: ReleaseTrain.objects.filter(name="m").exists(),
+    "train-decide": lambda w: _train_status(w) == "running",
+    "api-train-approve": lambda w: _train_status(w) == "running",
+    "api-train-reject": lambda w: _train_status(w) == "cancelled",
+    "api-train-cancel": lambda w: _train_status(w) == "cancelled",
+    "train-cancel": lambda w: _train_status(w) == "cancelled",
 }
 ALLOWED = {200, 201, 204, 302}
 
