@@ -305,6 +305,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "TrainStatusEnum": "releases.train_models.TrainStatus.choices",
+        "TrainMemberStatusEnum": "releases.train_models.TrainMemberStatus.choices",
+    },
 }
 
 # Celery: Redis broker, JSON only; every task declares its own queue and limits.

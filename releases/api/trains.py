@@ -78,10 +78,24 @@ class TrainDetailOutput(TrainOutput):
         return RuleStateOutput(train_state(train, candidates=True).rules, many=True).data
 
 
+class ReleaseIds(serializers.ListField):
+    """Release ids; a bad item is said once, flat (as every other field's errors are)."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if isinstance(exc.detail, dict):
+                raise serializers.ValidationError(
+                    "Release ids are whole numbers, 1 or more."
+                ) from exc
+            raise
+
+
 class TrainInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     environment = serializers.SlugField(help_text="Where every release of the train goes.")
-    releases = serializers.ListField(
+    releases = ReleaseIds(
         child=serializers.IntegerField(min_value=1),
         min_length=2,
         max_length=MAX_RELEASES,
@@ -123,6 +137,8 @@ class TrainListApi(generics.ListAPIView, ApiView):
     pagination_class = Page
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema is generated unsigned-in
+            return ReleaseTrain.objects.none()
         return _trains(self.request).order_by("-id")
 
     @extend_schema(request=TrainInput, responses={201: TrainDetailOutput})
