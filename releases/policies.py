@@ -10,6 +10,7 @@ service's team, not the requester.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -325,17 +326,18 @@ def may_decide(deployment: Deployment, user) -> bool:
     return may_vote(of_deployment(deployment), user)
 
 
-def waiting_for(user) -> QuerySet[Deployment]:
-    """Requests awaiting approval that `user` counts for and has not decided on yet; one
-    query (the inbox and its badge)."""
-    waiting = Deployment.objects.filter(status=DeploymentStatus.AWAITING_APPROVAL)
+def awaiting_voter(
+    waiting: QuerySet, user, *, of_teams: Callable[[list[int]], Q | Exists]
+) -> QuerySet:
+    """From `waiting` (deployments or trains awaiting approval, with `votes`,
+    `requested_by` and `approval_policy`), those a rule counts `user` for and they have
+    not decided on yet; `of_teams(ids)` says that one belongs to one of those teams. One
+    query (the inbox badge)."""
     waiting = waiting.exclude(votes__user=user).exclude(
         Q(requested_by=user) & ~Q(approval_policy__requester_may_approve=True)
     )
     leads = teams_with_role(user, Role.LEAD)
-    default = Q(approval_policy__isnull=True) & (
-        Q() if leads is None else Q(service__team_id__in=leads)
-    )
+    default = Q(approval_policy__isnull=True) & (Q() if leads is None else of_teams(leads))
     rules = ApprovalRule.objects.filter(policy=OuterRef("approval_policy"))
     groups = list(user.groups.values_list("pk", flat=True))
     roles = team_roles(user)
@@ -345,8 +347,17 @@ def waiting_for(user) -> QuerySet[Deployment]:
         counted |= Exists(rules.exclude(role=""))
     for team, role in roles.items():
         by_role = Exists(rules.filter(role__in=[r for r in Role if role in _AT_LEAST[r]]))
-        counted |= Q(service__team_id=team) & by_role
+        counted |= of_teams([team]) & by_role
     return waiting.filter(default | (Q(approval_policy__isnull=False) & counted))
+
+
+def waiting_for(user) -> QuerySet[Deployment]:
+    """Requests awaiting approval that `user` counts for and has not decided on yet."""
+    return awaiting_voter(
+        Deployment.objects.filter(status=DeploymentStatus.AWAITING_APPROVAL),
+        user,
+        of_teams=lambda teams: Q(service__team_id__in=teams),
+    )
 
 
 def decidable_or_404(queryset: QuerySet[Deployment], user, pk: int) -> Deployment:

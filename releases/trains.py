@@ -12,7 +12,7 @@ succeeded. Each deployment is checked again when it starts (path, freeze, gates)
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from portal.access.choices import Role
@@ -39,6 +39,7 @@ from releases.policies import (
     Policy,
     PolicyState,
     Rule,
+    awaiting_voter,
     choose_rule,
     may_vote,
     meets_all,
@@ -317,15 +318,22 @@ def train_advance(train_id: int) -> str:
         return "succeeded"
 
 
-def trains_waiting_for(user) -> list[ReleaseTrain]:
-    """Trains awaiting approval that a rule counts the user for, not yet decided by them."""
-    waiting = (
-        ReleaseTrain.objects.filter(status=TrainStatus.AWAITING_APPROVAL)
-        .exclude(votes__user=user)
-        .select_related("environment", "requested_by")
+def trains_waiting_query(user):
+    """Trains awaiting approval that a rule may count the user for, not decided by them
+    (one query: the inbox badge; a role rule counts per team of the train)."""
+    return awaiting_voter(
+        ReleaseTrain.objects.filter(status=TrainStatus.AWAITING_APPROVAL),
+        user,
+        of_teams=lambda teams: Exists(
+            TrainMember.objects.filter(train=OuterRef("pk"), release__service__team_id__in=teams)
+        ),
     )
+
+
+def trains_waiting_for(user) -> list[ReleaseTrain]:
+    """The trains waiting for the user, with where each stands (the inbox)."""
     mine = []
-    for train in waiting:
+    for train in trains_waiting_query(user).select_related("environment", "requested_by"):
         subject = of_train(train)
         if may_vote(subject, user):
             train.policy = state_of(subject, candidates=True)

@@ -145,6 +145,7 @@ def test_a_rejection_ends_the_train_and_the_pages_show_it(world):
     browser.force_login(world["lead-payments"])
     inbox = browser.get("/approvals/").content.decode()
     assert "December train" in inbox and "Team lead (Payments)" in inbox
+    assert 'aria-label="1 waiting for you"' in inbox  # the top bar counts the train
     browser.get(f"/trains/{pk}/")
     rejected = browser.post(
         f"/trains/{pk}/decide", {"decision": "reject", "comment": "payments freeze"}, follow=True
