@@ -7,6 +7,7 @@ from portal.audit.actions import Access
 from portal.audit.changes import AuditedAdmin
 from portal.audit.models import AuditCheck, AuditEvent
 from portal.catalog.models import (
+    CatalogSource,
     DeploymentTarget,
     Environment,
     EnvironmentLink,
@@ -16,7 +17,12 @@ from portal.catalog.models import (
     Registry,
     Service,
 )
-from portal.web.forms import EnvironmentVariableForm, JenkinsServerForm, RegistryForm
+from portal.web.forms import (
+    CatalogSourceForm,
+    EnvironmentVariableForm,
+    JenkinsServerForm,
+    RegistryForm,
+)
 
 User = get_user_model()
 admin.site.unregister(User)
@@ -75,10 +81,20 @@ class DeploymentTargetInline(admin.TabularInline):
 
 @admin.register(Service)
 class ServiceAdmin(AuditedAdmin):
-    list_display = ["name", "slug", "team", "jenkins_job", "image_repository"]
-    list_filter = ["team"]
+    list_display = ["name", "slug", "team", "jenkins_job", "image_repository", "catalog_source"]
+    list_filter = ["team", "catalog_source"]
     search_fields = ["name", "slug"]
+    readonly_fields = ["catalog_repository", "catalog_commit", "orphaned_at", "backstage_entity"]
     inlines = [DeploymentTargetInline]
+
+
+@admin.register(CatalogSource)
+class CatalogSourceAdmin(AuditedAdmin):
+    """Repositories whose slipway.yaml declare services (docs/catalog.md)."""
+
+    form = CatalogSourceForm
+    list_display = ["name", "enabled", "last_synced_at"]
+    readonly_fields = ["last_synced_at", "last_report"]
 
 
 class EnvironmentLinkInline(admin.TabularInline):

@@ -366,6 +366,8 @@ SLIPWAY_HELM_TIMEOUT_SECONDS = env.float("SLIPWAY_HELM_TIMEOUT_SECONDS", default
 SLIPWAY_DRIFT_CHECK_SECONDS = env.float("SLIPWAY_DRIFT_CHECK_SECONDS", default=300.0)
 # An Idempotency-Key is remembered this long.
 SLIPWAY_IDEMPOTENCY_HOURS = env.int("SLIPWAY_IDEMPOTENCY_HOURS", default=24)
+# Services declared in their repositories are read again this often (and on a push).
+SLIPWAY_CATALOG_SYNC_SECONDS = env.float("SLIPWAY_CATALOG_SYNC_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE = {
     "resume-stale-releases": {
         "task": Task.RESUME_STALE,
@@ -375,6 +377,7 @@ CELERY_BEAT_SCHEDULE = {
     "forget-idempotency-keys": {"task": Task.FORGET_IDEMPOTENCY_KEYS, "schedule": 3600.0},
     "verify-audit": {"task": Task.VERIFY_AUDIT, "schedule": 24 * 3600.0},
     "audit-anchor": {"task": Task.AUDIT_ANCHOR, "schedule": SLIPWAY_AUDIT_ANCHOR_SECONDS},
+    "catalog-sync": {"task": Task.CATALOG_SYNC_ALL, "schedule": SLIPWAY_CATALOG_SYNC_SECONDS},
 }
 if SLIPWAY_LDAP_URI:
     CELERY_BEAT_SCHEDULE["ldap-offboarding"] = {

@@ -5,6 +5,8 @@ from django.db import connection
 
 from portal.access.offboarding import ldap_offboarding_sync
 from portal.audit.verification import audit_anchor_publish, audit_check
+from portal.catalog.as_code import source_sync
+from portal.catalog.models import CatalogSource
 from portal.core import queues
 from portal.core.queues import Task
 from portal.web.idempotency import idempotency_forget_expired
@@ -52,3 +54,28 @@ def ldap_offboarding() -> dict[str, int]:
     """Every SLIPWAY_LDAP_SYNC_SECONDS: read the directory again for LDAP accounts with a
     live token or session (and all of them daily); offboard who left (portal/ldap.py)."""
     return ldap_offboarding_sync()
+
+
+@shared_task(
+    bind=True, name=Task.CATALOG_SYNC, queue=queues.DEFAULT, soft_time_limit=600, time_limit=660,
+    max_retries=3,
+)  # fmt: skip
+def catalog_sync(self, source_id: int) -> dict:
+    """Sync one catalog source (a push, or the schedule): every repository's newest
+    commit, applied as one change; a repository that fails is reported, not retried."""
+    source = CatalogSource.objects.filter(pk=source_id, enabled=True).first()
+    if source is None:
+        return {"skipped": source_id}
+    plan = source_sync(source)
+    return {"source": source.name, "changes": len([c for c in plan.changes
+                                                   if c.action != "unchanged"]),
+            "errors": len(plan.errors)}  # fmt: skip
+
+
+@shared_task(name=Task.CATALOG_SYNC_ALL, queue=queues.DEFAULT, soft_time_limit=60, time_limit=90)
+def catalog_sync_all() -> int:
+    """Beat: a sync per enabled source, each its own task."""
+    sources = list(CatalogSource.objects.filter(enabled=True).values_list("pk", flat=True))
+    for pk in sources:
+        catalog_sync.delay(pk)
+    return len(sources)

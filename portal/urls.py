@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import AllowAny
 
 from portal.ops import health
-from portal.web import api, views
+from portal.web import api, catalog, views
 from portal.web import teams as team_views
 
 urlpatterns = [
@@ -17,6 +17,19 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_page, name="audit"),
     path("audit/verify", views.audit_verify_now, name="audit-verify"),
+    path("catalog/", catalog.catalog_page, name="catalog"),
+    path("catalog/<int:pk>/sync", catalog.catalog_sync_view, name="catalog-sync"),
+    path("hooks/catalog/<int:pk>", catalog.CatalogPushHook.as_view(), name="catalog-hook"),
+    path(
+        "api/v1/catalog/sources/",
+        catalog.CatalogSourceListApi.as_view(),
+        name="api-catalog-sources",
+    ),
+    path(
+        "api/v1/catalog/sources/<int:pk>/sync",
+        catalog.CatalogSourceSyncApi.as_view(),
+        name="api-catalog-sync",
+    ),
     path("teams/<slug:slug>/", team_views.team_detail, name="team-detail"),
     path("teams/<slug:slug>/members", team_views.team_member_set, name="team-member-set"),
     path(

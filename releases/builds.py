@@ -18,6 +18,7 @@ from django.utils import timezone
 from doors.jenkins import CORRELATION_PARAMETER, ConsoleChunk, JenkinsClient, JenkinsNotFound
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import DeploymentTarget, Environment, Service
+from portal.catalog.service_file import orphan_refusal
 from portal.core.images import COMMIT_SHA_RE
 from releases import dispatch
 from releases.actions import Engine
@@ -78,6 +79,8 @@ def release_create(
             "Give a branch, tag or commit: letters, digits and ._/-+@ only, starting with a "
             "letter or digit, no '..', at most 200 characters."
         )
+    if service.orphaned_at:
+        raise ReleaseRefused(orphan_refusal(service))
     if service.jenkins_server_id is None or not service.jenkins_job:
         raise ReleaseRefused(f"{service.name} has no Jenkins job configured.")
     if deploy_to is not None:

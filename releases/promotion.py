@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from portal.access.choices import Role
 from portal.access.permissions import has_role
 from portal.catalog.models import DeploymentTarget, Environment, Service
+from portal.catalog.service_file import orphan_refusal
 from releases import verified
 from releases.choices import DeploymentKind, ReleaseStatus, RolloutStatus
 from releases.errors import NotPermitted, PromotionRefused, ReleaseRefused
@@ -161,6 +162,8 @@ def deployment_refusal(*, release: Release, environment: Environment, kind: str)
 
 def check_deployable(*, release: Release, environment: Environment, kind: str) -> None:
     """Raise the refusal of deploying `release` to `environment` as `kind`, if any."""
+    if release.service.orphaned_at:
+        raise ReleaseRefused(orphan_refusal(release.service))
     if release.status != ReleaseStatus.BUILT:
         raise ReleaseRefused(
             f"Release #{release.pk} is {release.get_status_display().lower()}, "

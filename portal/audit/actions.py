@@ -84,6 +84,12 @@ class Catalog:
     TARGET_CREATE = Action("deploymenttarget.create", "Deployment target created")
     TARGET_CHANGE = Action("deploymenttarget.change", "Deployment target changed")
     TARGET_ADOPT = Action("deploymenttarget.adopt", "Helm release adopted by a platform admin")
+    SERVICE_DECLARED = Action("service.declared", "Service declared in its repository")
+    SERVICE_REDECLARED = Action("service.redeclared", "Service changed in its repository")
+    SERVICE_ORPHANED = Action(
+        "service.orphaned", "Service orphaned: its slipway.yaml is gone", failed=True
+    )
+    SERVICE_RESTORED = Action("service.restored", "Service declared again in its repository")
     FREEZE_CREATE = Action("freeze.create", "Freeze made")
     FREEZE_DELETE = Action("freeze.delete", "Freeze ended")
     FREEZE_OVERRIDE = Action("freeze.override", "Freeze overridden", notify=Notify.FREEZE_OVERRIDE)

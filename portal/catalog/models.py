@@ -126,11 +126,67 @@ class Service(models.Model):
         "in a Kubernetes Secret); empty: with the others.",
     )
 
+    catalog_source = models.ForeignKey(
+        "CatalogSource",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="services",
+        help_text="Declared by a slipway.yaml this source reads (docs/catalog.md): change it "
+        "there, not here.",
+    )
+    catalog_repository = models.CharField(max_length=sizes.PARAGRAPH, blank=True)
+    catalog_commit = models.CharField(max_length=64, blank=True)
+    orphaned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Its slipway.yaml disappeared: history kept, nothing deploys until it is back.",
+    )
+    backstage_entity = models.CharField(
+        max_length=200, blank=True, help_text="The Backstage entity that points here."
+    )
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class CatalogSource(models.Model):
+    """Repositories whose slipway.yaml declare services (docs/catalog.md): synced on a
+    schedule and on a push webhook, a dry run first if you like, a full sync per source."""
+
+    name = models.CharField(max_length=100, unique=True)
+    repositories = models.TextField(
+        help_text="One repository URL per line (https://, http://, git:// or ssh://); each "
+        "may end with #branch."
+    )
+    webhook_secret = EncryptedTextField(
+        blank=True,
+        help_text="Turns on the push webhook /hooks/catalog/<id>?token=…; stored encrypted.",
+    )
+    enabled = models.BooleanField(default=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_report = models.JSONField(
+        default=dict, blank=True, help_text="Per repository: the commit read, or the error."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def repository_list(self) -> list[tuple[str, str]]:
+        """(url, branch) per line; an empty branch means the default one."""
+        found = []
+        for line in self.repositories.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                url, _, branch = line.partition("#")
+                found.append((url.strip(), branch.strip()))
+        return found
 
 
 class Environment(models.Model):

@@ -41,3 +41,5 @@ class Task:
     VERIFY_AUDIT = "portal.verify_audit"
     AUDIT_ANCHOR = "portal.audit_anchor"
     LDAP_OFFBOARDING = "portal.ldap_offboarding"
+    CATALOG_SYNC = "portal.catalog_sync"
+    CATALOG_SYNC_ALL = "portal.catalog_sync_all"

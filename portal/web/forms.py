@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from portal.catalog.models import EnvironmentVariable, JenkinsServer, Registry
+from portal.catalog.models import CatalogSource, EnvironmentVariable, JenkinsServer, Registry
 
 
 class SecretInput(forms.PasswordInput):
@@ -55,6 +55,20 @@ class JenkinsServerForm(KeepSecretForm):
     class Meta:
         model = JenkinsServer
         fields = ["name", "url", "username", "api_token", "notification_secret", "timeout_seconds"]
+
+
+class CatalogSourceForm(KeepSecretForm):
+    secret_field = "webhook_secret"
+    webhook_secret = forms.CharField(
+        widget=SecretInput(),
+        required=False,
+        help_text="Turns on the push webhook /hooks/catalog/<id>?token=…; stored encrypted, "
+        "never shown again.",
+    )
+
+    class Meta:
+        model = CatalogSource
+        fields = ["name", "repositories", "webhook_secret", "enabled"]
 
 
 class RegistryForm(KeepSecretForm):

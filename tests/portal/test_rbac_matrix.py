@@ -17,7 +17,7 @@ from portal.access.choices import TokenScope
 from portal.access.models import ApiToken, Membership
 from portal.access.tokens import token_issue
 from portal.audit.chain import Actor
-from portal.catalog.models import DeploymentTarget, Environment, Freeze
+from portal.catalog.models import CatalogSource, DeploymentTarget, Environment, Freeze
 from releases import preview
 from releases.deployments import deployment_start
 from releases.models import (
@@ -261,6 +261,23 @@ MATRIX = {
         statuses(401, 404, 403, 403, 409, 409),
     ),
     # The world's release has an inconclusive verification in Beta: a lead skips it.
+    # -- services as code: a platform admin's (superuser's) only; a team admin gets 403.
+    "catalog": ("get", {}, None, statuses(302, 403, 403, 403, 403, 403)),
+    "catalog-sync": (
+        "post",
+        {"pk": "catalog_source"},
+        {"dry_run": "1"},
+        statuses(302, 403, 403, 403, 403, 403),
+    ),
+    # A Git server's push hook: no session or token, the source's secret in the URL.
+    "catalog-hook": ("post", {"pk": "catalog_source"}, {}, statuses(403, 403, 403, 403, 403, 403)),
+    "api-catalog-sources": ("get", {}, None, statuses(401, 403, 403, 403, 403, 403)),
+    "api-catalog-sync": (
+        "post",
+        {"pk": "catalog_source"},
+        {"dry_run": True},
+        statuses(401, 403, 403, 403, 403, 403),
+    ),
     # -- release trains: the world's train (two of team T's services) waits for approval.
     "trains": ("get", {}, None, READ_PAGE),
     "train-new": ("post", {}, "train-page", statuses(302, 403, 403, 302, 302, 302)),
@@ -359,6 +376,9 @@ def world():
         "release": release.pk,
         "deployment": waiting.pk,
         "train": train.pk,
+        "catalog_source": CatalogSource.objects.create(
+            name="src", repositories="git://127.0.0.1:9/none.git", webhook_secret="hook-1"
+        ).pk,
         "train_releases": [release.pk, web_release.pk],
         "verification": verification.pk,
         "rollout": waiting.rollouts.get().pk,

@@ -132,7 +132,12 @@ def _one_row_per_encrypted_field() -> dict[tuple[str, str], object]:
         team=path.team, name="ops", kind="webhook", url="https://hook.test/k-3", secret="wh-4"
     )
     rows[("notifications.Channel", "url")] = rows[("notifications.Channel", "secret")] = channel
+    from portal.catalog.models import CatalogSource
     from releases.models import ChangeSystem
+
+    rows[("portal.CatalogSource", "webhook_secret")] = CatalogSource.objects.create(
+        name="src", repositories="https://git.test/a.git", webhook_secret="hook-7"
+    )
 
     rows[("releases.ChangeSystem", "secret")] = ChangeSystem.objects.create(
         environment=path.prod, name="SN", kind="servicenow", url="https://sn.test", secret="sn-6"

@@ -1,0 +1,224 @@
+"""Services as code through a real Git server (git daemon): a repository's slipway.yaml
+creates, changes and orphans a service; invalid files and forbidden fields are refused per
+repository with the line; every change audited with its commit."""
+
+import textwrap
+
+import pytest
+from rest_framework.test import APIClient
+
+from portal.access.choices import TokenScope
+from portal.access.tokens import token_issue
+from portal.audit.actions import Catalog
+from portal.audit.chain import Actor
+from portal.audit.models import AuditEvent
+from portal.catalog.as_code import source_sync
+from portal.catalog.models import (
+    CatalogSource,
+    ClusterEnvironment,
+    DeploymentTarget,
+    Environment,
+    NamespaceGrant,
+    Service,
+)
+from releases.builds import release_create
+from releases.errors import ReleaseRefused
+from tests.factories import ClusterFactory, JenkinsServerFactory, TeamFactory, UserFactory
+from tests.support.git_server import GitServer
+
+pytestmark = pytest.mark.django_db
+
+FILE = textwrap.dedent(
+    """\
+    apiVersion: slipway.dev/v1
+    kind: Service
+    metadata:
+      name: storefront
+      title: Storefront
+      team: shop
+    spec:
+      chart: {ref: ./charts/demo, version: 0.1.0}
+      image: {repository: registry.local/shop/storefront}
+      build: {backend: jenkins, server: main, job: shop/storefront}
+      values: {replicaCount: REPLICAS}
+      targets:
+        - {environment: beta, cluster: c1, namespace: shop-beta}
+    """
+)
+PROD_TARGET = "    - {environment: prod, cluster: c1, namespace: shop-prod, values: {tier: gold}}\n"
+
+
+@pytest.fixture
+def git(tmp_path):
+    server = GitServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(git):
+    team = TeamFactory(slug="shop", name="Shop")
+    JenkinsServerFactory(name="main")
+    cluster = ClusterFactory(slug="c1", name="c1")
+    beta = Environment.objects.create(slug="beta", name="Beta", order=1)
+    prod = Environment.objects.create(slug="prod", name="Prod", order=2, protected=True)
+    for environment in (beta, prod):
+        ClusterEnvironment.objects.create(cluster=cluster, environment=environment)
+    NamespaceGrant.objects.create(cluster=cluster, team=team, pattern="shop-*")
+    clone = git.repository("storefront")
+    source = CatalogSource.objects.create(name="shop repos", repositories=git.url("storefront"))
+    return {"git": git, "clone": clone, "source": source, "team": team}
+
+
+def _push(world, text, message="slipway.yaml") -> str:
+    return world["git"].commit(world["clone"], message, {"slipway.yaml": text})
+
+
+def test_a_file_creates_then_changes_a_service_dry_run_first(world):
+    first = _push(world, FILE.replace("REPLICAS", "1"))
+    preview = source_sync(world["source"], dry_run=True)
+    assert not Service.objects.exists()  # a dry run changes nothing
+    [change] = preview.changes
+    assert (change.action, change.service, change.commit) == ("create", "storefront", first)
+    assert change.targets == ["+ beta on c1: shop-beta/storefront"]
+
+    applied = source_sync(world["source"])
+    assert applied.applied and applied.errors == []
+    service = Service.objects.get(slug="storefront")
+    assert (service.name, service.team.slug, service.jenkins_job) == (
+        "Storefront", "shop", "shop/storefront",
+    )  # fmt: skip
+    assert (service.catalog_commit, service.default_values) == (first, {"replicaCount": 1})
+    [target] = service.targets.all()
+    assert (target.namespace, target.helm_release_name) == ("shop-beta", "storefront")
+    declared = AuditEvent.objects.get(action=Catalog.SERVICE_DECLARED)
+    assert declared.after["commit"] == first and declared.actor_name == "catalog sync"
+    assert declared.after["repository"] == world["git"].url("storefront")
+
+    second = _push(world, FILE.replace("REPLICAS", "3") + PROD_TARGET, "three replicas, prod")
+    preview = source_sync(world["source"], dry_run=True).as_dict()
+    [change] = preview["changes"]
+    assert change["action"] == "update"
+    assert change["fields"] == {"default_values": [{"replicaCount": 1}, {"replicaCount": 3}]}
+    assert change["targets"] == ["+ prod on c1: shop-prod/storefront"]
+    source_sync(world["source"])
+    service.refresh_from_db()
+    assert service.default_values == {"replicaCount": 3} and service.catalog_commit == second
+    prod = DeploymentTarget.objects.get(service=service, environment__slug="prod")
+    assert prod.values == {"tier": "gold"}
+    changed = AuditEvent.objects.get(action=Catalog.SERVICE_REDECLARED)
+    assert changed.after["commit"] == second
+    # Nothing new: nothing changes, nothing audited.
+    assert source_sync(world["source"]).as_dict()["unchanged"] == ["storefront"]
+    assert AuditEvent.objects.filter(action=Catalog.SERVICE_REDECLARED).count() == 1
+
+
+def test_invalid_files_and_forbidden_fields_are_refused_with_the_line(world):
+    _push(world, FILE.replace("REPLICAS", "1"))
+    source_sync(world["source"])
+    broken = FILE.replace("REPLICAS", "1").replace("  team: shop\n", "  team: shop\n  owner: x\n")
+    _push(world, broken)
+    plan = source_sync(world["source"])
+    [report] = plan.repositories
+    assert report.line == 7 and "metadata.owner: unknown field" in report.error
+    assert plan.changes == []  # neither changed nor orphaned
+    assert not Service.objects.get(slug="storefront").orphaned_at
+
+    outside = FILE.replace("REPLICAS", "1").replace("shop-beta", "payments-beta")
+    _push(world, outside)
+    [report] = source_sync(world["source"]).repositories
+    assert report.line == 13
+    assert "Shop may not deploy to namespace payments-beta on cluster c1" in report.error
+    assert Service.objects.get(slug="storefront").targets.get().namespace == "shop-beta"
+
+    _push(world, "apiVersion: [unclosed\n")
+    [report] = source_sync(world["source"]).repositories
+    assert report.error.startswith("slipway.yaml: not valid YAML") and report.line == 2
+
+
+def test_a_file_that_disappears_orphans_its_service_until_it_is_back(world):
+    _push(world, FILE.replace("REPLICAS", "1"))
+    source_sync(world["source"])
+    gone = world["git"].commit(world["clone"], "moved to another repo", {"slipway.yaml": None})
+    [change] = source_sync(world["source"], dry_run=True).changes
+    assert (change.action, change.service) == ("orphan", "storefront")
+    source_sync(world["source"])
+    service = Service.objects.get(slug="storefront")
+    assert service.orphaned_at is not None and service.targets.count() == 1  # history kept
+    assert AuditEvent.objects.filter(action=Catalog.SERVICE_ORPHANED).exists()
+    with pytest.raises(ReleaseRefused, match=r"Storefront is orphaned: its slipway\.yaml is gone"):
+        release_create(service=service, ref="main", actor=Actor.system("test"))
+    assert gone
+    _push(world, FILE.replace("REPLICAS", "1"), "back")
+    [change] = source_sync(world["source"]).changes
+    assert change.action == "restore"
+    assert Service.objects.get(slug="storefront").orphaned_at is None
+
+
+def test_a_service_it_does_not_own_and_a_backstage_pointer(world):
+    world["git"].commit(
+        world["clone"],
+        "backstage",
+        {
+            "slipway.yaml": FILE.replace("REPLICAS", "1"),
+            "catalog-info.yaml": textwrap.dedent(
+                """\
+                apiVersion: backstage.io/v1alpha1
+                kind: Component
+                metadata:
+                  name: storefront-web
+                  annotations:
+                    slipway.dev/service: storefront
+                spec: {type: service, owner: group:shop, lifecycle: production}
+                """
+            ),
+        },
+    )
+    source_sync(world["source"])
+    assert (
+        Service.objects.get(slug="storefront").backstage_entity
+        == "component:default/storefront-web"
+    )
+    other = CatalogSource.objects.create(
+        name="someone else", repositories=world["source"].repositories
+    )
+    [report] = source_sync(other).repositories
+    assert "exists and is declared by shop repos, not this source" in report.error
+
+
+def _api(user) -> APIClient:
+    raw = token_issue(user=user, name="t", scopes=TokenScope.values)[1]
+    return APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+def test_platform_admins_preview_and_sync_from_the_api_and_the_page(world, client):
+    commit = _push(world, FILE.replace("REPLICAS", "1"))
+    admin = UserFactory(username="platform", is_superuser=True, is_staff=True)
+    api = _api(admin)
+    url = f"/api/v1/catalog/sources/{world['source'].pk}/sync"
+    preview = api.post(url, {"dry_run": True}, format="json").json()
+    assert preview["applied"] is False and preview["changes"][0]["action"] == "create"
+    assert preview["repositories"][0]["commit"] == commit
+    assert not Service.objects.exists()
+
+    client.force_login(admin)
+    page = client.post(f"/catalog/{world['source'].pk}/sync", {"dry_run": "1"})
+    assert "Preview of shop repos: nothing changed yet" in page.content.decode()
+    assert "+ beta on c1: shop-beta/storefront" in page.content.decode()
+    client.post(f"/catalog/{world['source'].pk}/sync", {})
+    assert Service.objects.filter(slug="storefront").exists()
+    listed = api.get("/api/v1/catalog/sources/").json()
+    assert listed[0]["last_report"]["repositories"][0]["service"] == "storefront"
+
+    developer = UserFactory(username="dev")
+    refused = _api(developer).post(url, {}, format="json")
+    assert refused.status_code == 403
+
+
+def test_the_push_hook_wants_the_sources_token(world, client):
+    world["source"].webhook_secret = "push-secret-1"
+    world["source"].save()
+    hook = f"/hooks/catalog/{world['source'].pk}"
+    assert client.post(f"{hook}?token=wrong").status_code == 403
+    assert client.post(hook).status_code == 403
+    assert client.post("/hooks/catalog/999999?token=x").status_code == 404
