@@ -2,10 +2,11 @@
 foreground until Ctrl-C or SIGTERM stops them all (honcho runs the Procfile).
 
 Companions: Celery worker and beat, the Jenkins emulator with one job per demo service
-(so a build shows a believable log), a local cluster: the real control plane with kwok's
-fake nodes (so a deployment runs real helm, and makes real ReplicaSets and pods), and a
-private Prometheus scraping a private Pushgateway where the demo traffic is pushed (so each
-deployment's verification measures something; docs/verification.md).
+(so a build shows a believable log), the Drone emulator (it builds the Search service), a
+local cluster: the real control plane with kwok's fake nodes (so a deployment runs real
+helm, and makes real ReplicaSets and pods), and a private Prometheus scraping a private
+Pushgateway where the demo traffic is pushed (so each deployment's verification measures
+something; docs/verification.md).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ def main() -> None:
     os.environ["SLIPWAY_JENKINS_NOTIFY_URL"] = (
         f"http://127.0.0.1:8000/hooks/jenkins/local?token={notify_secret}"
     )
+    drone_port = free_port(8092)
+    os.environ["SLIPWAY_DRONE_PORT"] = str(drone_port)
+    os.environ["SLIPWAY_DRONE_TOKEN"] = drone_token = secrets.token_urlsafe(24)
     prometheus_port, pushgateway_port = prometheus_config()
     os.environ["SLIPWAY_PROMETHEUS_PORT"] = str(prometheus_port)
     os.environ["SLIPWAY_PUSHGATEWAY_PORT"] = str(pushgateway_port)
@@ -107,10 +111,14 @@ def main() -> None:
             "SLIPWAY_DEMO_KUBECONFIG": str(kubeconfig),
             "SLIPWAY_DEMO_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
             "SLIPWAY_DEMO_JENKINS_NOTIFY_SECRET": notify_secret,
+            "SLIPWAY_DEMO_DRONE_URL": f"http://127.0.0.1:{drone_port}/",
+            "SLIPWAY_DEMO_DRONE_TOKEN": drone_token,
         },
     )
     print(f"Local Kubernetes API on https://127.0.0.1:{kube_port} (KUBECONFIG={kubeconfig})")
     print(f"Jenkins emulator on http://127.0.0.1:{jenkins_port}/", flush=True)
+    print(f"Drone emulator on http://127.0.0.1:{drone_port}/ (builds the Search service)",
+          flush=True)  # fmt: skip
     print(f"Prometheus on http://127.0.0.1:{prometheus_port}/ (demo traffic pushed to the "
           f"Pushgateway on 127.0.0.1:{pushgateway_port})", flush=True)  # fmt: skip
     print("Slipway on http://127.0.0.1:8000/ — Ctrl-C stops it.", flush=True)

@@ -76,6 +76,7 @@ class DroneBuild:
     ref: str
     link: str
     params: dict[str, str]
+    timestamp: int  # when the commit was made (Drone's hook timestamp)
     created: int
     started: int
     finished: int
@@ -117,6 +118,7 @@ def _build(data: dict) -> DroneBuild:
             error=str(data.get("error") or ""), after=str(data.get("after") or ""),
             ref=str(data.get("ref") or ""), link=str(data.get("link") or ""),
             params={str(k): str(v) for k, v in (data.get("params") or {}).items()},
+            timestamp=int(data.get("timestamp") or 0),
             created=int(data.get("created") or 0), started=int(data.get("started") or 0),
             finished=int(data.get("finished") or 0), steps=steps,
         )  # fmt: skip

@@ -9,6 +9,7 @@ from portal.audit.models import AuditCheck, AuditEvent
 from portal.catalog.models import (
     CatalogSource,
     DeploymentTarget,
+    DroneServer,
     Environment,
     EnvironmentLink,
     EnvironmentVariable,
@@ -19,6 +20,7 @@ from portal.catalog.models import (
 )
 from portal.web.forms import (
     CatalogSourceForm,
+    DroneServerForm,
     EnvironmentVariableForm,
     JenkinsServerForm,
     RegistryForm,
@@ -86,6 +88,12 @@ class ServiceAdmin(AuditedAdmin):
     search_fields = ["name", "slug"]
     readonly_fields = ["catalog_repository", "catalog_commit", "orphaned_at", "backstage_entity"]
     inlines = [DeploymentTargetInline]
+
+
+@admin.register(DroneServer)
+class DroneServerAdmin(AuditedAdmin):
+    form = DroneServerForm
+    list_display = ["name", "url"]
 
 
 @admin.register(CatalogSource)

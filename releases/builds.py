@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from doors.jenkins import CORRELATION_PARAMETER, ConsoleChunk, JenkinsClient, JenkinsNotFound
 from portal.audit.chain import Actor, RequestContext, audit_record
-from portal.catalog.models import DeploymentTarget, Environment, Service
+from portal.catalog.models import BuildBackend, DeploymentTarget, Environment, Service
 from portal.catalog.service_file import orphan_refusal
 from portal.core.images import COMMIT_SHA_RE
 from releases import dispatch
@@ -81,8 +81,15 @@ def release_create(
         )
     if service.orphaned_at:
         raise ReleaseRefused(orphan_refusal(service))
-    if service.jenkins_server_id is None or not service.jenkins_job:
+    if service.build_backend == BuildBackend.DRONE:
+        if service.drone_server_id is None or not service.drone_repository:
+            raise ReleaseRefused(f"{service.name} has no Drone server and repository configured.")
+        backend = {"build_backend": BuildBackend.DRONE, "drone_server": service.drone_server,
+                   "drone_repository": service.drone_repository}  # fmt: skip
+    elif service.jenkins_server_id is None or not service.jenkins_job:
         raise ReleaseRefused(f"{service.name} has no Jenkins job configured.")
+    else:
+        backend = {"jenkins_server": service.jenkins_server, "jenkins_job": service.jenkins_job}
     if deploy_to is not None:
         if not DeploymentTarget.objects.filter(service=service, environment=deploy_to).exists():
             raise ReleaseRefused(f"{service.name} has no target in {deploy_to.name}.")
@@ -97,8 +104,7 @@ def release_create(
             service=service,
             ref=ref,
             requested_by=user,
-            jenkins_server=service.jenkins_server,
-            jenkins_job=service.jenkins_job,
+            **backend,
             image_repository=service.image_repository,
             commit_sha=ref if COMMIT_SHA_RE.fullmatch(ref) else "",
         )
@@ -143,7 +149,9 @@ def release_cancel(
 
 
 def _reload(release: Release) -> Release:
-    return Release.objects.select_related("service", "jenkins_server").get(pk=release.pk)
+    return Release.objects.select_related("service", "jenkins_server", "drone_server").get(
+        pk=release.pk
+    )
 
 
 # -- the console log ------------------------------------------------------------------
@@ -168,7 +176,7 @@ def release_log_text(release: Release) -> str:
     return "".join(release.log_chunks.order_by("offset").values_list("text", flat=True))
 
 
-def _log_tail(release: Release, lines: int = LAST_LINES) -> str:
+def log_tail(release: Release, lines: int = LAST_LINES) -> str:
     """The last lines of the console, each cut to a readable length."""
     texts: list[str] = []
     for text in release.log_chunks.order_by("-offset").values_list("text", flat=True):
@@ -210,13 +218,13 @@ def _correlation(release: Release) -> str:
     return str(release.pk)
 
 
-def _cancelled(release: Release, reason: str, **fields) -> bool:
+def release_cancelled(release: Release, reason: str, **fields) -> bool:
     return release_transition(release=release, to=ReleaseStatus.CANCELLED, reason=reason, **fields)
 
 
 def _step_trigger(release: Release, jenkins: JenkinsClient) -> Step:
     if release.cancel_requested:
-        _cancelled(release, "cancelled before Jenkins was called")
+        release_cancelled(release, "cancelled before Jenkins was called")
         return Step.DONE
     job, marker = release.jenkins_job, _correlation(release)
     queue_id = None
@@ -227,7 +235,7 @@ def _step_trigger(release: Release, jenkins: JenkinsClient) -> Step:
         if queue_id is None:
             build = jenkins.find_build(job, CORRELATION_PARAMETER, marker)
             if build is not None:
-                return _record_build(release, build.number, build.url)
+                return record_build(release, build.number, build.url)
     if queue_id is None:
         release_note_progress(release=release, progress="Asking Jenkins to build")
         result = jenkins.trigger(
@@ -259,7 +267,7 @@ def _step_trigger(release: Release, jenkins: JenkinsClient) -> Step:
     return Step.NEXT
 
 
-def _record_build(release: Release, number: int, url: str) -> Step:
+def record_build(release: Release, number: int, url: str) -> Step:
     release_transition(
         release=release,
         to=ReleaseStatus.BUILDING,
@@ -279,21 +287,23 @@ def _step_follow_queue(release: Release, jenkins: JenkinsClient) -> Step:
             release.jenkins_job, CORRELATION_PARAMETER, _correlation(release)
         )
         if build is not None:
-            return _record_build(release, build.number, build.url)
+            return record_build(release, build.number, build.url)
         release_fail(
             release=release,
             reason=f"Jenkins forgot queue item {release.queue_item_id} before it became a build",
         )
         return Step.DONE
     if item.state == "cancelled":
-        _cancelled(release, "the queue item was cancelled in Jenkins")
+        release_cancelled(release, "the queue item was cancelled in Jenkins")
         return Step.DONE
     if item.state == "left" and item.build_number:
-        return _record_build(release, item.build_number, item.build_url)
+        return record_build(release, item.build_number, item.build_url)
     if release.cancel_requested:
         jenkins.cancel_queue_item(release.queue_item_id)
     release_note_progress(
-        release=release, progress=item.why or "Waiting in the Jenkins queue", lease=_wait(release)
+        release=release,
+        progress=item.why or "Waiting in the Jenkins queue",
+        lease=release_wait(release),
     )
     return Step.WAIT
 
@@ -306,7 +316,7 @@ def _step_poll_build(release: Release, jenkins: JenkinsClient) -> Step:
         if release.cancel_requested:
             jenkins.stop(job, number)
         release_note_progress(
-            release=release, progress=f"Build #{number} running", lease=_wait(release)
+            release=release, progress=f"Build #{number} running", lease=release_wait(release)
         )
         return Step.WAIT
     if _fetch_log(release, jenkins):
@@ -317,13 +327,13 @@ def _step_poll_build(release: Release, jenkins: JenkinsClient) -> Step:
     if build.result == "SUCCESS":
         return _built(release, jenkins, build)
     if build.result == "ABORTED" and release.cancel_requested:
-        _cancelled(release, "build stopped on request", build_result=build.result)
+        release_cancelled(release, "build stopped on request", build_result=build.result)
         return Step.DONE
     release_transition(
         release=release,
         to=ReleaseStatus.FAILED,
         build_result=build.result or "",
-        reason=f"Jenkins build #{number} ended {build.result}. Last lines:\n{_log_tail(release)}",
+        reason=f"Jenkins build #{number} ended {build.result}. Last lines:\n{log_tail(release)}",
     )
     return Step.DONE
 
@@ -340,29 +350,40 @@ def _built(release: Release, jenkins: JenkinsClient, build) -> Step:
             ),
         )
         return Step.DONE
-    reported = image.repository or release.image_repository
+    # What Jenkins checked out, for lead time (commit → Prod); kept as asked when not told.
+    commit = {}
+    if build.commit is not None:
+        commit = {"commit_sha": build.commit.sha, "commit_time": build.commit.committed_at}
+    return release_built(
+        release, number=build.number, repository=image.repository, digest=image.digest,
+        result=build.result, commit=commit,
+    )  # fmt: skip
+
+
+def release_built(
+    release: Release, *, number: int, repository: str, digest: str, result: str, commit: dict
+) -> Step:
+    """A build (of any backend) succeeded with an image digest: the release is built (the
+    image's repository checked), and deploys on if it was asked to."""
+    reported = repository or release.image_repository
     expected = release.service.image_repository
     if release.service.require_image_repository and reported != expected:
         release_fail(
             release=release,
             reason=(
-                f"Build #{build.number} reported the image {reported}@{image.digest}, outside "
+                f"Build #{number} reported the image {reported}@{digest}, outside "
                 f"this service's repository {expected}: Slipway deploys only images from there."
             ),
         )
         return Step.DONE
-    # What Jenkins checked out, for lead time (commit → Prod); kept as asked when not told.
-    commit = {}
-    if build.commit is not None:
-        commit = {"commit_sha": build.commit.sha, "commit_time": build.commit.committed_at}
     with transaction.atomic():
         if release_transition(
             release=release,
             to=ReleaseStatus.BUILT,
             **commit,
-            build_result=build.result,
-            image_digest=image.digest,
-            image_repository=image.repository or release.image_repository,
+            build_result=result,
+            image_digest=digest,
+            image_repository=reported,
         ):
             _deploy_after_build(release)
     return Step.DONE
@@ -397,16 +418,26 @@ def _deploy_after_build(release: Release) -> None:
         )
 
 
-def _wait(release: Release) -> float:
+def build_server(release: Release):
+    """The Jenkins or Drone server that builds the release."""
+    return (
+        release.drone_server
+        if release.build_backend == BuildBackend.DRONE
+        else (release.jenkins_server)
+    )
+
+
+def release_wait(release: Release) -> float:
     """The lease of a run waiting for its next look: the wait and the look itself (longer
     when Jenkins notifies, so the wait is never taken for a lost worker)."""
-    return poll_seconds(release) + 2 * release.jenkins_server.timeout_seconds + 1
+    return poll_seconds(release) + 2 * build_server(release).timeout_seconds + 1
 
 
 def poll_seconds(release: Release) -> float:
-    """How long until the next look at Jenkins: a Jenkins that notifies Slipway of builds
-    is asked only as a fallback."""
-    if release.jenkins_server.notification_secret:
+    """How long until the next look at the build: a Jenkins that notifies Slipway of
+    builds is asked only as a fallback."""
+    server = build_server(release)
+    if getattr(server, "notification_secret", None):
         return settings.SLIPWAY_POLL_FALLBACK_SECONDS
     return settings.SLIPWAY_POLL_SECONDS
 

@@ -16,6 +16,7 @@ from portal.access.models import Membership, Team
 from portal.catalog.models import (
     ClusterEnvironment,
     DeploymentTarget,
+    DroneServer,
     Environment,
     EnvironmentLink,
     EnvironmentVariable,
@@ -28,6 +29,8 @@ from releases.models import AnalysisMetric, AnalysisTemplate
 PASSWORDS_FILE = Path(settings.BASE_DIR) / ".local" / "demo-passwords.json"
 DEMO_USERS = {"admin": Role.ADMIN, "lead": Role.LEAD, "lead2": Role.LEAD, "dev": Role.DEVELOPER}
 DEMO_SERVICES = {"storefront": "Storefront", "payments": "Payments"}
+# Built by Drone (the Drone emulator under `make run`) instead of Jenkins.
+DEMO_DRONE_SERVICES = {"search": "Search"}
 DEMO_CANARY = [{"weight": 10, "pause": 20}, {"weight": 50, "pause": "lead"}, {"weight": 100}]
 # The share of a release's requests answered with a 5xx over the last 30 s.
 DEMO_ERROR_RATIO = (
@@ -57,6 +60,8 @@ def demo_load(
     kubeconfig: str = "",
     prometheus_url: str = "",
     jenkins_notify_secret: str = "",
+    drone_url: str = "",
+    drone_token: str = "",
 ) -> dict[str, str]:
     """Create or refresh the demo rows; return the users' passwords. Idempotent."""
     passwords = _demo_passwords()
@@ -107,15 +112,25 @@ def demo_load(
         NamespaceGrant.objects.get_or_create(
             cluster=cluster, team=team, pattern=f"*-{env.slug}", environment=env
         )
+    drone, _ = DroneServer.objects.get_or_create(
+        name="local-drone", defaults={"url": drone_url or "http://127.0.0.1:8092/"}
+    )
+    if drone_url:
+        drone.url, drone.token = drone_url, drone_token
+        drone.save()
     chart = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
-    for slug, name in DEMO_SERVICES.items():
+    for slug, name in {**DEMO_SERVICES, **DEMO_DRONE_SERVICES}.items():
+        by_drone = slug in DEMO_DRONE_SERVICES
         service, _ = Service.objects.update_or_create(
             slug=slug,
             defaults={
                 "name": name,
                 "team": team,
-                "jenkins_server": jenkins,
-                "jenkins_job": f"demo/{slug}",
+                "build_backend": "drone" if by_drone else "jenkins",
+                "drone_server": drone if by_drone else None,
+                "drone_repository": f"demo/{slug}" if by_drone else "",
+                "jenkins_server": None if by_drone else jenkins,
+                "jenkins_job": "" if by_drone else f"demo/{slug}",
                 "chart": chart,
                 "image_repository": f"registry.local/demo/{slug}",
                 "repository_url": f"https://git.example.com/demo/{slug}.git",

@@ -176,8 +176,12 @@ def release_evidence(release: Release, *, generated_by: str) -> dict:
             "built_at": _iso(release.finished_at),
         },
         "build": {
-            "jenkins": release.jenkins_server.name,
-            "job": release.jenkins_job,
+            "backend": release.build_backend,
+            **(
+                {"drone": release.drone_server.name, "repository": release.drone_repository}
+                if release.build_backend == "drone"
+                else {"jenkins": release.jenkins_server.name, "job": release.jenkins_job}
+            ),
             "number": release.build_number,
             "url": release.build_url,
             "result": release.build_result,

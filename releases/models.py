@@ -50,10 +50,26 @@ class Release(models.Model):
         help_text="What Jenkins says while it waits (queue 'why').",
     )
 
+    build_backend = models.CharField(max_length=16, default="jenkins")
     jenkins_server = models.ForeignKey(
-        "portal.JenkinsServer", on_delete=models.PROTECT, related_name="releases"
+        "portal.JenkinsServer",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="releases",
     )
-    jenkins_job = models.CharField(max_length=sizes.LINE)
+    jenkins_job = models.CharField(max_length=sizes.LINE, blank=True)
+    drone_server = models.ForeignKey(
+        "portal.DroneServer",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="releases",
+    )
+    drone_repository = models.CharField(max_length=200, blank=True)
+    log_cursor = models.JSONField(
+        default=dict, blank=True, help_text="Drone: the steps whose logs are read."
+    )
     queue_item_id = models.BigIntegerField(null=True, blank=True)
     build_number = models.IntegerField(null=True, blank=True)
     build_url = models.CharField(max_length=sizes.PARAGRAPH, blank=True)

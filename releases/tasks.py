@@ -18,8 +18,9 @@ from django.db import InterfaceError, OperationalError
 
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import ClusterError
+from doors.drone import DroneError
 from doors.jenkins import JenkinsError
-from portal.catalog.models import DeploymentTarget, Environment
+from portal.catalog.models import BuildBackend, DeploymentTarget, Environment
 from portal.core import queues, sizes
 from portal.core.errors import DoorError
 from portal.core.queues import Task
@@ -30,6 +31,7 @@ from releases import (
     deploy_steps,
     dispatch,
     drift,
+    drone_builds,
     preview,
     trains,
     transitions,
@@ -86,15 +88,20 @@ def release_advance(self, release_id: int, run_token: str) -> str:
     """Do the next build step of a release; schedule the one after."""
     try:
         release = (
-            Release.objects.select_related("service", "jenkins_server")
+            Release.objects.select_related("service", "jenkins_server", "drone_server")
             .filter(pk=release_id, run_token=run_token)
             .first()
         )
         if release is None:
             return "stale"  # gone, or resumed by a newer run
         try:
-            step = builds.release_step(release=release, jenkins=builds.jenkins_for(release))
-        except JenkinsError as exc:
+            if release.build_backend == BuildBackend.DRONE:
+                step = drone_builds.drone_step(
+                    release=release, drone=drone_builds.drone_for(release)
+                )
+            else:
+                step = builds.release_step(release=release, jenkins=builds.jenkins_for(release))
+        except (JenkinsError, DroneError) as exc:
             return _retry_or_fail(
                 self,
                 exc,

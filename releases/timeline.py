@@ -55,7 +55,7 @@ def _release_step(event: AuditEvent) -> tuple[str, str, bool]:
     detail = {
         Engine.RELEASE_CREATE: "",
         RELEASE_STATUS[ReleaseStatus.QUEUED]: f"queue item {after.get('queue_item_id', '')}",
-        RELEASE_STATUS[ReleaseStatus.BUILDING]: f"Jenkins build #{after.get('build_number', '')}",
+        RELEASE_STATUS[ReleaseStatus.BUILDING]: f"build #{after.get('build_number', '')}",
         RELEASE_STATUS[ReleaseStatus.BUILT]: after.get("image_digest", ""),
         Engine.RELEASE_RESUME: f"time {after.get('times', '')}",
     }.get(action, after.get("reason", ""))

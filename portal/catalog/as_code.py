@@ -23,8 +23,10 @@ from portal.access.models import Team
 from portal.audit.actions import Catalog
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import (
+    BuildBackend,
     CatalogSource,
     DeploymentTarget,
+    DroneServer,
     Environment,
     JenkinsServer,
     Service,
@@ -43,7 +45,8 @@ from portal.core.images import default_image_values
 
 SYNC_ACTOR = Actor.system("catalog sync")
 # The service fields a file declares, as (field, how the spec says it).
-FIELDS = ("name", "team", "repository_url", "jenkins_server", "jenkins_job", "chart",
+FIELDS = ("name", "team", "repository_url", "build_backend", "jenkins_server", "jenkins_job",
+          "drone_server", "drone_repository", "chart",
           "chart_version", "image_repository", "image_values", "default_values",
           "backstage_entity")  # fmt: skip
 TARGET_FIELDS = ("namespace", "helm_release_name", "values", "wave")
@@ -114,12 +117,19 @@ def _resolve(spec: ServiceSpec, source: CatalogSource, url: str) -> tuple[dict, 
     team = Team.objects.filter(slug=spec.team).first()
     if team is None:
         raise _Refused(f"metadata.team: no team {spec.team}")
-    server = JenkinsServer.objects.filter(name=spec.build_server).first()
+    drone = spec.build_backend == BuildBackend.DRONE
+    servers = DroneServer if drone else JenkinsServer
+    server = servers.objects.filter(name=spec.build_server).first()
     if server is None:
-        raise _Refused(f"spec.build.server: no Jenkins server named {spec.build_server}")
+        kind = "Drone" if drone else "Jenkins"
+        raise _Refused(f"spec.build.server: no {kind} server named {spec.build_server}")
     values = {
-        "name": spec.name, "team": team, "repository_url": url, "jenkins_server": server,
-        "jenkins_job": spec.build_job, "chart": spec.chart, "chart_version": spec.chart_version,
+        "name": spec.name, "team": team, "repository_url": url,
+        "build_backend": spec.build_backend,
+        "jenkins_server": None if drone else server, "jenkins_job": "" if drone else spec.build_job,
+        "drone_server": server if drone else None,
+        "drone_repository": spec.build_job if drone else "",
+        "chart": spec.chart, "chart_version": spec.chart_version,
         "image_repository": spec.image_repository,
         "image_values": spec.image_values or default_image_values(),
         "default_values": spec.default_values, "backstage_entity": spec.backstage_entity,

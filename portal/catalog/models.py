@@ -71,6 +71,29 @@ class Registry(models.Model):
         return self.name
 
 
+class BuildBackend(models.TextChoices):
+    """What builds a service's images (docs/builds.md)."""
+
+    JENKINS = "jenkins", "Jenkins"
+    DRONE = "drone", "Drone"
+
+
+class DroneServer(models.Model):
+    """A Drone server Slipway starts builds on (it builds only; promotion stays Slipway's).
+    The token is encrypted."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(help_text="e.g. https://drone.example.com")
+    token = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown again.")
+    timeout_seconds = models.PositiveIntegerField(default=10)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Service(models.Model):
     """One deployable application: its Jenkins job, Helm chart, image repository, team."""
 
@@ -85,6 +108,15 @@ class Service(models.Model):
         max_length=sizes.LINE,
         blank=True,
         help_text="Job path; '/' separates folders, e.g. team/app.",
+    )
+    build_backend = models.CharField(
+        max_length=16, choices=BuildBackend.choices, default=BuildBackend.JENKINS
+    )
+    drone_server = models.ForeignKey(
+        DroneServer, on_delete=models.PROTECT, null=True, blank=True, related_name="services"
+    )
+    drone_repository = models.CharField(
+        max_length=200, blank=True, help_text="Drone's owner/name of the repository it builds."
     )
     chart = models.CharField(
         max_length=sizes.LINE, help_text="Helm chart reference: a path, repo/chart or oci:// URL."

@@ -13,6 +13,7 @@ field is an error, not a silence), every error with the line it is on.
         repository: registry.example.com/shop/storefront
         values: {image: {repository: "{repository}", digest: "{digest}"}}   # optional
       build: {backend: jenkins, server: main, job: shop/storefront}
+      # or: build: {backend: drone, server: drone, repository: shop/storefront}
       values: {replicaCount: 2}   # the chart's values for every environment
       targets:
         - {environment: beta, cluster: beta-1, namespace: shop-beta}
@@ -38,7 +39,7 @@ API_VERSION = "slipway.dev/v1"
 FILE = "slipway.yaml"
 BACKSTAGE_FILE = "catalog-info.yaml"
 BACKSTAGE_ANNOTATION = "slipway.dev/service"
-BACKENDS = ("jenkins",)
+BACKENDS = ("jenkins", "drone")
 TARGET_FIELDS = {"environment", "cluster", "namespace", "release", "values", "wave"}
 
 
@@ -173,11 +174,14 @@ def parse_service_file(text: str) -> ServiceSpec:
             validate_image_values(image_values)
         except ValidationError as exc:
             raise read.fail(("spec", "image", "values"), " ".join(exc.messages)) from exc
-    build = read.mapping(spec["build"], ("spec", "build"), {"backend", "server", "job"},
-                         {"server", "job"})  # fmt: skip
+    build = read.mapping(spec["build"], ("spec", "build"), {"backend", "server", "job",
+                         "repository"}, {"server"})  # fmt: skip
     backend = read.text(build.get("backend", "jenkins"), ("spec", "build", "backend"))
     if backend not in BACKENDS:
         raise read.fail(("spec", "build", "backend"), f"must be one of {', '.join(BACKENDS)}")
+    what = "repository" if backend == "drone" else "job"
+    if what not in build:
+        raise read.fail(("spec", "build"), f"{what} is required for {backend}")
     values = spec.get("values") or {}
     if not isinstance(values, dict):
         raise read.fail(("spec", "values"), "must be a mapping of chart values")
@@ -193,7 +197,7 @@ def parse_service_file(text: str) -> ServiceSpec:
         image_values=image_values,
         build_backend=backend,
         build_server=read.text(build["server"], ("spec", "build", "server"), limit=100),
-        build_job=read.text(build["job"], ("spec", "build", "job")),
+        build_job=read.text(build[what], ("spec", "build", what)),
         default_values=values,
     )
     targets = spec.get("targets") or []

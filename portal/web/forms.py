@@ -3,7 +3,13 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from portal.catalog.models import CatalogSource, EnvironmentVariable, JenkinsServer, Registry
+from portal.catalog.models import (
+    CatalogSource,
+    DroneServer,
+    EnvironmentVariable,
+    JenkinsServer,
+    Registry,
+)
 
 
 class SecretInput(forms.PasswordInput):
@@ -55,6 +61,17 @@ class JenkinsServerForm(KeepSecretForm):
     class Meta:
         model = JenkinsServer
         fields = ["name", "url", "username", "api_token", "notification_secret", "timeout_seconds"]
+
+
+class DroneServerForm(KeepSecretForm):
+    secret_field = "token"
+    token = forms.CharField(
+        widget=SecretInput(), required=False, help_text="Stored encrypted; never shown again."
+    )
+
+    class Meta:
+        model = DroneServer
+        fields = ["name", "url", "token", "timeout_seconds"]
 
 
 class CatalogSourceForm(KeepSecretForm):

@@ -24,7 +24,7 @@ class ReleaseEvidenceApi(ApiView):
     def get(self, request, pk: int):
         release = get_object_or_404(
             selectors.visible_releases(request.user).select_related(
-                "service__team", "jenkins_server", "requested_by"
+                "service__team", "jenkins_server", "drone_server", "requested_by"
             ),
             pk=pk,
         )

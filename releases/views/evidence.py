@@ -18,7 +18,7 @@ MAX_EVIDENCE_BYTES = 5 * 1024 * 1024
 
 
 def _evidence(request, pk: int) -> dict:
-    release = release_or_404(request, pk, "jenkins_server", "requested_by")
+    release = release_or_404(request, pk, "jenkins_server", "drone_server", "requested_by")
     return release_evidence(release, generated_by=request.user.get_username())
 
 

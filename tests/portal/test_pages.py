@@ -35,8 +35,10 @@ def test_load_demo_is_idempotent_and_creates_users_services_and_targets(capsys):
     assert {"admin", "lead", "lead2", "dev"} <= set(
         get_user_model().objects.values_list("username", flat=True)
     )
-    assert Service.objects.count() == 2
-    assert DeploymentTarget.objects.count() == 4
+    assert Service.objects.count() == 3
+    assert DeploymentTarget.objects.count() == 6
+    search = Service.objects.get(slug="search")  # the demo service Drone builds
+    assert (search.build_backend, search.drone_repository) == ("drone", "demo/search")
     assert "lead2" in out
 
 

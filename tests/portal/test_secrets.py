@@ -132,9 +132,12 @@ def _one_row_per_encrypted_field() -> dict[tuple[str, str], object]:
         team=path.team, name="ops", kind="webhook", url="https://hook.test/k-3", secret="wh-4"
     )
     rows[("notifications.Channel", "url")] = rows[("notifications.Channel", "secret")] = channel
-    from portal.catalog.models import CatalogSource
+    from portal.catalog.models import CatalogSource, DroneServer
     from releases.models import ChangeSystem
 
+    rows[("portal.DroneServer", "token")] = DroneServer.objects.create(
+        name="drone", url="https://drone.test", token="drone-8"
+    )
     rows[("portal.CatalogSource", "webhook_secret")] = CatalogSource.objects.create(
         name="src", repositories="https://git.test/a.git", webhook_secret="hook-7"
     )

@@ -186,6 +186,26 @@ def test_a_service_it_does_not_own_and_a_backstage_pointer(world):
     assert "exists and is declared by shop repos, not this source" in report.error
 
 
+def test_a_file_may_choose_drone_to_build(world):
+    from portal.catalog.models import DroneServer
+
+    drone = DroneServer.objects.create(name="drone", url="https://drone.example.com", token="t")
+    text = FILE.replace("REPLICAS", "1").replace(
+        "build: {backend: jenkins, server: main, job: shop/storefront}",
+        "build: {backend: drone, server: drone, repository: shop/storefront}",
+    )
+    _push(world, text)
+    source_sync(world["source"])
+    service = Service.objects.get(slug="storefront")
+    assert (service.build_backend, service.drone_server, service.drone_repository) == (
+        "drone", drone, "shop/storefront",
+    )  # fmt: skip
+    assert service.jenkins_server is None
+    _push(world, text.replace("repository: shop/storefront", "job: shop/storefront"))
+    [report] = source_sync(world["source"]).repositories
+    assert report.line == 10 and "spec.build: repository is required for drone" in report.error
+
+
 def _api(user) -> APIClient:
     raw = token_issue(user=user, name="t", scopes=TokenScope.values)[1]
     return APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")

@@ -1,0 +1,103 @@
+"""Builds through Drone, end to end with a real worker: the Drone emulator builds, the
+release log gets each step's lines, the digest comes from the SLIPWAY_IMAGE line, a failed
+step says where, a cancel stops the build, an outage is retried; then (on the test
+cluster) the Drone-built digest goes to Beta and the same digest to Prod."""
+
+import hashlib
+
+import pytest
+
+from devtools.drone_emulator import serve
+from portal.audit.chain import Actor
+from portal.catalog.models import DroneServer
+from releases.builds import release_cancel, release_create, release_log_text
+from releases.models import Release
+from tests.support.deploy import deploy, image_in
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+TOKEN = "drone-test-token"
+
+
+@pytest.fixture
+def drone():
+    server, emulator = serve(token=TOKEN)
+    yield f"http://127.0.0.1:{server.server_address[1]}", emulator
+    server.shutdown()
+
+
+def _drone_service(service, url: str):
+    service.build_backend = "drone"
+    service.drone_server = DroneServer.objects.create(name="drone", url=url, token=TOKEN)
+    service.drone_repository = "shop/app"
+    service.jenkins_server = None
+    service.save()
+    return service
+
+
+def _ended(release: Release, timeout: float = 30) -> Release:
+    def done():
+        release.refresh_from_db()
+        return release.status in ("built", "failed", "cancelled")
+
+    wait_until(done, timeout, f"release #{release.pk} ending ({release.progress})")
+    return release
+
+
+@pytest.fixture
+def service(drone):
+    from tests.factories import service_path
+
+    return _drone_service(
+        service_path(image_repository="registry.local/shop/app").service, drone[0]
+    )
+
+
+def test_a_drone_build_gives_the_release_its_digest_and_log(service, drone):
+    release = _ended(release_create(service=service, ref="v1.4.0", actor=Actor.system("t")))
+    assert release.status == "built", release.status_reason
+    expected = "sha256:" + hashlib.sha256(b"shop/app@v1.4.0").hexdigest()
+    assert release.image == f"registry.local/shop/app@{expected}"
+    assert (release.build_backend, release.build_number) == ("drone", 1)
+    assert release.build_url == f"{drone[0]}/shop/app/1"
+    assert release.commit_sha == hashlib.sha1(b"shop/app:v1.4.0").hexdigest()
+    log = release_log_text(release)
+    assert log.index("--- step clone (success)") < log.index("--- step publish (success)")
+    assert f"SLIPWAY_IMAGE=registry.local/shop/app@{expected}" in log
+    assert release.log_offset == len(log.encode())
+    [build] = drone[1].builds["shop/app"]
+    assert build.params["SLIPWAY_RELEASE"] == str(release.pk)
+
+
+def test_a_failed_step_says_where_and_a_cancel_stops_the_build(service, drone):
+    failed = _ended(release_create(service=service, ref="fail-7", actor=Actor.system("t")))
+    assert failed.status == "failed"
+    assert failed.status_reason.startswith("Drone build #1 failed at step test (exit code 1).")
+    assert "FAIL  TestCheckout" in failed.status_reason
+
+    drone[1].repos["shop/app"] = {"steps": [{"name": "slow", "seconds": 30, "lines": ["…"]}]}
+    slow = release_create(service=service, ref="v2", actor=Actor.system("t"))
+    wait_until(lambda: Release.objects.get(pk=slow.pk).status == "building", 15, "building")
+    release_cancel(release=Release.objects.get(pk=slow.pk), actor=Actor.system("t"))
+    assert _ended(slow).status == "cancelled"
+    assert drone[1].builds["shop/app"][-1].killed_at is not None
+
+
+def test_drone_unavailable_for_a_while_is_retried(service, drone):
+    drone[1].unavailable = 3
+    release = _ended(release_create(service=service, ref="v3", actor=Actor.system("t")))
+    assert release.status == "built", release.status_reason
+    assert len(drone[1].builds["shop/app"]) == 1  # built once, never twice
+
+
+@pytest.mark.e2e
+def test_a_drone_built_digest_goes_to_beta_then_the_same_to_prod(world, drone):
+    _drone_service(world["service"], drone[0])
+    world["service"].drone_repository = "demo/app"
+    world["service"].save()
+    release = _ended(release_create(service=world["service"], ref="v9", actor=Actor.system("t")))
+    assert release.status == "built", release.status_reason
+    assert deploy(world, release, "beta").status == "succeeded"
+    prod = deploy(world, release, "prod", kind="promote")
+    assert prod.status == "succeeded", prod.status_reason
+    assert image_in(world, "prod") == image_in(world, "beta") == release.image
