@@ -7,6 +7,7 @@
     GET    /api/repos/{owner}/{name}/builds/{number}                    with stages and steps
     GET    /api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}  [{pos, out, time}]
     DELETE /api/repos/{owner}/{name}/builds/{number}                    cancel (killed)
+    GET    /api/stream/{owner}/{name}/{number}/{stage}/{step}           live lines (SSE)
     GET    /api/user                                                    who the token is
 
 A build runs its repository's steps one after another, each for its seconds; a step's log
@@ -178,8 +179,20 @@ class Emulator:
                 for pos, line in enumerate(build.steps[index]["lines"])] or [
             {"pos": 0, "out": "", "time": begin}]  # fmt: skip
 
+    def live(self, build: Build, index: int, now: float) -> tuple[list[str], bool]:
+        """The lines a running step has printed so far, and whether it still runs (Drone's
+        livelog: `GET /api/stream/…` replays them, then follows)."""
+        lines = build.steps[index]["lines"]
+        begin, end = build.step_windows()[index]
+        running = build.step_status(index, now) == "running"
+        if not running:
+            return [], False
+        share = (now - begin) / max(end - begin, 0.001)
+        return lines[: min(len(lines), int(share * len(lines)) + 1)], True
+
 
 API = re.compile(r"^/api/repos/([^/]+)/([^/]+)/builds(?:/(\d+))?(?:/logs/(\d+)/(\d+))?/?$")
+STREAM = re.compile(r"^/api/stream/([^/]+)/([^/]+)/(\d+)/(\d+)/(\d+)$")
 
 
 def handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
@@ -198,12 +211,48 @@ def handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: int, message: str) -> None:
             self._send(status, {"message": message})  # Drone's render.ErrorCode shape
 
+        def _stream(self, repo: str, number: int, step: int) -> None:
+            """Drone's log stream (handler/api/events/logs.go): server-sent events, one
+            `data: {pos, out, time}` per line, `event: error / data: eof` at the end."""
+            with emulator.lock:
+                builds = emulator.builds.get(repo, [])
+                build = builds[number - 1] if 0 < number <= len(builds) else None
+            if build is None or not 0 < step <= len(build.steps):
+                return self._error(404, "sql: no rows in result set")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            sent = 0
+            try:
+                self.wfile.write(b": ping\n\n")
+                while True:
+                    lines, running = emulator.live(build, step - 1, time.time())
+                    for pos in range(sent, len(lines)):
+                        event = {"pos": pos, "out": lines[pos] + "\n", "time": pos}
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    sent = max(sent, len(lines))
+                    self.wfile.flush()
+                    if not running:
+                        break
+                    time.sleep(0.05)
+                self.wfile.write(b"event: error\ndata: eof\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client read what it wanted and left
+
         def _route(self, method: str) -> None:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items() if v}
             path = parts.path
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            streamed = STREAM.match(parts.path)
+            if streamed and method == "GET":
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if token != emulator.token:
+                    return self._error(401, "Unauthorized")
+                owner, name, number, _stage, step = streamed.groups()
+                return self._stream(f"{owner}/{name}", int(number), int(step))
             with emulator.lock:
                 if path.startswith("/_emulator/"):
                     return self._control(method, path, raw)

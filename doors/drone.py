@@ -208,6 +208,34 @@ class DroneClient:
                          key=lambda line: int(line.get("pos") or 0))  # fmt: skip
         return [str(line.get("out", "")) for line in ordered]
 
+    def step_live(
+        self, repository: str, number: int, stage: int, step: int, *, seconds: float = 1.0
+    ) -> list[str]:
+        """The lines a running step has printed so far, from Drone's log stream
+        (`GET /api/stream/{owner}/{name}/{number}/{stage}/{step}`, server-sent events that
+        replay the step's lines, then follow): read for at most `seconds`."""
+        if self.before_call is not None:
+            self.before_call()
+        repo = self._repo(repository).removeprefix("/api/repos")
+        url = f"{self.base}/api/stream{repo}/{number}/{stage}/{step}"
+        live = egress.session(deadline=seconds, max_bytes=1 << 20, partial=True)
+        live.headers.update(self.session.headers)
+        try:
+            with live:
+                answer = live.get(url, timeout=(self.timeout, seconds))
+        except (requests.RequestException, egress.EgressError):
+            return []  # no stream now: the stored log follows anyway
+        if answer.status_code != 200:
+            return []
+        lines = []
+        for raw in answer.content.decode("utf-8", "replace").split("\n"):
+            if raw.startswith("data: ") and raw != "data: eof":
+                try:
+                    lines.append(str(json.loads(raw[len("data: ") :]).get("out", "")))
+                except (ValueError, AttributeError):
+                    continue
+        return lines
+
     def cancel(self, repository: str, number: int) -> None:
         try:
             self._call("DELETE", f"{self._repo(repository)}/builds/{number}")

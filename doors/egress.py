@@ -204,9 +204,12 @@ class _HTTPSPool(_WatchedPool, HTTPSConnectionPool):
 class GuardedAdapter(HTTPAdapter):
     """requests' transport with the door's rules (see the module's docstring)."""
 
-    def __init__(self, *, deadline: float, max_bytes: int) -> None:
+    def __init__(self, *, deadline: float, max_bytes: int, partial: bool = False) -> None:
         self.deadline = deadline
         self.max_bytes = max_bytes
+        # A live stream (server-sent events) never ends: read it until the deadline and
+        # keep what came.
+        self.partial = partial
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs):
@@ -244,7 +247,10 @@ class GuardedAdapter(HTTPAdapter):
                 cert=cert,
                 proxies={},
             )
-            body, truncated = _read(response, self.max_bytes)
+            if self.partial:
+                body, truncated = _read_until_cut(response, self.max_bytes, watch)
+            else:
+                body, truncated = _read(response, self.max_bytes)
         except requests.exceptions.SSLError as exc:
             raise EgressUntrusted("TLS certificate not trusted") from exc
         except requests.RequestException as exc:
@@ -256,7 +262,7 @@ class GuardedAdapter(HTTPAdapter):
         finally:
             timer.cancel()
             _current.watch = None
-        if watch.expired or time.monotonic() - started > self.deadline + 1:
+        if not self.partial and (watch.expired or time.monotonic() - started > self.deadline + 1):
             raise EgressFailed(f"no complete answer within {self.deadline:g} s")
         response._content = body
         response._content_consumed = True
@@ -277,6 +283,26 @@ def _read(response: requests.Response, limit: int) -> tuple[bytes, bool]:
         response.raw.release_conn() if size <= limit else response.raw.close()
 
 
+def _read_until_cut(response: requests.Response, limit: int, watch: _Watch) -> tuple[bytes, bool]:
+    """What a live stream sent before the deadline cut it (read as it arrives)."""
+    chunks, size = [], 0
+    try:
+        while size <= limit:
+            try:
+                chunk = response.raw.read1(1024)
+            except Exception:
+                if watch.expired:
+                    break
+                raise
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        response.raw.close()
+    return b"".join(chunks)[:limit], size > limit
+
+
 def _describe(exc: Exception) -> str:
     # requests' own messages quote the URL (a chat robot's key is in it): name the
     # failure, never the address.
@@ -287,13 +313,14 @@ def _describe(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def session(*, deadline: float, max_bytes: int) -> requests.Session:
+def session(*, deadline: float, max_bytes: int, partial: bool = False) -> requests.Session:
     """A requests session whose every request goes through the door: for libraries that
     bring their own HTTP calls (python-jenkins, python-dxf). Proxies from the environment
-    are not used: a proxy would connect to what the door never checked."""
+    are not used: a proxy would connect to what the door never checked. `partial`: for a
+    live stream, the body is what came before the deadline."""
     made = requests.Session()
     made.trust_env = False
-    adapter = GuardedAdapter(deadline=deadline, max_bytes=max_bytes)
+    adapter = GuardedAdapter(deadline=deadline, max_bytes=max_bytes, partial=partial)
     made.mount("http://", adapter)
     made.mount("https://", adapter)
     return made

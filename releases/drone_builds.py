@@ -8,9 +8,11 @@ Where Drone differs from Jenkins, and what Slipway does about it:
   *building*; Drone's `pending` shows as its progress.
 - A trigger that reached Drone but was not recorded is found again by its params
   (`SLIPWAY_RELEASE=<release id>`), as Jenkins builds are by their correlation parameter.
-- Logs are per step and stored when the step ends: each finished step's lines are
-  appended to the release's log once (`log_cursor`), under a `--- step <name>` header,
-  with byte offsets like Jenkins's console.
+- Logs are per step: a running step's lines come from Drone's log stream (server-sent
+  events that replay the step's lines, then follow; read for a second per look), a
+  finished step's from its stored log; each line is appended to the release's log once
+  (`log_cursor` counts them per step), under a `--- step <name>` header, with byte offsets
+  like Jenkins's console.
 - No artifacts API: the digest is the last `SLIPWAY_IMAGE=repo@sha256:…` line the build
   printed (docs/builds.md). No digest, no release: Slipway never deploys a tag.
 - Statuses: success → built; failure and error → failed with the failed step and the last
@@ -82,24 +84,39 @@ def _step_trigger(release: Release, drone: DroneClient) -> Step:
     return record_build(release, build.number, _link(release, build.number))
 
 
+def _append(release: Release, text: str) -> None:
+    size = len(text.encode())
+    release_log_append(release=release, chunk=ConsoleChunk(
+        text=text, start=release.log_offset, next_offset=release.log_offset + size, more=False,
+    ))  # fmt: skip
+
+
 def _read_logs(release: Release, drone: DroneClient, build: DroneBuild) -> None:
-    """Append each finished step's stored lines once, in step order."""
-    cursor = dict(release.log_cursor or {})
+    """Each step's lines into the release log, once and in step order: a running step's
+    lines as Drone streams them, the rest from its stored log when it ends."""
+    cursor = {key: dict(value) for key, value in (release.log_cursor or {}).items()}
     for step in build.steps:
         key = f"{step.stage}/{step.number}"
-        if key in cursor or step.status not in FINISHED_STEP:
+        seen = cursor.get(key, {"lines": 0, "done": False})
+        if seen["done"] or step.status not in (*FINISHED_STEP, "running"):
             continue
-        lines = drone.step_log(release.drone_repository, build.number, step.stage, step.number)
-        if lines is None:
-            continue
-        text = f"--- step {step.name} ({step.status})\n" + "".join(
-            line if line.endswith("\n") else line + "\n" for line in lines
-        )
-        size = len(text.encode())
-        release_log_append(release=release, chunk=ConsoleChunk(
-            text=text, start=release.log_offset, next_offset=release.log_offset + size, more=False,
-        ))  # fmt: skip
-        cursor[key] = len(lines)
+        if step.status == "running":
+            lines = drone.step_live(release.drone_repository, build.number, step.stage,
+                                    step.number)  # fmt: skip
+        else:
+            lines = drone.step_log(release.drone_repository, build.number, step.stage, step.number)
+            if lines is None:
+                continue
+        new = lines[seen["lines"] :]
+        text = "".join(line if line.endswith("\n") else line + "\n" for line in new)
+        if key not in cursor:
+            text = f"--- step {step.name}\n" + text
+        done = step.status in FINISHED_STEP
+        if done and step.status != "success":
+            text += f"--- step {step.name} ended {step.status} (exit code {step.exit_code})\n"
+        if text:
+            _append(release, text)
+        cursor[key] = {"lines": max(seen["lines"], len(lines)), "done": done}
         Release.objects.filter(pk=release.pk).update(log_cursor=cursor)
         release.log_cursor = cursor
 
@@ -118,7 +135,7 @@ def _step_poll(release: Release, drone: DroneClient) -> Step:
         }.get(build.status, f"Drone build #{number}: step {running or '…'} running")
         release_note_progress(release=release, progress=progress, lease=release_wait(release))
         return Step.WAIT
-    if any(f"{s.stage}/{s.number}" not in release.log_cursor
+    if any(not release.log_cursor.get(f"{s.stage}/{s.number}", {}).get("done")
            for s in build.steps if s.status in FINISHED_STEP):  # fmt: skip
         release_note_progress(release=release, progress=f"Reading the logs of build #{number}")
         return Step.WAIT

@@ -4,6 +4,7 @@ step says where, a cancel stops the build, an outage is retried; then (on the te
 cluster) the Drone-built digest goes to Beta and the same digest to Prod."""
 
 import hashlib
+import time
 
 import pytest
 
@@ -62,11 +63,32 @@ def test_a_drone_build_gives_the_release_its_digest_and_log(service, drone):
     assert release.build_url == f"{drone[0]}/shop/app/1"
     assert release.commit_sha == hashlib.sha1(b"shop/app:v1.4.0").hexdigest()
     log = release_log_text(release)
-    assert log.index("--- step clone (success)") < log.index("--- step publish (success)")
+    assert log.index("--- step clone\n") < log.index("--- step publish\n")
+    assert log.count("SLIPWAY_IMAGE=") == 1  # streamed or stored, each line once
     assert f"SLIPWAY_IMAGE=registry.local/shop/app@{expected}" in log
     assert release.log_offset == len(log.encode())
     [build] = drone[1].builds["shop/app"]
     assert build.params["SLIPWAY_RELEASE"] == str(release.pk)
+
+
+def test_a_running_steps_lines_reach_the_release_log_while_it_runs(service, drone):
+    lines = [f"compiling module {n}" for n in range(1, 7)]
+    drone[1].repos["shop/app"] = {"steps": [
+        {"name": "compile", "seconds": 6, "lines": lines},
+        {"name": "publish", "seconds": 0.3, "lines": ["SLIPWAY_IMAGE={image}@{digest}"]},
+    ]}  # fmt: skip
+    release = release_create(service=service, ref="v5", actor=Actor.system("t"))
+
+    def first_line_in():
+        return "compiling module 1" in release_log_text(release)
+
+    wait_until(first_line_in, 15, "the running step's first line in the log")
+    [build] = drone[1].builds["shop/app"]
+    assert build.step_status(0, time.time()) == "running"  # still compiling
+    assert _ended(release).status == "built"
+    log = release_log_text(release)
+    assert [log.count(line + "\n") for line in lines] == [1] * 6  # each line once, in order
+    assert log.index("compiling module 1") < log.index("compiling module 6")
 
 
 def test_a_failed_step_says_where_and_a_cancel_stops_the_build(service, drone):
