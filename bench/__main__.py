@@ -73,6 +73,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15, help="runs per page figure")
     parser.add_argument("--concurrent", type=int, default=50, help="releases at once")
     parser.add_argument("--no-releases", action="store_true", help="skip the concurrent run")
+    parser.add_argument(
+        "--backends",
+        default="jenkins,drone",
+        help="build backends of the concurrent runs, comma-separated (jenkins, drone)",
+    )
     args = parser.parse_args()
 
     owner_url, redis = prepare_environment()
@@ -130,9 +135,12 @@ def main() -> None:
     if not args.no_releases:
         from bench import concurrent_releases
 
-        for figure in concurrent_releases.run(args.concurrent, redis, progress):
-            figures.append(figure)
-            print("  " + figure.line())
+        for backend in args.backends.split(","):
+            for figure in concurrent_releases.run(
+                args.concurrent, redis, progress, backend=backend.strip()
+            ):
+                figures.append(figure)
+                print("  " + figure.line())
 
     raw.close()
     data = report.write(

@@ -1,9 +1,10 @@
 """Many releases at once, with real parts: each is built by the Jenkins emulator (over
-HTTP, through python-jenkins) and deployed to Beta by a real Celery worker with real helm
-against a local cluster whose controllers and kwok nodes roll them out.
+HTTP, through python-jenkins) — or the Drone emulator, with `backend="drone"` — and
+deployed to Beta by a real Celery worker with real helm against a local cluster whose
+controllers and kwok nodes roll them out.
 
 It checks that every release ends, none is lost, no build or Helm revision is made twice,
-and measures Slipway's own time at the two hand-offs: request → Jenkins trigger, and build
+and measures Slipway's own time at the two hand-offs: request → build trigger, and build
 end → helm upgrade start.
 """
 
@@ -36,7 +37,93 @@ def _percentiles(values: list[float]) -> dict:
     }
 
 
-def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Figure]:
+class JenkinsProbe:
+    """The Jenkins emulator: starts it, configures services for it, and reads back when
+    each release's build was triggered and ended."""
+
+    label = "Jenkins"
+
+    def __init__(self, names: list[str]) -> None:
+        from devtools.jenkins_emulator import JenkinsEmulator
+        from tests.support.jenkins import USERS, job_config
+
+        jobs = [job_config(f"load/{n}", quiet_period_seconds=0.5, duration_seconds=2.0)
+                for n in names]  # fmt: skip
+        # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
+        self.emulator = JenkinsEmulator({"users": USERS, "jobs": jobs, "executors": 10}).start()
+
+    def service_fields(self, name: str) -> dict:
+        from portal.catalog.models import JenkinsServer
+        from tests.support.jenkins import TOKEN
+
+        server, _ = JenkinsServer.objects.get_or_create(
+            name="emulator",
+            defaults={"url": self.emulator.url, "username": "slipway", "api_token": TOKEN},
+        )
+        return {"jenkins_server": server, "jenkins_job": f"load/{name}"}
+
+    def builds(self) -> tuple[dict[int, float], dict[int, list[float | None]]]:
+        """Per release id: when it was triggered, and when each of its builds ended."""
+        state = self.emulator.control("GET", "state")
+        triggered = {int(i["parameters"].get("SLIPWAY_RELEASE_ID", 0)): i["queued"]
+                     for i in state["queue"]}  # fmt: skip
+        ended: dict[int, list[float | None]] = {}
+        for job in state["jobs"].values():
+            for build in job["builds"]:
+                ended.setdefault(int(build["parameters"]["SLIPWAY_RELEASE_ID"]), []).append(
+                    build["finished"]
+                )
+        return triggered, ended
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+class DroneProbe:
+    """The Drone emulator, read the same way (its builds carry SLIPWAY_RELEASE)."""
+
+    label = "Drone"
+
+    def __init__(self, names: list[str]) -> None:
+        from devtools.drone_emulator import serve
+
+        self.server, self.emulator = serve(token="bench-drone")
+        for name in names:
+            self.emulator.repos[f"load/{name}"] = {"steps": [
+                {"name": "build", "seconds": 2.0, "lines": ["+ make image"]},
+                {"name": "publish", "seconds": 0.2, "lines": ["SLIPWAY_IMAGE={image}@{digest}"]},
+            ]}  # fmt: skip
+
+    def service_fields(self, name: str) -> dict:
+        from portal.catalog.models import DroneServer
+
+        url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        server, _ = DroneServer.objects.get_or_create(
+            name="emulator", defaults={"url": url, "token": "bench-drone"}
+        )
+        return {"build_backend": "drone", "drone_server": server,
+                "drone_repository": f"load/{name}"}  # fmt: skip
+
+    def builds(self) -> tuple[dict[int, float], dict[int, list[float | None]]]:
+        triggered: dict[int, float] = {}
+        ended: dict[int, list[float | None]] = {}
+        for builds in self.emulator.builds.values():
+            for build in builds:
+                release = int(build.params.get("SLIPWAY_RELEASE", 0))
+                triggered.setdefault(release, build.created)
+                ended.setdefault(release, []).append(build.step_windows()[-1][1])
+        return triggered, ended
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+PROBES = {"jenkins": JenkinsProbe, "drone": DroneProbe}
+
+
+def run(
+    count: int, redis_url: str, progress, timeout: float = 600.0, backend: str = "jenkins"
+) -> list[Figure]:
     from django.conf import settings
     from django.db import connections
     from django.test import Client
@@ -44,7 +131,6 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     from kubernetes import config as k8s_config
 
     from clusters.models import Cluster
-    from devtools.jenkins_emulator import JenkinsEmulator
     from devtools.kube.binaries import HELM, find
     from devtools.kube.controlplane import ControlPlane
     from portal.access.choices import Role, TokenScope
@@ -54,23 +140,17 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
         ClusterEnvironment,
         DeploymentTarget,
         Environment,
-        JenkinsServer,
         NamespaceGrant,
         Service,
     )
     from releases.models import Release
     from tests.factories import DEMO_CHART, UserFactory
-    from tests.support.jenkins import TOKEN, USERS, job_config
     from tests.support.worker import WorkerProcess
 
     helm = str(find(HELM))
     settings.SLIPWAY_HELM = helm
     names = [f"load-{n:02d}" for n in range(count)]
-    jobs = [
-        job_config(f"load/{name}", quiet_period_seconds=0.5, duration_seconds=2.0) for name in names
-    ]
-    # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
-    emulator = JenkinsEmulator({"users": USERS, "jobs": jobs, "executors": 10}).start()
+    probe = PROBES[backend](names)
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
     progress("starting the local cluster (control plane + kwok nodes)")
     plane = ControlPlane(root).start()
@@ -95,9 +175,6 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
     for worker in workers:
         worker.start()
     try:
-        jenkins = JenkinsServer.objects.create(
-            name="emulator", url=emulator.url, username="slipway", api_token=TOKEN
-        )
         cluster = Cluster.objects.create(slug="local", name="local", kubeconfig=plane.kubeconfig())
         beta = Environment.objects.get(slug="beta")
         team = Team.objects.create(slug="load", name="Load")
@@ -108,8 +185,7 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
                 slug=name,
                 name=name,
                 team=team,
-                jenkins_server=jenkins,
-                jenkins_job=f"load/{name}",
+                **probe.service_fields(name),
                 chart=DEMO_CHART,
                 image_repository="registry.local/demo/app",
             )
@@ -165,14 +241,7 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
             time.sleep(1)
         elapsed = time.time() - started
         releases = list(Release.objects.filter(pk__in=submitted).prefetch_related("deployments"))
-        state = emulator.control("GET", "state")
-        builds = [b for job in state["jobs"].values() for b in job["builds"]]
-        queued = {
-            int(i["parameters"].get("SLIPWAY_RELEASE_ID", 0)): i["queued"] for i in state["queue"]
-        }
-        per_release: dict[int, list] = {}
-        for build in builds:
-            per_release.setdefault(int(build["parameters"]["SLIPWAY_RELEASE_ID"]), []).append(build)
+        queued, per_release = probe.builds()
         k8s_config.load_kube_config(config_file=str(plane.kubeconfig_path))
         secrets = k8s.CoreV1Api().list_namespaced_secret("load", label_selector="owner=helm")
         revisions: dict[str, int] = {}
@@ -192,8 +261,8 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
                 accepted_to_trigger.append(queued[release.pk] - accepted[release.pk])
             made = per_release.get(release.pk, [])
             deployment = next(iter(release.deployments.all()), None)
-            if made and made[0]["finished"] and deployment and deployment.started_at:
-                to_upgrade.append(deployment.started_at.timestamp() - made[0]["finished"])
+            if made and made[0] and deployment and deployment.started_at:
+                to_upgrade.append(deployment.started_at.timestamp() - made[0])
         outcome = {
             "releases": count,
             "built_and_deployed": len(deployed),
@@ -208,19 +277,19 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
             }
         return [
             Figure(
-                f"{count} concurrent releases: request → Jenkins trigger",
+                f"{count} concurrent releases: request → {probe.label} trigger",
                 [v * 1000 for v in to_trigger],
                 extra={**_percentiles(to_trigger), **outcome},
                 goal="0 lost, 0 duplicated, p95 ≤ 1 s",
             ),
             Figure(
-                f"{count} concurrent releases: 201 answered → Jenkins trigger",
+                f"{count} concurrent releases: 201 answered → {probe.label} trigger",
                 [v * 1000 for v in accepted_to_trigger],
                 extra=_percentiles(accepted_to_trigger),
                 goal="p95 ≤ 1 s",
             ),
             Figure(
-                f"{count} concurrent releases: build end → helm upgrade start",
+                f"{count} concurrent releases ({probe.label}): build end → helm upgrade start",
                 [v * 1000 for v in to_upgrade],
                 extra=_percentiles(to_upgrade),
                 goal="p95 ≤ 1 s",
@@ -230,4 +299,4 @@ def run(count: int, redis_url: str, progress, timeout: float = 600.0) -> list[Fi
         for worker in workers:
             worker.stop()
             plane.stop()
-        emulator.stop()
+        probe.stop()
