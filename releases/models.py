@@ -50,7 +50,9 @@ class Release(models.Model):
         help_text="What Jenkins says while it waits (queue 'why').",
     )
 
-    build_backend = models.CharField(max_length=16, default="jenkins")
+    # Database defaults too: rows written around the ORM (the bench's COPY, a restore
+    # script) get a backend and an empty cursor, not a NULL.
+    build_backend = models.CharField(max_length=16, default="jenkins", db_default="jenkins")
     jenkins_server = models.ForeignKey(
         "portal.JenkinsServer",
         on_delete=models.PROTECT,
@@ -68,7 +70,7 @@ class Release(models.Model):
     )
     drone_repository = models.CharField(max_length=200, blank=True)
     log_cursor = models.JSONField(
-        default=dict, blank=True, help_text="Drone: the steps whose logs are read."
+        default=dict, db_default={}, blank=True, help_text="Drone: the steps whose logs are read."
     )
     queue_item_id = models.BigIntegerField(null=True, blank=True)
     build_number = models.IntegerField(null=True, blank=True)

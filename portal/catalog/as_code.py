@@ -28,6 +28,7 @@ from portal.catalog.models import (
     DeploymentTarget,
     DroneServer,
     Environment,
+    EnvironmentVariable,
     JenkinsServer,
     Service,
 )
@@ -195,6 +196,34 @@ def _target_change(existing: DeploymentTarget | None, spec: TargetSpec) -> dict:
     return {k: v for k, v in wanted.items() if getattr(existing, k) != v}
 
 
+def _variables_wanted(spec: TargetSpec, environment: Environment) -> dict[str, tuple]:
+    """name → (value, is secret, the secret) as the target should have them; raises
+    _Refused for a reference to a secret the environment does not keep."""
+    wanted = {}
+    for name, value in spec.variables.items():
+        if isinstance(value, dict):
+            kept = EnvironmentVariable.objects.filter(
+                environment=environment, target__isnull=True, name=value["secret"], is_secret=True
+            ).first()
+            if kept is None:
+                raise _Refused(
+                    f"variables.{name}: {environment.name} keeps no secret variable "
+                    f"{value['secret']} (an admin adds it in Slipway)",
+                    spec.line,
+                )
+            wanted[name] = ("", True, kept.secret_value.reveal())
+        else:
+            wanted[name] = (value, False, "")
+    return wanted
+
+
+def _variables_differ(target: DeploymentTarget | None, wanted: dict[str, tuple]) -> bool:
+    if target is None:
+        return bool(wanted)
+    have = {v.name: (v.value, v.is_secret, v.secret_value.reveal()) for v in target.variables.all()}
+    return have != wanted
+
+
 def _check_targets(desired: _Desired, service: Service | None) -> list[str]:
     """What changes in the targets, in words; raises _Refused for what a file may not do."""
     said = []
@@ -213,6 +242,8 @@ def _check_targets(desired: _Desired, service: Service | None) -> list[str]:
         refusal = target_refusal(probe)
         if refusal:
             raise _Refused(refusal, spec.line)
+        if _variables_differ(current, _variables_wanted(spec, environment)):
+            changed = {**changed, "variables": True}
         moved = {"namespace", "helm_release_name"} & set(changed)
         if current is not None and environment.protected and moved:
             raise _Refused(
@@ -233,6 +264,15 @@ def _check_targets(desired: _Desired, service: Service | None) -> list[str]:
                 )
             said.append(f"- {target.environment.slug} on {target.cluster}")
     return said
+
+
+def _variables_save(target: DeploymentTarget, wanted: dict[str, tuple]) -> None:
+    target.variables.exclude(name__in=list(wanted)).delete()
+    for name, (value, secret, secret_value) in wanted.items():
+        EnvironmentVariable.objects.update_or_create(
+            environment=target.environment, target=target, name=name,
+            defaults={"value": value, "is_secret": secret, "secret_value": secret_value},
+        )  # fmt: skip
 
 
 def _field_changes(service: Service, values: dict) -> dict:
@@ -321,14 +361,18 @@ def _apply(change: Change, desired: _Desired | None, source: CatalogSource, who:
         )
         created = target.pk is None
         changed = _target_change(None if created else target, spec)
-        if changed:
+        variables = _variables_wanted(spec, environment)
+        new_variables = _variables_differ(None if created else target, variables)
+        if changed or new_variables:
             for name, value in changed.items():
                 setattr(target, name, value)
             target.full_clean()
             target.save()
+            if new_variables:
+                _variables_save(target, variables)
+                changed["variables"] = sorted(spec.variables)  # names only, never values
             audit_record(action=Catalog.TARGET_CREATE if created else Catalog.TARGET_CHANGE,
-                         target=target, after={**context, **{k: changed[k] for k in changed}},
-                         **who)  # fmt: skip
+                         target=target, after={**context, **changed}, **who)  # fmt: skip
     for gone in existing.values():
         gone.delete()
     action = {"create": Catalog.SERVICE_DECLARED, "restore": Catalog.SERVICE_RESTORED}.get(

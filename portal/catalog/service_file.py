@@ -27,6 +27,7 @@ and its `metadata.name` is kept as the Backstage entity the service links back t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -40,7 +41,8 @@ FILE = "slipway.yaml"
 BACKSTAGE_FILE = "catalog-info.yaml"
 BACKSTAGE_ANNOTATION = "slipway.dev/service"
 BACKENDS = ("jenkins", "drone")
-TARGET_FIELDS = {"environment", "cluster", "namespace", "release", "values", "wave"}
+TARGET_FIELDS = {"environment", "cluster", "namespace", "release", "values", "wave", "variables"}
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def orphan_refusal(service) -> str:
@@ -71,6 +73,9 @@ class TargetSpec:
     values: dict
     wave: int
     line: int | None = None
+    # name → a plain value, or {"secret": NAME}: the environment's secret variable NAME,
+    # kept by an admin in Slipway (a file never holds a secret).
+    variables: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -213,6 +218,18 @@ def parse_service_file(text: str) -> ServiceSpec:
         target_values = item.get("values") or {}
         if not isinstance(target_values, dict):
             raise read.fail((*path, "values"), "must be a mapping of chart values")
+        variables = item.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise read.fail((*path, "variables"), "must be a mapping of NAME: value")
+        for name, value in variables.items():
+            where = (*path, "variables", name)
+            if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+                raise read.fail(where, "a variable's name is upper case letters, digits and _")
+            if isinstance(value, dict):
+                if set(value) != {"secret"} or not isinstance(value["secret"], str):
+                    raise read.fail(where, "a reference is {secret: NAME}")
+            elif not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise read.fail(where, "must be a text, or {secret: NAME}")
         target = TargetSpec(
             environment=read.label(item["environment"], (*path, "environment")),
             cluster=read.text(item["cluster"], (*path, "cluster"), limit=100),
@@ -220,6 +237,7 @@ def parse_service_file(text: str) -> ServiceSpec:
             release=read.label(item.get("release") or service.slug, (*path, "release")),
             values=target_values,
             wave=wave,
+            variables={k: v if isinstance(v, dict) else str(v) for k, v in variables.items()},
             line=read.line(path),
         )
         key = (target.environment, target.cluster)

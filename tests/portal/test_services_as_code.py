@@ -242,3 +242,32 @@ def test_the_push_hook_wants_the_sources_token(world, client):
     assert client.post(f"{hook}?token=wrong").status_code == 403
     assert client.post(hook).status_code == 403
     assert client.post("/hooks/catalog/999999?token=x").status_code == 404
+
+
+def test_variables_are_values_or_references_to_the_environments_secrets(world):
+    from portal.catalog.models import EnvironmentVariable
+
+    beta = Environment.objects.get(slug="beta")
+    EnvironmentVariable.objects.create(
+        environment=beta, name="SHOP_DB_PASSWORD", is_secret=True, secret_value="s3cr3t-db"
+    )
+    text = FILE.replace("REPLICAS", "1").replace(
+        "namespace: shop-beta}",
+        "namespace: shop-beta, variables: {LOG_LEVEL: debug, "
+        "DB_PASSWORD: {secret: SHOP_DB_PASSWORD}}}",
+    )
+    _push(world, text)
+    source_sync(world["source"])
+    target = DeploymentTarget.objects.get(service__slug="storefront")
+    kept = {v.name: (v.value, v.is_secret, v.secret_value.reveal()) for v in target.variables.all()}
+    assert kept == {"LOG_LEVEL": ("debug", False, ""), "DB_PASSWORD": ("", True, "s3cr3t-db")}
+    changed = AuditEvent.objects.get(action=Catalog.TARGET_CREATE)
+    assert changed.after["variables"] == ["DB_PASSWORD", "LOG_LEVEL"]
+    assert "s3cr3t-db" not in str(changed.after)  # names only, never values
+
+    _push(world, text.replace("{secret: SHOP_DB_PASSWORD}", "{secret: NOPE}"))
+    [report] = source_sync(world["source"]).repositories
+    assert report.line == 13 and "Beta keeps no secret variable NOPE" in report.error
+    _push(world, text.replace("LOG_LEVEL: debug, ", ""))
+    source_sync(world["source"])
+    assert sorted(target.variables.values_list("name", flat=True)) == ["DB_PASSWORD"]
