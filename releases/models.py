@@ -68,7 +68,7 @@ class Release(models.Model):
         blank=True,
         related_name="releases",
     )
-    drone_repository = models.CharField(max_length=200, blank=True)
+    drone_repository = models.CharField(max_length=200, blank=True, db_default="")
     log_cursor = models.JSONField(
         default=dict, db_default={}, blank=True, help_text="Drone: the steps whose logs are read."
     )
