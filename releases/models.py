@@ -282,6 +282,7 @@ class TargetRollout(models.Model):
     )
     canary = models.JSONField(
         default=dict,
+        db_default={},  # rows written around the ORM (the bench's COPY) too
         blank=True,
         help_text="Canary steps under way on this cluster: the canary Helm release, the step, "
         "its weight and phase, a lead's word (releases/canary.py).",
