@@ -149,7 +149,8 @@ def run(
 
     helm = str(find(HELM))
     settings.SLIPWAY_HELM = helm
-    names = [f"load-{n:02d}" for n in range(count)]
+    # Each backend's run has its own names: several runs share the bench's database.
+    names = [f"{backend}-{n:02d}" for n in range(count)]
     probe = PROBES[backend](names)
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
     progress("starting the local cluster (control plane + kwok nodes)")
@@ -175,10 +176,12 @@ def run(
     for worker in workers:
         worker.start()
     try:
-        cluster = Cluster.objects.create(slug="local", name="local", kubeconfig=plane.kubeconfig())
+        cluster = Cluster.objects.create(
+            slug=f"local-{backend}", name=f"local ({backend})", kubeconfig=plane.kubeconfig()
+        )
         beta = Environment.objects.get(slug="beta")
-        team = Team.objects.create(slug="load", name="Load")
-        user = UserFactory(username="bench-ci")
+        team = Team.objects.create(slug=f"load-{backend}", name=f"Load ({backend})")
+        user = UserFactory(username=f"bench-ci-{backend}")
         Membership.objects.create(team=team, user=user, role=Role.DEVELOPER)
         services = Service.objects.bulk_create(
             Service(
