@@ -82,11 +82,11 @@ def _git(args: list[str], cwd: str, timeout: float) -> subprocess.CompletedProce
 
 
 def _said(result: subprocess.CompletedProcess, url: str) -> str:
-    text = result.stderr.decode("utf-8", "replace").strip().splitlines()
-    last = next(
-        (line for line in reversed(text) if line.startswith("fatal:")), text[-1] if text else ""
-    )
-    return last.replace(url, egress.safe_url(url))[:300]
+    """What git said went wrong: from its first `fatal:` line on, on one line."""
+    lines = [line.strip() for line in result.stderr.decode("utf-8", "replace").splitlines()]
+    first = next((i for i, line in enumerate(lines) if line.startswith("fatal:")), 0)
+    said = " ".join(line for line in lines[first:] if line) or f"git exited {result.returncode}"
+    return said.replace(url, egress.safe_url(url))[:300]
 
 
 def read_files(
@@ -105,7 +105,7 @@ def read_files(
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"{egress.safe_url(url)} did not answer within {timeout:.0f} s") from exc
         if fetched.returncode:
-            raise GitError(f"{egress.safe_url(url)}: {_said(fetched, url)}")
+            raise GitError(_said(fetched, url))
         head = _git(["rev-parse", "FETCH_HEAD"], workdir, timeout)
         commit = head.stdout.decode().strip()
         files: dict[str, str | None] = {}
