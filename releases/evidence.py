@@ -43,6 +43,13 @@ def canonical(document: dict) -> bytes:
     ).encode()
 
 
+def _train(d: Deployment) -> dict | None:
+    member = getattr(d, "train_member", None)
+    if member is None:
+        return None
+    return {"id": member.train_id, "name": member.train.name, "position": member.position}
+
+
 def _change(d: Deployment) -> dict | None:
     ticket = getattr(d, "change_ticket", None)
     if ticket is None:
@@ -93,6 +100,7 @@ def _deployment(d: Deployment) -> dict:
             for v in d.votes.all()
         ],
         "change": _change(d),
+        "train": _train(d),
         "gate_override": d.gate_override,
         "freeze_override": d.freeze_override,
         "clusters": [
@@ -148,6 +156,7 @@ def release_evidence(release: Release, *, generated_by: str) -> dict:
             "approval__decided_by",
             "approval_policy",
             "change_ticket__system",
+            "train_member__train",
         )
         .prefetch_related("rollouts__target__cluster", "votes__user")
         .order_by("id")

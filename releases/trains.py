@@ -303,6 +303,9 @@ def train_advance(train_id: int) -> str:
                             user=train.requested_by,
                             actor=TRAIN,
                             train=train,
+                            # The service busy there: it waits its turn (queued), and so
+                            # does the train.
+                            wait_if_busy=True,
                         )
                 except ReleaseRefused as exc:
                     member.status, member.reason = TrainMemberStatus.FAILED, str(exc)[:500]

@@ -171,3 +171,21 @@ def test_the_cli_makes_and_shows_a_train(world, live_server, tmp_path):
     shown = CliRunner().invoke(cli, ["train", "show", str(pk)], env=env)
     assert "1. shop" in shown.output and "3. search" in shown.output
     assert "Team lead (Search): 0/1" in shown.output
+
+
+def test_a_service_busy_in_the_environment_makes_the_train_wait_its_turn(world):
+    from releases.models import TrainMember
+
+    pk = _make(world).json()["id"]
+    for lead in ("lead-shop", "lead-payments", "lead-search"):
+        world["api"][lead].post(f"/api/v1/trains/{pk}/approve", {}, format="json")
+    # Someone's Prod deployment of the shop is under way.
+    shop = world["releases"][0]
+    Deployment.objects.create(
+        release=shop, environment=world["path"].prod, service=shop.service,
+        status="deploying", image=shop.image,
+    )  # fmt: skip
+    assert train_advance(pk).startswith("started deployment")
+    member = TrainMember.objects.get(train_id=pk, position=1)
+    assert (member.status, member.deployment.status) == ("deploying", "queued")
+    assert train_advance(pk) == f"waiting for deployment #{member.deployment_id}"
