@@ -6,6 +6,9 @@ class ReleasesConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's place for work that needs the models loaded: the metrics read them.
+        from portal.catalog.signals import service_declared
         from releases import metrics
+        from releases.declared import verification_declared
 
         metrics.register()
+        service_declared.connect(verification_declared, dispatch_uid="releases-verification")

@@ -35,12 +35,14 @@ from portal.catalog.models import (
 from portal.catalog.service_file import (
     BACKSTAGE_FILE,
     FILE,
+    DeclarationRefused,
     FileInvalid,
     ServiceSpec,
     TargetSpec,
     backstage_pointer,
     parse_service_file,
 )
+from portal.catalog.signals import service_declared
 from portal.catalog.targets import target_refusal
 from portal.core.images import default_image_values
 
@@ -275,6 +277,16 @@ def _variables_save(target: DeploymentTarget, wanted: dict[str, tuple]) -> None:
         )  # fmt: skip
 
 
+def _declared(service: Service | None, spec: ServiceSpec, *, apply: bool) -> list[str]:
+    """What the other parts of Slipway plan (or apply) for the rest of the file."""
+    said = []
+    for _receiver, changes in service_declared.send(
+        sender=Service, service=service, spec=spec, apply=apply
+    ):
+        said += changes or []
+    return said
+
+
 def _field_changes(service: Service, values: dict) -> dict:
     changes = {}
     for name in FIELDS:
@@ -313,7 +325,8 @@ def source_plan(source: CatalogSource) -> tuple[Plan, dict[str, _Desired]]:
             continue
         try:
             targets = _check_targets(read, service)
-        except _Refused as exc:
+            targets += _declared(service, read.spec, apply=False)
+        except (_Refused, DeclarationRefused) as exc:
             report.error, report.line = f"{FILE}: {exc}", exc.line
             unreadable.add(report.url)
             continue
@@ -375,6 +388,7 @@ def _apply(change: Change, desired: _Desired | None, source: CatalogSource, who:
                          target=target, after={**context, **changed}, **who)  # fmt: skip
     for gone in existing.values():
         gone.delete()
+    _declared(service, desired.spec, apply=True)
     action = {"create": Catalog.SERVICE_DECLARED, "restore": Catalog.SERVICE_RESTORED}.get(
         change.action, Catalog.SERVICE_REDECLARED
     )

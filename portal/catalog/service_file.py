@@ -93,6 +93,18 @@ class ServiceSpec:
     default_values: dict
     targets: list[TargetSpec] = field(default_factory=list)
     backstage_entity: str = ""
+    # Per environment: {"environment", "prometheus", "metrics": [{name, query, …}], "line"}
+    # (applied by the release engine, which owns verification: releases/declared.py).
+    verification: list[dict] = field(default_factory=list)
+
+
+class DeclarationRefused(Exception):
+    """What a part of Slipway that reads the file refuses (raised by a receiver of
+    `service_declared`), with the line."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class _Reader:
@@ -169,8 +181,8 @@ def parse_service_file(text: str) -> ServiceSpec:
     if doc["kind"] != "Service":
         raise read.fail(("kind",), "must be Service")
     meta = read.mapping(doc["metadata"], ("metadata",), {"name", "title", "team"}, {"name", "team"})
-    spec = read.mapping(doc["spec"], ("spec",), {"chart", "image", "build", "values", "targets"},
-                        {"chart", "image", "build"})  # fmt: skip
+    spec = read.mapping(doc["spec"], ("spec",), {"chart", "image", "build", "values", "targets",
+                        "verification"}, {"chart", "image", "build"})  # fmt: skip
     chart = read.mapping(spec["chart"], ("spec", "chart"), {"ref", "version"}, {"ref"})
     image = read.mapping(spec["image"], ("spec", "image"), {"repository", "values"}, {"repository"})
     image_values = image.get("values")
@@ -245,7 +257,64 @@ def parse_service_file(text: str) -> ServiceSpec:
             raise read.fail(path, f"a second target in {key[0]} on {key[1]}")
         seen.add(key)
         service.targets.append(target)
+    service.verification = _verification(read, spec.get("verification") or [])
     return service
+
+
+METRIC_FIELDS = {
+    "name": "name",
+    "query": "query",
+    "interval": "interval_seconds",
+    "count": "count",
+    "initialDelay": "initial_delay_seconds",
+    "successCondition": "success_condition",
+    "failureCondition": "failure_condition",
+    "failureLimit": "failure_limit",
+    "inconclusiveLimit": "inconclusive_limit",
+}
+
+
+def _verification(read: _Reader, entries) -> list[dict]:
+    """`spec.verification`: per environment, a Prometheus and metrics in Argo Rollouts'
+    words (successCondition, failureLimit …); the conditions are checked by the engine."""
+    if not isinstance(entries, list):
+        raise read.fail(("spec", "verification"), "must be a list, one entry per environment")
+    found, seen = [], set()
+    for i, raw in enumerate(entries):
+        path = ("spec", "verification", i)
+        entry = read.mapping(raw, path, {"environment", "prometheus", "metrics"},
+                             {"environment", "prometheus", "metrics"})  # fmt: skip
+        environment = read.label(entry["environment"], (*path, "environment"))
+        if environment in seen:
+            raise read.fail(path, f"a second verification for {environment}")
+        seen.add(environment)
+        prometheus = read.text(entry["prometheus"], (*path, "prometheus"))
+        if not prometheus.startswith(("http://", "https://")):
+            raise read.fail((*path, "prometheus"), "an http:// or https:// address")
+        metrics = entry["metrics"]
+        if not isinstance(metrics, list) or not metrics:
+            raise read.fail((*path, "metrics"), "a list of one or more metrics")
+        made = []
+        for j, metric in enumerate(metrics):
+            where = (*path, "metrics", j)
+            metric = read.mapping(metric, where, set(METRIC_FIELDS), {"name", "query"})
+            # Where each value is, for what the engine refuses (a condition it cannot read).
+            row = {"_lines": {column: read.line((*where, key)) for key, column in
+                              METRIC_FIELDS.items() if key in metric}}  # fmt: skip
+            for key, column in METRIC_FIELDS.items():
+                if key not in metric:
+                    continue
+                value = metric[key]
+                if column.endswith(("_seconds", "count", "_limit")):
+                    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                        raise read.fail((*where, key), "a whole number, 0 or more")
+                    row[column] = value
+                else:
+                    row[column] = read.text(value, (*where, key), limit=2000)
+            made.append(row)
+        found.append({"environment": environment, "prometheus": prometheus, "metrics": made,
+                      "line": read.line(path)})  # fmt: skip
+    return found
 
 
 def backstage_pointer(text: str) -> tuple[str, str] | None:

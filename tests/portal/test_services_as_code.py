@@ -271,3 +271,52 @@ def test_variables_are_values_or_references_to_the_environments_secrets(world):
     _push(world, text.replace("LOG_LEVEL: debug, ", ""))
     source_sync(world["source"])
     assert sorted(target.variables.values_list("name", flat=True)) == ["DB_PASSWORD"]
+
+
+VERIFICATION = """\
+  verification:
+    - environment: beta
+      prometheus: http://prometheus.monitoring:9090
+      metrics:
+        - name: error-rate
+          query: 'sum(rate(http_requests_total{release="{release}",code=~"5.."}[1m]))'
+          interval: 30
+          count: COUNT
+          successCondition: result < 0.05
+          failureCondition: result >= 0.2
+"""
+
+
+def test_the_file_declares_the_services_verification(world):
+    from releases.models import AnalysisTemplate
+
+    beta = Environment.objects.get(slug="beta")
+    service_text = FILE.replace("REPLICAS", "1")
+    _push(world, service_text + VERIFICATION.replace("COUNT", "3"))
+    [change] = source_sync(world["source"], dry_run=True).changes
+    assert "+ verification in beta: 1 metric(s)" in change.targets
+    source_sync(world["source"])
+    service = Service.objects.get(slug="storefront")
+    AnalysisTemplate.objects.create(environment=beta, service=service, name="by hand",
+                                    prometheus_url="http://p:9090")  # fmt: skip
+    template = AnalysisTemplate.objects.get(service=service, name="slipway.yaml")
+    [metric] = template.metrics.all()
+    assert (metric.name, metric.interval_seconds, metric.count, metric.success_condition) == (
+        "error-rate", 30, 3, "result < 0.05",
+    )  # fmt: skip
+
+    _push(world, service_text + VERIFICATION.replace("COUNT", "5"))
+    [change] = source_sync(world["source"]).changes
+    assert change.targets == ["~ verification in beta"]
+    assert template.metrics.get().count == 5
+
+    bad = VERIFICATION.replace("COUNT", "5").replace("result < 0.05", "result <> banana")
+    _push(world, service_text + bad)
+    [report] = source_sync(world["source"]).repositories
+    assert report.line == 22 and "verification: error-rate:" in report.error
+    assert template.metrics.get().count == 5  # unchanged
+
+    _push(world, service_text)
+    source_sync(world["source"])
+    names = set(AnalysisTemplate.objects.filter(service=service).values_list("name", flat=True))
+    assert names == {"by hand"}  # the file's went with it; the admin's stays
