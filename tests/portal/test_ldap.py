@@ -61,6 +61,11 @@ def test_a_directory_user_signs_in_and_gets_the_role_their_groups_map_to(client,
     # In both groups: the higher role wins; it is marked as coming from LDAP
     assert (membership.team.slug, membership.role, membership.source) == ("shop", "lead", "ldap")
     assert membership.user.email == f"{alice}@example.com"
+    # Her directory groups, mirrored by name: an approval rule may name one.
+    groups = directory["groups"]
+    assert set(membership.user.groups.values_list("name", flat=True)) == {
+        groups["shop-leads"], groups["shop-devs"],
+    }  # fmt: skip
     assert not membership.user.has_usable_password()  # no local password to fall back on
     assert client.get("/services/").status_code in (200, 404)  # signed in
     assert AuditEvent.objects.filter(action="auth.login", actor_name=alice).exists()
