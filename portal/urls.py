@@ -1,13 +1,13 @@
-from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
 from portal.ops import health
 from portal.web import api, catalog, views
 from portal.web import teams as team_views
+from portal.web.api_reference import api_reference
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -73,17 +73,7 @@ urlpatterns = [
     path(
         "api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"
     ),
-    path(
-        "api/docs/",
-        # The split view serves Swagger UI's start-up script as a file: no inline script.
-        # Swagger UI sets inline styles as it renders: allowed on this page only.
-        csp_update({"style-src": ["'unsafe-inline'"]})(
-            SpectacularSwaggerSplitView.as_view(
-                url_name="api-schema", permission_classes=[AllowAny]
-            )
-        ),
-        name="api-docs",
-    ),
+    path("api/docs/", api_reference, name="api-docs"),
     path("", include("notifications.urls")),
     path("", include("releases.urls")),
 ]

@@ -24,7 +24,7 @@ from releases import dispatch
 from releases.actions import Engine
 from releases.choices import RELEASE_ACTIVE, DeploymentKind, ReleaseStatus
 from releases.deployments import deployment_start
-from releases.errors import ReleaseRefused
+from releases.errors import Conflict, ReleaseRefused
 from releases.models import Release, ReleaseLogChunk
 from releases.promotion import previous_environment
 from releases.transitions import (
@@ -39,6 +39,10 @@ from releases.transitions import (
 # A git branch, tag or commit. It must start with a letter or digit, so it can never
 # read as an option to the git or shell step that receives it as GIT_REF.
 REF_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/\-+@]{0,199}$")
+REF_RULE = (
+    "Give a branch, tag or commit: letters, digits and ._/-+@ only, starting with a letter or "
+    "digit, no '..', at most 200 characters."
+)
 LAST_LINES = 20
 logger = logging.getLogger(__name__)
 LAST_LINE_CHARS = 500
@@ -75,26 +79,23 @@ def release_create(
     "Build & deploy to Beta" button), the release deploys there once built."""
     ref = (ref or "").strip()
     if not REF_RE.match(ref):
-        raise ReleaseRefused(
-            "Give a branch, tag or commit: letters, digits and ._/-+@ only, starting with a "
-            "letter or digit, no '..', at most 200 characters."
-        )
+        raise ReleaseRefused(REF_RULE)
     if service.orphaned_at:
-        raise ReleaseRefused(orphan_refusal(service))
+        raise Conflict(orphan_refusal(service))
     if service.build_backend == BuildBackend.DRONE:
         if service.drone_server_id is None or not service.drone_repository:
-            raise ReleaseRefused(f"{service.name} has no Drone server and repository configured.")
+            raise Conflict(f"{service.name} has no Drone server and repository configured.")
         backend = {"build_backend": BuildBackend.DRONE, "drone_server": service.drone_server,
                    "drone_repository": service.drone_repository}  # fmt: skip
     elif service.jenkins_server_id is None or not service.jenkins_job:
-        raise ReleaseRefused(f"{service.name} has no Jenkins job configured.")
+        raise Conflict(f"{service.name} has no Jenkins job configured.")
     else:
         backend = {"jenkins_server": service.jenkins_server, "jenkins_job": service.jenkins_job}
     if deploy_to is not None:
         if not DeploymentTarget.objects.filter(service=service, environment=deploy_to).exists():
-            raise ReleaseRefused(f"{service.name} has no target in {deploy_to.name}.")
+            raise Conflict(f"{service.name} has no target in {deploy_to.name}.")
         if previous_environment(service, deploy_to) is not None:
-            raise ReleaseRefused(
+            raise Conflict(
                 f"A new build deploys to the first environment only; "
                 f"{deploy_to.name} is reached by promotion."
             )
@@ -139,7 +140,7 @@ def release_cancel(
         if not updated:
             release = _reload(release)
             if release.status not in RELEASE_ACTIVE:
-                raise ReleaseRefused(f"Release is already {release.get_status_display().lower()}.")
+                raise Conflict(f"Release is already {release.get_status_display().lower()}.")
             return release
         audit_record(
             actor=actor, action=Engine.RELEASE_CANCEL_REQUESTED, target=release, context=context

@@ -1,8 +1,9 @@
 """Why the release workflow refuses a request, for the user, with the HTTP status it means.
 
 Pages show the message; the API answers it with `http_status`: 400 for a request that can
-never succeed as given, 403 for a missing role, 409 for one the current state refuses
-(busy, not what the environment before runs now, decided meanwhile).
+never succeed as given (what the API's schema says it refuses), 403 for a missing role,
+404 for something named that does not exist, 409 for one the current state refuses (busy,
+not built, orphaned, not what the environment before runs now, decided meanwhile).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ class Conflict(ReleaseRefused):
 
     http_status = 409
     title = "Conflict with the current state"
+
+
+class Unknown(ReleaseRefused):
+    """A request naming something that does not exist, or that the caller may not see."""
+
+    http_status = 404
+    title = "Not found"
 
 
 class DeploymentBusy(Conflict):

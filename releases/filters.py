@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from portal.catalog.models import Environment
-from portal.core.filters import KnownChoiceFilter
+from portal.core.filters import IsoDateField, IsoDateFilter, KnownChoiceFilter
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
 from releases.insights import Period
 from releases.models import Deployment, Release
@@ -20,12 +20,10 @@ DATE = forms.DateInput(attrs={"type": "date"})
 class _Common(django_filters.FilterSet):
     service = django_filters.CharFilter(field_name="service__slug", label="Service")
     person = django_filters.CharFilter(field_name="requested_by__username", label="Requested by")
-    since = django_filters.DateFilter(
+    since = IsoDateFilter(
         field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
     )
-    until = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE
-    )
+    until = IsoDateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE)
 
 
 class ReleaseFilter(_Common):
@@ -60,27 +58,26 @@ def _start_of(day) -> datetime:
 
 class InsightsForm(forms.Form):
     """The insights page's and API's period (days, `until` included; default: the last 30
-    days), team and service."""
+    days), team and service.
 
-    since = forms.DateField(required=False, widget=DATE)
-    until = forms.DateField(required=False, widget=DATE, help_text="Included.")
-    team = forms.SlugField(required=False)
-    service = forms.SlugField(required=False)
+    Any two dates make a period, so the API's schema can promise what it takes: the
+    earlier is its start, an end after today is today, and a period longer than
+    INSIGHTS_MAX_DAYS keeps its last days (the answer's `since` and `until` say which)."""
 
-    def clean(self):
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            raise forms.ValidationError("The period's start is after its end.")
-        if since and until and (until - since).days > INSIGHTS_MAX_DAYS:
-            raise forms.ValidationError(f"At most {INSIGHTS_MAX_DAYS} days at once.")
-        return data
+    since = IsoDateField(required=False, widget=DATE)
+    until = IsoDateField(required=False, widget=DATE, help_text="Included.")
+    team = forms.SlugField(required=False, strip=False)
+    service = forms.SlugField(required=False, strip=False)
 
     def selection(self) -> dict:
         """The cleaned form as `insights_for` keyword arguments."""
         until, since = self.cleaned_data.get("until"), self.cleaned_data.get("since")
-        end = _start_of(until + timedelta(days=1)) if until else timezone.now()
+        if since and until and since > until:
+            since, until = until, since
+        today = timezone.localdate()
+        end = _start_of(until + timedelta(days=1)) if until and until < today else timezone.now()
         start = _start_of(since) if since else end - timedelta(days=30)
+        start = min(max(start, end - timedelta(days=INSIGHTS_MAX_DAYS)), end)
         return {
             "period": Period(start, end),
             "team": self.cleaned_data.get("team") or "",

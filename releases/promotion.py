@@ -21,7 +21,7 @@ from portal.catalog.models import DeploymentTarget, Environment, Service
 from portal.catalog.service_file import orphan_refusal
 from releases import verified
 from releases.choices import DeploymentKind, ReleaseStatus, RolloutStatus
-from releases.errors import NotPermitted, PromotionRefused, ReleaseRefused
+from releases.errors import Conflict, NotPermitted, PromotionRefused, ReleaseRefused
 from releases.models import Deployment, Release, TargetRollout
 
 # Rollouts that changed what a target runs: a success, or a failure after helm upgraded it
@@ -163,9 +163,9 @@ def deployment_refusal(*, release: Release, environment: Environment, kind: str)
 def check_deployable(*, release: Release, environment: Environment, kind: str) -> None:
     """Raise the refusal of deploying `release` to `environment` as `kind`, if any."""
     if release.service.orphaned_at:
-        raise ReleaseRefused(orphan_refusal(release.service))
+        raise Conflict(orphan_refusal(release.service))
     if release.status != ReleaseStatus.BUILT:
-        raise ReleaseRefused(
+        raise Conflict(
             f"Release #{release.pk} is {release.get_status_display().lower()}, "
             "not built: only a built release can be deployed."
         )

@@ -24,7 +24,7 @@ from releases import dispatch
 from releases.actions import Engine
 from releases.choices import DEPLOYMENT_TERMINAL, DeploymentKind, DeploymentStatus, ReleaseStatus
 from releases.deployments import deployment_start
-from releases.errors import Conflict, NotPermitted, ReleaseRefused
+from releases.errors import Conflict, NotPermitted, ReleaseRefused, Unknown
 from releases.models import (
     ApprovalPolicy,
     ApprovalVote,
@@ -120,7 +120,7 @@ def train_create(
     }
     missing = [str(pk) for pk in releases if pk not in found]
     if missing:
-        raise ReleaseRefused(f"No release {', '.join('#' + m for m in missing)}.")
+        raise Unknown(f"No release {', '.join('#' + m for m in missing)}.")
     ordered = [found[pk] for pk in releases]
     services = [r.service_id for r in ordered]
     if len(set(services)) != len(services):

@@ -17,7 +17,7 @@ from django.db.models import Q, QuerySet
 
 from portal.audit.models import AuditCheck, AuditEvent
 from portal.core.exports import csv_row, csv_writer
-from portal.core.filters import KnownChoiceFilter
+from portal.core.filters import IsoDateFilter, KnownChoiceFilter
 
 DATE = forms.DateInput(attrs={"type": "date"})
 # What an exported or listed event shows, in this order (the API's fields, the CSV's and
@@ -60,12 +60,10 @@ class AuditEventFilter(django_filters.FilterSet):
     )
     target_id = django_filters.CharFilter(label="Target id")
     target = TargetsFilter(label="Targets (type:id, …)")
-    since = django_filters.DateFilter(
+    since = IsoDateFilter(
         field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
     )
-    until = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE
-    )
+    until = IsoDateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE)
 
     class Meta:
         model = AuditEvent

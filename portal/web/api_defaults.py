@@ -7,6 +7,7 @@ views are still loading (so nothing here imports rest_framework.views)."""
 from __future__ import annotations
 
 import json
+import re
 
 from django.conf import settings
 from rest_framework import exceptions, status
@@ -27,12 +28,6 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "too_large"
-
-
-class UnprocessableEntity(exceptions.APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The request cannot be processed."
-    default_code = "unprocessable"
 
 
 class ConflictError(exceptions.APIException):
@@ -133,6 +128,27 @@ class CallerRateThrottle(SimpleRateThrottle):
         return f"slipway:throttle:{who}"
 
 
+INTEGER = re.compile(r"-?[0-9]+")
+
+
+def query_int(request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """A query parameter that must be a whole number in range: anything else answers 400
+    naming the range (DRF's paginators would quietly use their default, or cap)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if len(raw) > 12 or not INTEGER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        raise exceptions.ValidationError({name: [f"A whole number from {minimum} to {maximum}."]})
+    return int(raw)
+
+
+def _bounded(parameters: list[dict], bounds: dict[str, dict]) -> list[dict]:
+    """The paginator's documented parameters with the bounds `query_int` enforces."""
+    for parameter in parameters:
+        parameter["schema"].update(bounds.get(parameter["name"], {}))
+    return parameters
+
+
 class Page(CursorPagination):
     """Newest first, by id: a page deep in history costs what the first does."""
 
@@ -141,7 +157,40 @@ class Page(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_page_size(self, request) -> int:
+        return query_int(
+            request, self.page_size_query_param, default=self.page_size, minimum=1,
+            maximum=self.max_page_size,
+        )  # fmt: skip
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return _bounded(
+            super().get_schema_operation_parameters(view),
+            {self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size}},
+        )
+
 
 class SmallPage(LimitOffsetPagination):
     default_limit = 50
     max_limit = 200
+    max_offset = 1_000_000  # past it, PostgreSQL's OFFSET would still answer, slowly
+
+    def get_limit(self, request) -> int:
+        return query_int(
+            request, self.limit_query_param, default=self.default_limit, minimum=1,
+            maximum=self.max_limit,
+        )  # fmt: skip
+
+    def get_offset(self, request) -> int:
+        return query_int(
+            request, self.offset_query_param, default=0, minimum=0, maximum=self.max_offset
+        )
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return _bounded(
+            super().get_schema_operation_parameters(view),
+            {
+                self.limit_query_param: {"minimum": 1, "maximum": self.max_limit},
+                self.offset_query_param: {"minimum": 0, "maximum": self.max_offset},
+            },
+        )

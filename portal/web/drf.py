@@ -16,7 +16,6 @@ from portal.web.api_defaults import (
     PROBLEM_CONTENT_TYPE,
     ConflictError,
     PayloadTooLarge,
-    UnprocessableEntity,
 )
 from portal.web.idempotency import (
     KeyBusy,
@@ -114,7 +113,8 @@ class _Replayed(Exception):
 class ApiView(APIView):
     """Base of every endpoint: a POST with an `Idempotency-Key` acts once per caller and
     key; repeats get the first answer (with `Idempotent-Replayed: true`), a repeat with
-    another body 422, one while the first still runs waits for it (or 409)."""
+    another body 409 (the key is bound to another request: a conflict with what the
+    server holds, like one still running, which waits for it or answers 409)."""
 
     _claim = None
 
@@ -132,7 +132,7 @@ class ApiView(APIView):
         except KeyInvalid as exc:
             raise exceptions.ValidationError({"Idempotency-Key": [str(exc)]}) from exc
         except KeyReused as exc:
-            raise UnprocessableEntity(str(exc)) from exc
+            raise ConflictError(str(exc)) from exc
         except KeyBusy as exc:
             raise ConflictError(str(exc)) from exc
         if isinstance(found, Replay):

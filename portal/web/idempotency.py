@@ -22,7 +22,9 @@ from django.utils import timezone
 from portal.core import sizes
 from portal.web.models import IdempotencyKey
 
-KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Printable ASCII without the space; the schema states the same pattern.
+KEY_PATTERN = "^[!-~]{1,255}$"
+KEY_RE = re.compile(KEY_PATTERN)
 WAIT_FOR_FIRST_SECONDS = 10.0
 # A claim whose request never answered (its process died) is taken over after this.
 ABANDONED_AFTER_SECONDS = 120.0
@@ -69,7 +71,7 @@ def idempotency_claim(*, user, key: str, fingerprint: str) -> IdempotencyKey | R
     request is still running after a short wait). Call outside a transaction: the claim
     must be visible to concurrent requests before this one acts.
     """
-    if not KEY_RE.match(key):
+    if not KEY_RE.fullmatch(key):
         raise KeyInvalid("Idempotency-Key must be 1 to 255 printable ASCII characters.")
     deadline = time.monotonic() + WAIT_FOR_FIRST_SECONDS
     while True:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from portal.catalog.models import Environment
+from portal.core.filters import KnownChoiceFilter
+from portal.web.idempotency import KEY_PATTERN
 
 PROBLEM = "application/problem+json"
 
@@ -32,25 +37,66 @@ ERRORS = {
     403: "A missing role (named in `detail`), or a token without the scope.",
     404: "Unknown, or of a team you are not in.",
     409: "The current state refuses it: busy, not what the environment before runs, frozen, "
-    "already waiting, decided meanwhile, or the same Idempotency-Key still running.",
+    "already waiting, decided meanwhile, or an Idempotency-Key still running or bound to "
+    "another request.",
     413: "Body larger than SLIPWAY_API_MAX_BODY_BYTES.",
-    422: "An Idempotency-Key reused for a different request.",
     429: "Too many requests for this token; see Retry-After.",
 }
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # The constraint the server enforces (portal/web/idempotency.py KEY_RE), stated.
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
     location=OpenApiParameter.HEADER,
     required=False,
     description="1 to 255 printable ASCII characters, per caller, kept 24 h: the same key "
     "with the same body answers the first answer again (Idempotent-Replayed: true) and acts "
-    "once; with another body, 422.",
+    "once; with another body, 409. Use a new key (a UUID) for each new request.",
 )
 
 
+# A slug as Django's SlugField takes it.
+SLUG = {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}
+
+
+def environment_slugs() -> list[str]:
+    return list(Environment.objects.order_by("order").values_list("slug", flat=True))
+
+
+# Query parameters whose values live in the database: the schema, made per request, names
+# the values the server knows today (an unknown one answers 400 naming the same list).
+KNOWN_QUERY_VALUES = {"environment": environment_slugs}
+
+
+class KnownChoicesFilterExtension(DjangoFilterExtension):
+    """django-filter's parameters, with a KnownChoiceFilter's values as the schema's enum
+    (drf-spectacular leaves choices that come from a function out, not knowing whether
+    they may be asked for)."""
+
+    priority = 1
+
+    def _get_explicit_filter_choices(self, filter_field):
+        if isinstance(filter_field, KnownChoiceFilter):
+            choices = filter_field.extra["choices"]
+            return [value for value, _ in (choices() if callable(choices) else choices)]
+        return super()._get_explicit_filter_choices(filter_field)
+
+
 class SlipwaySchema(AutoSchema):
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            if parameter["in"] != "query":
+                continue
+            known = KNOWN_QUERY_VALUES.get(parameter["name"])
+            if known and "enum" not in parameter["schema"]:
+                parameter["schema"] = {**parameter["schema"], "enum": known()}
+            # A filter given empty (a page's form sends every field) filters nothing.
+            if parameter["schema"].get("type") == "string" and parameter["name"] != "cursor":
+                parameter["allowEmptyValue"] = True
+        return parameters
+
     def get_override_parameters(self):
         parameters = list(super().get_override_parameters())
         if self.method == "POST":
@@ -63,13 +109,15 @@ class SlipwaySchema(AutoSchema):
             return responses
         codes = [401, 403, 404, 429]
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes += [400, 409, 413, 422]
+            codes += [400, 409, 413]
         elif (
             self.get_filter_backends()
             or self._get_paginator()
             or getattr(self.view, "validates_query", False)
         ):
             codes.append(400)
+        if self.method == "GET" and getattr(self.view, "may_conflict", False):
+            codes.append(409)
         for code in sorted(codes):
             responses.setdefault(
                 str(code),
@@ -81,3 +129,29 @@ class SlipwaySchema(AutoSchema):
                 ),
             )
         return responses
+
+
+# Django's and DRF's text fields refuse the NUL character (PostgreSQL cannot store it);
+# DRF trims a body's text before asking it not to be blank, so "   " is blank.
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+def _free_text(schema: dict) -> bool:
+    return schema.get("type") == "string" and not {"enum", "pattern", "format"} & schema.keys()
+
+
+def state_refused_characters(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing: every free text the client sends (query parameters,
+    request bodies) says it may not hold NUL, as the server refuses it."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and _free_text(parameter.get("schema", {})):
+                    parameter["schema"]["pattern"] = NO_NUL
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            for field in component.get("properties", {}).values():
+                if _free_text(field):
+                    field["pattern"] = NOT_BLANK if field.get("minLength", 0) else NO_NUL
+    return result

@@ -18,6 +18,7 @@ from portal.core import sizes
 from portal.web.drf import ApiView
 from portal.web.limits import api_rate
 from releases import selectors
+from releases.errors import Conflict
 from releases.gates import checklist_tick, gates_check
 from releases.models import PromotionGate
 from releases.promotion import previous_environment, release_promotion_target
@@ -70,6 +71,7 @@ class ReleaseGatesApi(ApiView):
     minute per user."""
 
     validates_query = True
+    may_conflict = True  # a release with no environment after its own (portal/web/schema.py)
 
     def _target(self, request, pk: int):
         release = get_object_or_404(selectors.visible_releases(request.user), pk=pk)
@@ -79,6 +81,8 @@ class ReleaseGatesApi(ApiView):
             if slug
             else release_promotion_target(release=release)
         )
+        if environment is None and not slug:
+            raise Conflict(f"Release #{release.pk} has no environment after where it runs.")
         if environment is None:
             raise ValidationError({"environment": [f"No environment {slug!r} to promote to."]})
         return release, environment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 
 from portal.web.api_defaults import CSVRenderer, ProblemJSONRenderer
 from portal.web.drf import ApiView
+from portal.web.schema import SLUG
 from releases.filters import InsightsForm
 from releases.insights import insights_csv, insights_for
 
@@ -55,11 +57,11 @@ class InsightsApi(ApiView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "since", str, description="First day (YYYY-MM-DD); default 30 days ago"
+                "since", OpenApiTypes.DATE, description="First day; default 30 days ago"
             ),
-            OpenApiParameter("until", str, description="Last day, included (YYYY-MM-DD)"),
-            OpenApiParameter("team", str),
-            OpenApiParameter("service", str),
+            OpenApiParameter("until", OpenApiTypes.DATE, description="Last day, included"),
+            OpenApiParameter("team", SLUG, description="A team's slug"),
+            OpenApiParameter("service", SLUG, description="A service's slug"),
             OpenApiParameter("format", str, enum=["json", "csv"]),
         ],
         responses=InsightsOutput,

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.core import sizes
+from releases.builds import REF_RE, REF_RULE
 from releases.choices import DeploymentKind
 from releases.models import ApprovalVote, ChangeTicket, Deployment, Release, TargetRollout
 
@@ -310,7 +311,14 @@ class ServiceDetailOutput(ServiceOutput):
 
 
 class ReleaseInput(serializers.Serializer):
-    ref = serializers.CharField(max_length=sizes.QUOTE)
+    # The rule release_create enforces, stated in the schema (no trimming: a ref with
+    # spaces is refused, as the pattern says).
+    ref = serializers.RegexField(
+        REF_RE.pattern, max_length=sizes.QUOTE, trim_whitespace=False,
+        help_text="A branch, tag or commit: letters, digits and ._/-+@, starting with a letter "
+        "or digit, no '..'.",
+        error_messages={"invalid": REF_RULE},
+    )  # fmt: skip
     deploy_to = serializers.SlugField(
         required=False,
         help_text="First environment's slug, to deploy as soon as the build succeeds.",

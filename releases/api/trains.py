@@ -78,6 +78,10 @@ class TrainDetailOutput(TrainOutput):
         return RuleStateOutput(train_state(train, candidates=True).rules, many=True).data
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
+     "maxItems": MAX_RELEASES, "uniqueItems": True}  # each release once (trains.py)
+)  # fmt: skip
 class ReleaseIds(serializers.ListField):
     """Release ids; a bad item is said once, flat (as every other field's errors are)."""
 

@@ -119,9 +119,12 @@ def test_each_caller_sees_only_their_teams(history):
     assert set(rows_by(body["rows"], "service")) == {"app"}
     assert rows_by(body["rows"], "overall")["All services"]["deployments"] == 3
     assert api.get("/api/v1/insights/", {**PERIOD, "service": "billing"}).json()["rows"] == []
-    bad = api.get("/api/v1/insights/", {"since": "2026-10-14", "until": "2026-10-01"})
+    bad = api.get("/api/v1/insights/", {"since": "2026-10-14", "until": "14.10.2026"})
     assert bad.status_code == 400
     assert bad["Content-Type"].startswith("application/problem+json")
+    # Two dates in either order are a period (the answer says which).
+    backwards = api.get("/api/v1/insights/", {"since": "2026-10-14", "until": "2026-10-01"})
+    assert backwards.json()["since"][:10] == "2026-10-01"
 
 
 @pytest.mark.django_db

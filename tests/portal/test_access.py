@@ -262,8 +262,11 @@ def test_the_api_lists_keep_their_query_count_and_filter(world):
     assert client.get("/api/v1/deployments/?environment=prod").json()["results"] == []
     page = client.get("/api/v1/releases/?page_size=10").json()
     assert len(page["results"]) == 10 and page["next"]
-    capped = client.get("/api/v1/releases/?page_size=100000").json()
-    assert len(capped["results"]) == 31  # at most 200 a page; there are 31
+    whole = client.get("/api/v1/releases/?page_size=200").json()
+    assert len(whole["results"]) == 31  # at most 200 a page; there are 31
+    refused = client.get("/api/v1/releases/?page_size=100000")
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {"page_size": ["A whole number from 1 to 200."]}
 
 
 def test_the_audit_events_api_filters_and_streams_csv(world):

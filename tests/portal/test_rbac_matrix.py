@@ -212,7 +212,7 @@ MATRIX = {
     "api-releases": ("get", {}, None, READ_API),
     "api-release": ("get", {"pk": "release"}, None, TEAM_API),
     "api-release-log": ("get", {"pk": "release"}, None, TEAM_API),
-    "api-release-cancel": ("post", {"pk": "release"}, None, statuses(401, 404, 403, 400, 400, 400)),
+    "api-release-cancel": ("post", {"pk": "release"}, None, statuses(401, 404, 403, 409, 409, 409)),
     "api-release-deploy": (
         "post",
         {"pk": "release"},

@@ -71,11 +71,11 @@ def test_bad_input_gets_a_clear_problem(world):
     body = _problem(client.post("/api/v1/services/app/releases/", {}, format="json"), 400)
     assert body["errors"] == {"ref": ["This field is required."]}
     response = client.post("/api/v1/services/app/releases/", {"ref": "a b"}, format="json")
-    assert "Give a branch" in _problem(response, 400)["detail"]
+    assert _problem(response, 400)["errors"]["ref"][0].startswith("Give a branch")
     response = client.post(
         "/api/v1/services/app/releases/", {"ref": "x", "deploy_to": "prod"}, format="json"
     )
-    assert "reached by promotion" in _problem(response, 400)["detail"]
+    assert "reached by promotion" in _problem(response, 409)["detail"]
     _problem(client.post("/api/v1/services/nope/releases/", {"ref": "x"}, format="json"), 404)
     release = _built(world)
     body = _problem(client.get(f"/api/v1/releases/{release.pk}/log?offset=x"), 400)
@@ -299,7 +299,7 @@ def test_cancel_a_release_not_yet_sent_to_jenkins(world):
     response = world["ci"].post(f"/api/v1/releases/{release.pk}/cancel")
     assert response.status_code == 202 and response.json()["status"] == "cancelled"
     again = world["ci"].post(f"/api/v1/releases/{release.pk}/cancel")
-    assert "already cancelled" in _problem(again, 400)["detail"]
+    assert "already cancelled" in _problem(again, 409)["detail"]
 
 
 def test_the_same_idempotency_key_replays_the_first_answer(world):
@@ -310,7 +310,7 @@ def test_the_same_idempotency_key_replays_the_first_answer(world):
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert Release.objects.count() == 1
     other = client.post(url, {"ref": "other"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
-    assert "different request" in _problem(other, 422)["detail"]
+    assert "different request" in _problem(other, 409)["detail"]
     # Keys are per caller: another user's same key is a new request.
     lead = world["lead"].post(url, {"ref": "main"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert lead.status_code == 201 and Release.objects.count() == 2

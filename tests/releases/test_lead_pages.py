@@ -201,7 +201,7 @@ def test_history_filters_by_environment_status_person_and_date(client, world):
     assert f'href="/releases/{new.pk}/">#{new.pk}' in builds
     assert f'href="/releases/{old.pk}/"' not in builds
     bad = client.get("/history/?since=yesterday").content.decode()
-    assert "Enter a valid date" in bad
+    assert "Enter a date as YYYY-MM-DD." in bad
 
 
 def test_history_pages_by_id_both_ways(client, world, settings):
