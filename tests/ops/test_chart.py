@@ -9,6 +9,7 @@ from django.conf import settings
 
 from clusters.helm import Helm
 from clusters.rollout import RolloutWatcher
+from tests.ops.test_packaging import SIZED_BY_WAIT, queue_pools
 
 CHART = Path(settings.BASE_DIR) / "charts" / "slipway"
 PRODUCTION = CHART / "values-production.yaml"
@@ -44,6 +45,11 @@ def test_the_chart_lints_and_renders(helm_binary, values):
     assert web["securityContext"]["runAsNonRoot"] is True
     worker = manifests[("Deployment", "slipway-worker")]["spec"]["template"]["spec"]
     assert "--without-heartbeat" in worker["containers"][0]["command"]
+    pools = [
+        manifests[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]["command"]
+        for name in ("slipway-worker", "slipway-worker-network")
+    ]
+    assert queue_pools(pools) == SIZED_BY_WAIT
     if values:
         assert ("Ingress", "slipway") in manifests
         assert ("HorizontalPodAutoscaler", "slipway-web") in manifests
@@ -58,7 +64,7 @@ def test_only_the_migrate_hook_job_gets_the_owner_database_url(helm_binary):
     owner = _env(migrate)["MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     assert owner == {"name": "slipway", "key": "MIGRATION_DATABASE_URL", "optional": False}
     assert migrate["command"] == ["python", "manage.py", "migrate", "--no-input"]
-    for name in ("slipway-web", "slipway-worker", "slipway-beat"):
+    for name in ("slipway-web", "slipway-worker", "slipway-worker-network", "slipway-beat"):
         [container] = manifests[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
         assert "MIGRATION_DATABASE_URL" not in _env(container)
         assert "DATABASE_URL" in _env(container)
@@ -78,4 +84,4 @@ def test_the_chart_installs_and_its_deployments_roll_out(helm_binary, kube_clust
     progress = RolloutWatcher(kube_cluster.kubeconfig()).watch("slipway-system", "slipway", 30)
     assert progress.complete, progress.summary()
     names = sorted(w.name for w in progress.workloads)
-    assert names == ["slipway-beat", "slipway-web", "slipway-worker"]
+    assert names == ["slipway-beat", "slipway-web", "slipway-worker", "slipway-worker-network"]

@@ -6,6 +6,8 @@ import yaml
 from django.conf import settings
 from dockerfile_parse import DockerfileParser
 
+from portal.core import queues
+
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -47,3 +49,38 @@ def test_compose_migrates_first_checks_health_and_keeps_the_emulator_for_demos()
     assert services["jenkins-emulator"]["profiles"] == ["demo"]
     assert "--without-heartbeat" in services["worker"]["command"]
     assert (ROOT / "deploy" / "compose" / "slipway.env.example").exists()
+
+
+def queue_pools(commands: list[list[str]]) -> dict[str, str]:
+    """Each queue of the `celery worker` commands given, with the pool that consumes it;
+    fails when a queue is consumed twice."""
+    pools: dict[str, str] = {}
+    for command in commands:
+        queues = command[command.index("-Q") + 1].split(",")
+        pool = command[command.index("--pool") + 1]
+        for queue in queues:
+            assert queue not in pools, f"{queue} consumed twice"
+            pools[queue] = pool
+    return pools
+
+
+# What each queue waits on decides its pool (docs/operations.md).
+SIZED_BY_WAIT = {
+    "builds": "threads", "rollouts": "threads", "notifications": "threads",
+    "deploys": "prefork", "default": "prefork",
+}  # fmt: skip
+
+
+def test_every_queue_runs_on_the_pool_made_for_what_it_waits_on():
+    assert set(SIZED_BY_WAIT) == set(queues.ALL)
+    procfile = [
+        line.split(":", 1)[1].split()
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if " worker " in line
+    ]
+    assert queue_pools(procfile) == SIZED_BY_WAIT
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    compose = [
+        s["command"] for s in services.values() if s.get("command", [None])[3:4] == ["worker"]
+    ]
+    assert queue_pools(compose) == SIZED_BY_WAIT

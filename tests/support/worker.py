@@ -24,6 +24,7 @@ class WorkerProcess:
         log_path: Path,
         queues: str | None = None,
         concurrency: int = 2,
+        pool: str = "prefork",
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
     ) -> None:
@@ -38,6 +39,7 @@ class WorkerProcess:
         }
         self.queues = queues
         self.concurrency = concurrency
+        self.pool = pool
         self.log_path = log_path
         self.beat = beat
         self.process: subprocess.Popen | None = None
@@ -54,6 +56,8 @@ class WorkerProcess:
                 "worker",
                 # Without -Q a worker takes every queue the app declares (portal/queues.py).
                 *(["-Q", self.queues] if self.queues else []),
+                "--pool",
+                self.pool,
                 "--concurrency",
                 str(self.concurrency),
                 "--loglevel",
