@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from portal.catalog.environment_config import (
     Link,
@@ -242,19 +244,71 @@ class DashboardRow:
     states: list[EnvironmentState]
 
 
+DASHBOARD_PAGE = 50
+FAILING = (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+
+
+@dataclass
+class DashboardPage:
+    environments: list[Environment]
+    rows: list[DashboardRow]
+    number: int
+    pages: int
+    total: int
+
+
+def _changed_since(start) -> Exists:
+    return Exists(Deployment.objects.filter(service=OuterRef("pk"), created_at__gte=start))
+
+
+def _failing() -> Exists:
+    """A deployment that failed (or was rolled back) in an environment where nothing has
+    succeeded since."""
+    recovered = Deployment.objects.filter(
+        service=OuterRef("service"), environment=OuterRef("environment"),
+        status=DeploymentStatus.SUCCEEDED, pk__gt=OuterRef("pk"),
+    )  # fmt: skip
+    return Exists(
+        Deployment.objects.filter(service=OuterRef("pk"), status__in=FAILING).exclude(
+            Exists(recovered)
+        )
+    )
+
+
 def dashboard(
-    *, user, team: str = "", search: str = ""
-) -> tuple[list[Environment], list[DashboardRow]]:
-    """Services by environments for the user's teams (or one team), filtered by name."""
-    services = visible_services(user).order_by("name")
+    *,
+    user,
+    team: str = "",
+    search: str = "",
+    changed_today: bool = False,
+    failing: bool = False,
+    page: int | str = 1,
+    per_page: int = DASHBOARD_PAGE,
+) -> DashboardPage:
+    """Services by environments for the user's teams (or one team), filtered by name, by
+    "changed today" and by "failing", a page at a time: the page costs the same for 20
+    services as for 2,000 (one count, one page of rows, their states)."""
+    services = visible_services(user).order_by("name", "pk")
     if team:
         services = services.filter(team__slug=team)
     if search:
         services = services.filter(Q(name__icontains=search) | Q(slug__icontains=search))
-    service_query, services = services, list(services)
+    if changed_today:
+        midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        services = services.filter(_changed_since(midnight))
+    if failing:
+        services = services.filter(_failing())
+    shown = Paginator(services, per_page).get_page(page)
+    rows = list(shown.object_list)
     environments = list(Environment.objects.order_by("order"))
-    states = environment_states(services, environments, service_query=service_query)
-    return environments, [DashboardRow(s, states[s.pk]) for s in services]
+    states = environment_states(rows, environments)
+    return DashboardPage(
+        environments=environments,
+        rows=[DashboardRow(s, states[s.pk]) for s in rows],
+        number=shown.number,
+        pages=shown.paginator.num_pages,
+        total=shown.paginator.count,
+    )
 
 
 def service_overview(*, service: Service) -> list[EnvironmentState]:

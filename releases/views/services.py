@@ -21,16 +21,27 @@ from releases.views.common import require
 def dashboard(request):
     """Which release runs in which environment of every service of the caller's teams."""
     team, search = request.GET.get("team", ""), request.GET.get("q", "").strip()
-    environments, rows = states.dashboard(user=request.user, team=team, search=search)
+    changed_today, failing = request.GET.get("today") == "1", request.GET.get("failing") == "1"
+    shown = states.dashboard(
+        user=request.user, team=team, search=search, changed_today=changed_today,
+        failing=failing, page=request.GET.get("page", 1),
+    )  # fmt: skip
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "releases/dashboard.html",
         {
-            "environments": environments,
-            "rows": rows,
+            "page": shown,
+            "environments": shown.environments,
+            "rows": shown.rows,
             "teams": list(visible_teams(request.user).order_by("name")),
             "team": team,
             "q": search,
+            "today": changed_today,
+            "failing": failing,
+            "filtered": bool(team or search or changed_today or failing),
+            "query": query.urlencode(),
         },
     )
 

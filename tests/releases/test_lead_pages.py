@@ -116,8 +116,10 @@ def _queries(client, url: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/history/", "/history/?view=releases", "/approvals/", "/audit/"]
-)
+    "url",
+    ["/", "/?today=1&q=Service", "/?failing=1", "/?page=2", "/history/",
+     "/history/?view=releases", "/approvals/", "/audit/"],
+)  # fmt: skip
 def test_lead_pages_read_as_many_queries_for_200_services_as_for_10(client, world, url):
     login(client, world["lead"])
     _grow(world, 10)
@@ -125,6 +127,44 @@ def test_lead_pages_read_as_many_queries_for_200_services_as_for_10(client, worl
     _grow(world, 190, start=10)
     many = _queries(client, url)
     assert few == many, f"{url}: {few} queries for 10 services, {many} for 200"
+
+
+def test_the_dashboard_shows_fifty_services_a_page_never_all(client, world):
+    login(client, world["lead"])
+    _grow(world, 120)  # and the world's own App: 121
+    first = client.get("/").content.decode()
+    assert "121 services, page 1 of 3." in first
+    assert "Service 048" in first and "Service 049" not in first  # App, then 49 more
+    assert 'href="?page=2" rel="next"' in first and 'rel="prev"' not in first
+    last = client.get("/?page=3").content.decode()
+    assert "Service 099" in last and "Service 119" in last and "Service 098" not in last
+    assert 'rel="next"' not in last
+    searched = client.get("/?q=Service+11&page=1").content.decode()
+    assert "10 services." in searched and "page 1 of" not in searched  # 110 to 119
+    assert 'href="?q=Service+11&amp;page=2"' not in searched
+
+
+def test_the_dashboard_filters_what_changed_today_and_what_is_failing(client, world):
+    login(client, world["lead"])
+    _grow(world, 4)
+    path = world["path"]
+    quiet, failed, recovered = (Service.objects.get(slug=f"svc-{n}") for n in (1, 2, 3))
+    Deployment.objects.filter(service=quiet).update(
+        created_at=timezone.now() - timezone.timedelta(days=3)
+    )
+    for service, statuses in ((failed, ["failed"]), (recovered, ["rolled_back", "succeeded"])):
+        release = Release.objects.get(service=service)
+        for status in statuses:
+            Deployment.objects.create(
+                release=release, environment=path.beta, service=service, status=status,
+                image=release.image, requested_by=world["dev"],
+            )  # fmt: skip
+    today = client.get("/?today=1").content.decode()
+    assert "Service 000" in today and "Service 001" not in today
+    failing = client.get("/?failing=1").content.decode()
+    assert "1 service." in failing and "Service 002" in failing
+    assert client.get("/?failing=1&today=1&team=nobody").status_code == 200
+    assert "No service matches." in client.get("/?failing=1&q=Service+003").content.decode()
 
 
 def test_the_dashboard_shows_what_runs_where_with_who_when_and_what_is_ready(client, world):
