@@ -10,6 +10,7 @@ retried step finds the revision it already made instead of upgrading twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -97,6 +98,19 @@ def helm_executable() -> str:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _client_version(executable: str):
+    return pyhelm3.Command(executable=executable).client_version()
+
+
+class _Command(pyhelm3.Command):
+    """pyhelm3 runs `helm version` each time a client is made (one per Helm call); the
+    binary does not change under a running worker, so it is asked once per executable."""
+
+    def client_version(self):
+        return _client_version(self._executable)
+
+
 def _message(error: helm_errors.Error) -> str:
     text = (error.stderr or b"").decode(errors="replace").strip()
     text = re.sub(r"\s+", " ", text.removeprefix("Error: "))
@@ -129,10 +143,11 @@ class Helm:
                 "kubecontext": self._context,
                 "default_timeout": f"{int(self.timeout_seconds)}s",
             }
-            client = pyhelm3.Client(**options)
+            command = _Command(**options)
+            client = pyhelm3.Client(command, executable=self._executable)
             # pyhelm3's Client has no --labels or --selector: those calls go through its
             # Command, which runs helm with the same kubeconfig and context.
-            client.slipway_command = pyhelm3.Command(**options)
+            client.slipway_command = command
             # helm gets its own timeout; this one ends a helm that hangs regardless.
             return await asyncio.wait_for(work(client), helm_deadline_seconds(self.timeout_seconds))
 
@@ -162,11 +177,22 @@ class Helm:
     # -- reads ------------------------------------------------------------------------
 
     def history(self, release: str, namespace: str) -> list[HelmRevision]:
-        async def work(client):
-            revision = await client.get_current_revision(release, namespace=namespace)
-            return [_revision(r) for r in await revision.release.history()]
+        """Every revision, oldest first: one `helm history` (pyhelm3's own reads the
+        status first, a second helm run for nothing we use)."""
 
-        return sorted(self._run(work), key=lambda r: r.revision)
+        async def work(client):
+            return await client.slipway_command.history(release, namespace=namespace)
+
+        return sorted(
+            (_revision_from_history(r) for r in self._run(work)), key=lambda r: r.revision
+        )
+
+    def history_or_empty(self, release: str, namespace: str) -> list[HelmRevision]:
+        """The history, or none for a release helm has never installed."""
+        try:
+            return self.history(release, namespace)
+        except HelmReleaseNotFound:
+            return []
 
     def current(self, release: str, namespace: str) -> HelmRevision | None:
         try:
@@ -273,23 +299,30 @@ class Helm:
             return False
         return True
 
-    def find_revision(self, release: str, namespace: str, marker: str) -> HelmRevision | None:
-        """The revision whose description carries `marker`, if Slipway already made it."""
-        try:
-            history = self.history(release, namespace)
-        except HelmReleaseNotFound:
-            return None
+    def find_revision(
+        self, release: str, namespace: str, marker: str, history: list[HelmRevision] | None = None
+    ) -> HelmRevision | None:
+        """The revision whose description carries `marker`, if Slipway already made it
+        (in `history` when the caller has just read it)."""
+        if history is None:
+            history = self.history_or_empty(release, namespace)
         return next((r for r in reversed(history) if marker in r.description), None)
 
     def recover_stuck(
-        self, *, release: str, namespace: str, older_than: timedelta
+        self,
+        *,
+        release: str,
+        namespace: str,
+        older_than: timedelta,
+        history: list[HelmRevision] | None = None,
     ) -> Recovery | None:
         """A release left pending-* longer than `older_than` (helm was killed) blocks every
         upgrade: roll it back to the last deployed revision, or uninstall one that was
-        never deployed. Returns what was done, or None if nothing needed doing."""
-        try:
-            history = self.history(release, namespace)
-        except HelmReleaseNotFound:
+        never deployed. Returns what was done, or None if nothing needed doing (`history`:
+        when the caller has just read it)."""
+        if history is None:
+            history = self.history_or_empty(release, namespace)
+        if not history:
             return None
         latest = history[-1]
         if not latest.pending or datetime.now(UTC) - latest.updated < older_than:
@@ -347,6 +380,28 @@ def _revision_from_json(data: dict) -> HelmRevision:
         status=str(info.get("status", "")),
         updated=updated,
         description=str(info.get("description", "")),
+    )
+
+
+def _revision_from_history(data: dict) -> HelmRevision:
+    """A revision from `helm history --output json` (`updated` in Go's time format)."""
+    return HelmRevision(
+        revision=int(data["revision"]),
+        status=str(data.get("status", "")),
+        updated=_go_time(str(data.get("updated", ""))),
+        description=str(data.get("description", "")),
+    )
+
+
+def _go_time(text: str) -> datetime:
+    """`2026-12-03T20:14:00.123456789Z` or `…+01:00` → an aware datetime (Python reads at
+    most microseconds)."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", text)
+    if not match:
+        return datetime.now(UTC)
+    whole, fraction, zone = match.groups()
+    return datetime.fromisoformat(
+        f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}{'+00:00' if zone in (None, 'Z') else zone}"
     )
 
 

@@ -108,12 +108,19 @@ def deployment_step(*, deployment: Deployment, clusters: Clusters) -> Step:
 
 
 def _recover(
-    deployment: Deployment, rollout: TargetRollout, helm: Helm, older_than: timezone.timedelta
-) -> None:
+    deployment: Deployment,
+    rollout: TargetRollout,
+    helm: Helm,
+    older_than: timezone.timedelta,
+    history: list | None = None,
+) -> bool:
+    """Clear a release helm left pending; whether anything was done (the history read
+    before is then out of date)."""
     target = rollout.target
     recovery = helm.recover_stuck(
-        release=target.helm_release_name, namespace=target.namespace, older_than=older_than
-    )
+        release=target.helm_release_name, namespace=target.namespace, older_than=older_than,
+        history=history,
+    )  # fmt: skip
     if recovery:
         audit_record(
             actor=WORKER,
@@ -127,6 +134,7 @@ def _recover(
                 **cluster_label(rollout),
             },
         )
+    return recovery is not None
 
 
 def _step_prepare(deployment: Deployment, clusters: Clusters) -> Step:
@@ -196,10 +204,15 @@ def _step_upgrade(deployment: Deployment, clusters: Clusters) -> Step:
         return Step.WAIT
     target, release, service = rollout.target, deployment.release, deployment.service
     helm = clusters.helm(target)
+    # One read of helm's history serves the three questions before an upgrade: is a
+    # revision left pending (helm killed), which revision runs now (to roll back to), did
+    # an earlier run of this step already make ours (a worker lost after helm ran).
+    history = helm.history_or_empty(target.helm_release_name, target.namespace)
     if rollout.started_at is None:
         stuck = timezone.timedelta(seconds=settings.SLIPWAY_HELM_STUCK_SECONDS)
-        _recover(deployment, rollout, helm, stuck)
-        current = helm.current(target.helm_release_name, target.namespace)
+        if _recover(deployment, rollout, helm, stuck, history):
+            history = helm.history_or_empty(target.helm_release_name, target.namespace)
+        current = history[-1] if history else None
         rollout_update(
             rollout,
             previous_revision=current.revision if current and current.deployed else None,
@@ -209,7 +222,9 @@ def _step_upgrade(deployment: Deployment, clusters: Clusters) -> Step:
         return canary.canary_start(deployment, rollout, helm)
     values = deployment_values(release, target)
     sent = deployment_values(release, target, reveal_secrets=True)
-    made = helm.find_revision(target.helm_release_name, target.namespace, marker(deployment))
+    made = helm.find_revision(
+        target.helm_release_name, target.namespace, marker(deployment), history=history
+    )
     if made is not None and made.pending:
         # Our own earlier helm run was killed mid-way: clear it, then upgrade again.
         _recover(deployment, rollout, helm, timezone.timedelta(0))

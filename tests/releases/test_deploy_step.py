@@ -248,3 +248,34 @@ def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, ce
         action="deployment.resume", target_id=str(deployment.pk)
     ).exists()
     assert image_in(world, "beta") == release.image
+
+
+def test_an_upgrade_runs_helm_only_for_what_it_needs(world, celery_worker, helm_binary, tmp_path):
+    """Which helm runs a deployment makes, and why each (docs/deployments.md)."""
+    calls = tmp_path / "helm-calls"
+    counting = tmp_path / "helm"
+    counting.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\nexec "{helm_binary}" "$@"\n')
+    counting.chmod(0o755)
+    first, second = built_release(world, 1), built_release(world, 2)
+    assert deploy(world, first, "beta").status == "succeeded"
+    celery_worker.env["SLIPWAY_HELM"] = str(counting)
+    celery_worker.kill()
+    celery_worker.start()
+    try:
+        upgraded = deploy(world, second, "beta")
+    finally:
+        celery_worker.env["SLIPWAY_HELM"] = helm_binary
+        celery_worker.kill()
+        celery_worker.start()
+    assert upgraded.status == "succeeded", upgraded.status_reason
+    ran = calls.read_text().split()
+    # `helm version`: pyhelm3 asks it for each client; once per worker process now.
+    assert ran.count("version") <= celery_worker.concurrency
+    ran = [command for command in ran if command != "version"]
+    checks, upgrade = ran[:-5], ran[-5:]
+    assert checks and set(checks) == {"list"}  # the release is ours (its owner label)
+    assert upgrade == [
+        "history",  # left pending by a killed helm? what runs now? already made by us?
+        "show", "upgrade",  # rendered by the cluster (a server-side dry run), then checked
+        "show", "upgrade",  # the upgrade itself (`show`: pyhelm3 reads the chart's metadata)
+    ]  # fmt: skip
