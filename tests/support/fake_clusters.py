@@ -44,8 +44,12 @@ class FakeHelm:
     def current(self, release, namespace):
         return self.history[-1] if self.history else None
 
-    def find_revision(self, release, namespace, marker):
-        return next((r for r in reversed(self.history) if marker in r.description), None)
+    def history_or_empty(self, release, namespace):
+        return list(self.history)
+
+    def find_revision(self, release, namespace, marker, history=None):
+        history = self.history if history is None else history
+        return next((r for r in reversed(history) if marker in r.description), None)
 
     def ownership(self, release, namespace, *, label, owner):
         if not self.history:
@@ -67,8 +71,9 @@ class FakeHelm:
         self.history.append(made)
         return made
 
-    def recover_stuck(self, *, release, namespace, older_than):
-        latest = self.current(release, namespace)
+    def recover_stuck(self, *, release, namespace, older_than, history=None):
+        history = self.history if history is None else history
+        latest = history[-1] if history else None
         stuck = latest and datetime.now(UTC) - latest.updated >= older_than
         if stuck and latest.status.startswith("pending-"):
             self.calls.append(("recover", latest.revision))
