@@ -143,10 +143,20 @@ class RolloutWatcher:
     # -- watching -------------------------------------------------------------------------
 
     def watch(
-        self, namespace: str, release: str, budget_seconds: float, on_progress=None
+        self,
+        namespace: str,
+        release: str,
+        budget_seconds: float,
+        on_progress=None,
+        resume_from: str | None = None,
     ) -> RolloutProgress:
         """Follow watch events for at most `budget_seconds`; return when the rollout is
-        complete or failed, or when the budget is spent (the caller decides what next)."""
+        complete or failed, or when the budget is spent (the caller decides what next).
+
+        Each short watch resumes from the last resourceVersion seen (bookmarks keep it
+        fresh), so no change is delivered twice and none between two watches is missed;
+        when the server has forgotten that version (410 Gone), the state is read again and
+        watching starts afresh. `resume_from`: a version to start from."""
         progress = self.status(namespace, release)
         if on_progress:
             on_progress(progress)
@@ -154,17 +164,24 @@ class RolloutWatcher:
             return progress
         deadline = time.monotonic() + budget_seconds
         kind = progress.workloads[0].kind if progress.workloads else "Deployment"
-        stream = watch.Watch()
+        self.restarts_after_gone = 0
         while time.monotonic() < deadline:
             # Short watches: a change of another kind, or of the pods, is seen at the next.
             remaining = max(1, min(5, int(deadline - time.monotonic())))
+            stream = watch.Watch()
+            since = {"resource_version": resume_from} if resume_from else {}
             try:
-                for _event in stream.stream(
+                for event in stream.stream(
                     self._lists[kind],
                     namespace,
                     timeout_seconds=remaining,
                     _request_timeout=remaining + 5,
+                    allow_watch_bookmarks=True,
+                    **since,
                 ):
+                    resume_from = stream.resource_version or resume_from
+                    if event.get("type") == "BOOKMARK":
+                        continue
                     progress = self.status(namespace, release)
                     if on_progress:
                         on_progress(progress)
@@ -174,7 +191,14 @@ class RolloutWatcher:
                     if time.monotonic() >= deadline:
                         break
             except ApiException as exc:
-                if exc.status == 410:  # resourceVersion too old: start a fresh watch
+                if exc.status == 410:  # the version is gone: read the state, watch afresh
+                    resume_from = None
+                    self.restarts_after_gone += 1
+                    progress = self.status(namespace, release)
+                    if on_progress:
+                        on_progress(progress)
+                    if progress.complete or progress.failed:
+                        return progress
                     continue
                 raise ClusterUnreachable(
                     f"Kubernetes API error {exc.status}: {exc.reason}"

@@ -130,6 +130,19 @@ def test_a_slow_start_completes_when_its_pods_become_ready(helm, watcher, ns):
     assert not seen[0].complete  # the pod took its start-up seconds
 
 
+def test_a_watch_resumes_from_the_version_it_was_given(helm, watcher, api, ns):
+    """Resumed from a version taken before the install, the watch is given every change
+    since (none missed between two short watches) and sees the rollout to its end."""
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+    before = client.AppsV1Api(api).list_namespaced_deployment(ns).metadata.resource_version
+    _install(helm, ns, DIGEST_A, simulate="slow-start", startSeconds=3)
+    seen = []
+    progress = watcher.watch(ns, "app", 30, seen.append, resume_from=before)
+    assert progress.complete, progress.summary()
+    assert watcher.restarts_after_gone == 0
+    assert not seen[0].complete
+
+
 def test_a_stateful_set_rolls_out_and_is_updated_pod_by_pod(helm, watcher, ns):
     _install(helm, ns, DIGEST_A, replicaCount=2, workload="StatefulSet")
     progress = watcher.watch(ns, "app", 40)
