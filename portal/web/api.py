@@ -70,6 +70,9 @@ class AuditEventListApi(generics.ListAPIView, ApiView):
     @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"])])
     def get(self, request, *args, **kwargs):
         if request.query_params.get("format") == "csv":
+            # The CSV holds every event, not a page; a page size is still checked, as the
+            # schema says, rather than quietly ignored when malformed.
+            self.paginator.get_page_size(request)
             events = self.filter_queryset(self.get_queryset()).order_by("-id")
             stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
             response = StreamingHttpResponse(

@@ -36,6 +36,11 @@ def _parameter(schema: dict, path: str, name: str) -> dict:
         ("/api/v1/releases/?page_size=0", "page_size", "A whole number from 1 to 200."),
         ("/api/v1/releases/?page_size=201", "page_size", "A whole number from 1 to 200."),
         ("/api/v1/releases/?page_size=ten", "page_size", "A whole number from 1 to 200."),
+        (
+            "/api/v1/audit-events/?format=csv&page_size=%25",
+            "page_size",
+            "A whole number from 1 to 200.",
+        ),
         ("/api/v1/services/?offset=-1", "offset", "A whole number from 0 to 1000000."),
         ("/api/v1/services/?limit=1.5", "limit", "A whole number from 1 to 200."),
         ("/api/v1/deployments/?since=2026-1-5", "since", "Enter a date as YYYY-MM-DD."),
