@@ -19,9 +19,10 @@ from pathlib import Path
 
 from bench.measure import Figure
 
-BUILD_SLOTS = int(os.environ.get("BENCH_BUILD_SLOTS", "4"))
-DEPLOY_SLOTS = int(os.environ.get("BENCH_DEPLOY_SLOTS", "4"))
-ROLLOUT_SLOTS = int(os.environ.get("BENCH_ROLLOUT_SLOTS", "16"))
+# The production pools (Procfile, compose, chart; docs/operations.md): helm on processes,
+# the queues that wait on Jenkins, Drone and the cluster on threads.
+HELM_SLOTS = int(os.environ.get("BENCH_HELM_SLOTS", "2"))
+NETWORK_THREADS = int(os.environ.get("BENCH_NETWORK_THREADS", "32"))
 WORKER_ENV = {
     "SLIPWAY_POLL_SECONDS": "0.5",
     "SLIPWAY_WATCH_BUDGET_SECONDS": "20",
@@ -155,22 +156,21 @@ def run(
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
     progress("starting the local cluster (control plane + kwok nodes)")
     plane = ControlPlane(root).start()
-    # As docs/operations.md sizes them: builds, deploys (helm) and rollouts (watching) on
-    # their own workers, so rollouts being watched never hold a build's hand-off, and
-    # rollout slots enough for the rollouts in flight (they mostly wait on the cluster).
+    # As docs/operations.md sizes them: helm (deploys) on processes, the queues that wait
+    # on Jenkins, Drone and the cluster (builds, rollouts, notifications) on threads.
     workers = [
         WorkerProcess(
             database_url=os.environ["DATABASE_URL"],
             redis_url=redis_url,
             log_path=root / f"worker-{queues.replace(',', '-')}.log",
             queues=queues,
+            pool=pool,
             concurrency=concurrency,
             extra_env={**WORKER_ENV, "SLIPWAY_HELM": helm},
         )
-        for queues, concurrency in (
-            ("default,builds", BUILD_SLOTS),
-            ("deploys", DEPLOY_SLOTS),
-            ("rollouts", ROLLOUT_SLOTS),
+        for queues, pool, concurrency in (
+            ("deploys,default", "prefork", HELM_SLOTS),
+            ("builds,rollouts,notifications", "threads", NETWORK_THREADS),
         )
     ]
     for worker in workers:
