@@ -8,7 +8,7 @@ import django_filters
 from django import forms
 from django.utils import timezone
 
-from portal.catalog.models import Environment
+from portal.catalog.selectors import environment_choices
 from portal.core.filters import IsoDateField, IsoDateFilter, KnownChoiceFilter
 from releases.choices import DeploymentKind, DeploymentStatus, ReleaseStatus
 from releases.insights import Period
@@ -39,7 +39,7 @@ class DeploymentFilter(_Common):
     environment = KnownChoiceFilter(
         field_name="environment__slug",
         label="Environment",
-        choices=lambda: list(Environment.objects.order_by("order").values_list("slug", "name")),
+        choices=environment_choices,
     )
     status = KnownChoiceFilter(choices=DeploymentStatus.choices, label="Status")
     kind = KnownChoiceFilter(choices=DeploymentKind.choices, label="Kind")

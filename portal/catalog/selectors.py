@@ -19,6 +19,12 @@ def visible_services(user) -> QuerySet[Service]:
     return services.filter(team_id__in=list(team_roles(user)))
 
 
+def environment_choices() -> list[tuple[str, str]]:
+    """Every environment as (slug, name), in path order: what a filter by environment
+    knows, and what the API's schema names as its values."""
+    return list(Environment.objects.order_by("order").values_list("slug", "name"))
+
+
 def environment_or_404(slug: str) -> Environment:
     """The environment named `slug`; a 404 naming it otherwise (pages and API alike)."""
     environment = Environment.objects.filter(slug=slug).first()

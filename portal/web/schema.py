@@ -8,7 +8,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from portal.catalog.models import Environment
+from portal.catalog.selectors import environment_choices
 from portal.core.filters import KnownChoiceFilter
 from portal.web.idempotency import KEY_PATTERN
 
@@ -65,7 +65,7 @@ def environment_slugs() -> list[str]:
     """Today's environments; none when there is no database to ask (`check --deploy`
     builds the schema too, before any migration)."""
     try:
-        return list(Environment.objects.order_by("order").values_list("slug", flat=True))
+        return [slug for slug, _ in environment_choices()]
     except DatabaseError:
         return []
 
