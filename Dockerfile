@@ -41,4 +41,4 @@ USER slipway
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
-CMD ["gunicorn", "portal.wsgi", "-b", "0.0.0.0:8000", "-w", "3", "-c", "portal/gunicorn_conf.py"]
+CMD ["gunicorn", "portal.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "-b", "0.0.0.0:8000", "-w", "3", "-c", "portal/gunicorn_conf.py"]

@@ -11,3 +11,6 @@ class PortalConfig(AppConfig):
         from portal.core.logs import configure_structlog
 
         configure_structlog()
+        from portal.web.live import install_resilient_listeners
+
+        install_resilient_listeners()

@@ -114,6 +114,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "releases.context_processors.approvals",
+                "portal.web.context_processors.live",
             ],
         },
     },
@@ -145,6 +146,26 @@ CACHES = {
         "KEY_PREFIX": env.str("SLIPWAY_CACHE_PREFIX", default="slipway"),
     }
 }
+
+
+def _redis_keywords(url: str) -> dict:
+    """redis.Redis(**these) for `url`: how django-eventstream takes its connection."""
+    from redis.connection import SSLConnection, parse_url
+
+    keywords = parse_url(url)
+    if keywords.pop("connection_class", None) is SSLConnection:
+        keywords["ssl"] = True
+    return keywords
+
+
+# Pages that update themselves (server-sent events, portal/web/live.py): events go
+# through Redis to every web process, and are kept there a day so a reconnect resumes.
+EVENTSTREAM_REDIS = _redis_keywords(REDIS_URL)
+EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.RedisStorage"
+EVENTSTREAM_STORAGE_CONNECTION = EVENTSTREAM_REDIS
+EVENTSTREAM_CHANNELMANAGER_CLASS = "portal.web.live.LiveChannels"
+# How often a page asks again when its event stream is blocked (a proxy that buffers).
+SLIPWAY_LIVE_FALLBACK_SECONDS = env.int("SLIPWAY_LIVE_FALLBACK_SECONDS", default=15)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

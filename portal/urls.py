@@ -8,11 +8,13 @@ from portal.ops import health
 from portal.web import api, catalog, views
 from portal.web import teams as team_views
 from portal.web.api_reference import api_reference
+from portal.web.live import live_events
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
+    path("events/", live_events, name="live-events"),
     path("login/", views.sign_in, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_page, name="audit"),

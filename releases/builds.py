@@ -25,6 +25,7 @@ from releases.actions import Engine
 from releases.choices import RELEASE_ACTIVE, DeploymentKind, ReleaseStatus
 from releases.deployments import deployment_start
 from releases.errors import Conflict, ReleaseRefused
+from releases.live import live_log_grew
 from releases.models import Release, ReleaseLogChunk
 from releases.promotion import previous_environment
 from releases.transitions import (
@@ -170,6 +171,7 @@ def release_log_append(*, release: Release, chunk: ConsoleChunk) -> None:
             ReleaseLogChunk.objects.create(
                 release=release, offset=chunk.start, end_offset=chunk.next_offset, text=chunk.text
             )
+            live_log_grew(release_id=release.pk)
     release.log_offset = chunk.next_offset if moved else _reload(release).log_offset
 
 

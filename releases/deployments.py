@@ -32,6 +32,7 @@ from releases.choices import (
 )
 from releases.errors import Conflict, DeploymentBusy, NotPermitted, ReleaseRefused
 from releases.gates import gates_enforce
+from releases.live import live_changed, live_decisions_changed
 from releases.models import Approval, Deployment, Release, TargetRollout
 from releases.policies import meets_all, missing_after, policy_for, vote_rule
 from releases.policy_models import ApprovalVote
@@ -308,6 +309,9 @@ def deployment_decide(
         who = {"actor": actor, "context": context}
         if approve and not meets_all(state, rule):
             ApprovalVote.objects.create(**vote)
+            live_decisions_changed()
+            live_changed(service_id=deployment.service_id, release_id=deployment.release_id,
+                         deployment_id=deployment.pk)  # fmt: skip
             audit_record(
                 action=Engine.APPROVAL_COUNTED,
                 target=deployment,

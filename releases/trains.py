@@ -25,6 +25,7 @@ from releases.actions import Engine
 from releases.choices import DEPLOYMENT_TERMINAL, DeploymentKind, DeploymentStatus, ReleaseStatus
 from releases.deployments import deployment_start
 from releases.errors import Conflict, NotPermitted, ReleaseRefused, Unknown
+from releases.live import live_decisions_changed
 from releases.models import (
     ApprovalPolicy,
     ApprovalVote,
@@ -154,6 +155,8 @@ def train_create(
                 environment=environment, team__isnull=True
             ).first(),
         )
+        if train.status == TrainStatus.AWAITING_APPROVAL:
+            live_decisions_changed()
         TrainMember.objects.bulk_create(
             TrainMember(train=train, release=release, position=i)
             for i, release in enumerate(ordered, start=1)
@@ -205,6 +208,7 @@ def train_decide(
             train=train, user=user, rule_id=rule.id, represented_as=rule.name,
             approved=approve, comment=said,
         )  # fmt: skip
+        live_decisions_changed()
         who = {"actor": actor, "context": context, "target": train}
         if approve and not meets_all(state, rule):
             after = {"rule": rule.name, "by": user.get_username(), "comment": said,

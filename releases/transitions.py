@@ -35,6 +35,7 @@ from releases.choices import (
     ReleaseStatus,
     allowed_sources,
 )
+from releases.live import live_changed, live_decisions_changed
 from releases.models import ChangeTicket, Deployment, Release, TargetRollout, TrainMember
 from releases.rollouts import rollouts_close
 
@@ -104,7 +105,17 @@ def _guarded_transition(
         )
     for key, value in values.items():
         setattr(row, key, value)
+    _tell_pages(row, before, to)
     return True
+
+
+def _tell_pages(row: models.Model, before: str, to: str) -> None:
+    if isinstance(row, Deployment):
+        live_changed(service_id=row.service_id, release_id=row.release_id, deployment_id=row.pk)
+        if DeploymentStatus.AWAITING_APPROVAL in (before, to):
+            live_decisions_changed()
+    else:
+        live_changed(service_id=row.service_id, release_id=row.pk)
 
 
 def release_transition(
@@ -194,15 +205,23 @@ def _lease_until(lease: float) -> timezone.datetime:
 def release_note_progress(*, release: Release, progress: str, lease: float = 0) -> None:
     """Record what Jenkins says while we wait, and that the run is alive for `lease` s
     more (a call about to be made, or a retry's backoff)."""
+    progress = progress[: sizes.LINE]
     Release.objects.filter(pk=release.pk).update(
-        progress=progress[: sizes.LINE], heartbeat_at=_lease_until(lease)
+        progress=progress, heartbeat_at=_lease_until(lease)
     )
+    if progress != release.progress:
+        release.progress = progress
+        live_changed(service_id=release.service_id, release_id=release.pk)
 
 
 def deployment_note_progress(*, deployment: Deployment, progress: dict, lease: float = 0) -> None:
     Deployment.objects.filter(pk=deployment.pk).update(
         progress=progress, heartbeat_at=_lease_until(lease)
     )
+    if progress != deployment.progress:
+        deployment.progress = progress
+        live_changed(service_id=deployment.service_id, release_id=deployment.release_id,
+                     deployment_id=deployment.pk)  # fmt: skip
 
 
 def heartbeat(row: Release | Deployment, lease: float) -> None:

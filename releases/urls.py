@@ -16,6 +16,7 @@ urlpatterns = [
     path("hooks/jenkins/<str:name>", JenkinsNotificationHook.as_view(), name="jenkins-hook"),
     path("", services.dashboard, name="home"),
     path("approvals/", deployments.approvals, name="approvals"),
+    path("approvals/count", deployments.approvals_count, name="approvals-count"),
     path("trains/", trains.trains_page, name="trains"),
     path("trains/new", trains.train_new, name="train-new"),
     path("trains/<int:pk>/", trains.train_detail, name="train-detail"),

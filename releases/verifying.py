@@ -28,6 +28,7 @@ from portal.access.permissions import has_role
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import DeploymentTarget
 from portal.core import sizes
+from portal.core.live import CHANGES, live_publish
 from releases import dispatch
 from releases.actions import VERIFICATION_STATUS, Engine
 from releases.analysis import MetricTally, judge, run_outcome
@@ -39,6 +40,7 @@ from releases.choices import (
 )
 from releases.deployments import deployment_start
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
+from releases.live import live_changed, live_decisions_changed
 from releases.models import (
     AnalysisMetric,
     AnalysisTemplate,
@@ -140,6 +142,7 @@ def _measure(run: VerificationRun, template: AnalysisTemplate, metric: AnalysisM
                 value=value,
                 detail=detail[: sizes.PARAGRAPH],
             )
+            live_publish(CHANGES, [f"deployment-{run.deployment_id}"])
     except IntegrityError:
         pass  # a doubled task took this slot already
 
@@ -228,6 +231,11 @@ def verification_end(
         )
         if status == VerificationStatus.FAILED and run.canary_step is None:
             _roll_back_automatically(run)
+    deployment = run.deployment
+    live_changed(service_id=deployment.service_id, release_id=deployment.release_id,
+                 deployment_id=deployment.pk)  # fmt: skip
+    if status == VerificationStatus.INCONCLUSIVE:
+        live_decisions_changed()
     return True
 
 
@@ -410,6 +418,7 @@ def verification_decide(
         )
         if not judged:
             raise Conflict(f"Verification run #{run.pk} was judged meanwhile.")
+        live_decisions_changed()
         audit_record(
             actor=actor,
             action=Engine.VERIFICATION_JUDGED,

@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 
 from portal.celery import app as celery_app
+from tests.support.asgi import AsgiLiveServer
 from tests.support.worker import WorkerProcess
 
 # Fixtures of the Jenkins emulator, the local cluster and the e2e deployment world.
@@ -189,3 +190,13 @@ def _settle_runs_before_flush(request):
             if cursor.fetchone()[0] == 0:
                 break
             time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup):
+    """pytest-django's live server, served as production serves it: ASGI under uvicorn
+    (tests/support/asgi.py). Its `_live_server_helper` still gives each test that asks
+    for it a transactional database."""
+    server = AsgiLiveServer()
+    yield server
+    server.stop()

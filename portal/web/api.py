@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,6 +19,7 @@ from portal.catalog.freezes import freeze_create, freeze_delete, visible_freezes
 from portal.catalog.models import Freeze
 from portal.catalog.selectors import environment_or_404
 from portal.core import sizes
+from portal.core.exports import streamed_response
 from portal.web.api_defaults import CSVRenderer, Page, ProblemJSONRenderer
 from portal.web.drf import ApiView
 
@@ -75,8 +75,8 @@ class AuditEventListApi(generics.ListAPIView, ApiView):
             self.paginator.get_page_size(request)
             events = self.filter_queryset(self.get_queryset()).order_by("-id")
             stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-            response = StreamingHttpResponse(
-                audit_reads.csv_lines(events), content_type="text/csv; charset=utf-8"
+            response = streamed_response(
+                request, audit_reads.csv_lines(events), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = f'attachment; filename="slipway-audit-{stamp}.csv"'
             return response

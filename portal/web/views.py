@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.utils import timezone
@@ -20,6 +20,7 @@ from portal.access.permissions import visible_events
 from portal.audit import reads as audit_reads
 from portal.core import queues
 from portal.core.addresses import client_ip
+from portal.core.exports import streamed_response
 from portal.core.queues import Task
 from portal.web.drf import PROBLEM_CONTENT_TYPE, problem
 from portal.web.forms import SignInForm
@@ -68,7 +69,8 @@ def audit_page(request):
         lines = (
             audit_reads.csv_lines(events) if export == "csv" else audit_reads.jsonl_lines(events)
         )
-        response = StreamingHttpResponse(
+        response = streamed_response(
+            request,
             lines,
             content_type="text/csv; charset=utf-8" if export == "csv" else "application/jsonl",
         )

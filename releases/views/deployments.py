@@ -109,6 +109,13 @@ def deployment_canary_view(request, pk: int):
 
 
 @login_required
+def approvals_count(request):
+    """HTMX fragment: the top bar's count (the context processor counts), fetched again when
+    a decision someone may owe changed."""
+    return render(request, "releases/_approvals_count.html")
+
+
+@login_required
 def approvals(request):
     """What waits for the caller's decision: where they are a lead, never their own."""
     return render(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from portal.catalog.selectors import visible_services
+from portal.core.exports import streamed_response
 from releases import history
 from releases.views.common import int_param
 
@@ -29,8 +29,8 @@ def history_page(request, slug: str = ""):
     rows, bound = history.history_rows(user=request.user, view=view, params=params)
     if request.GET.get("format") == "csv":
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response = StreamingHttpResponse(
-            history.csv_lines(rows, view), content_type="text/csv; charset=utf-8"
+        response = streamed_response(
+            request, history.csv_lines(rows, view), content_type="text/csv; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="slipway-{view}-{stamp}.csv"'
         return response

@@ -28,14 +28,16 @@ def dashboard(request):
     )  # fmt: skip
     query = request.GET.copy()
     query.pop("page", None)
+    # A live refresh of the table asks for its rows only (templates/_dashboard_rows.html).
+    rows_only = request.htmx and request.htmx.target == "dashboard-rows"
     return render(
         request,
-        "releases/dashboard.html",
+        "releases/_dashboard_rows.html" if rows_only else "releases/dashboard.html",
         {
             "page": shown,
             "environments": shown.environments,
             "rows": shown.rows,
-            "teams": list(visible_teams(request.user).order_by("name")),
+            "teams": [] if rows_only else list(visible_teams(request.user).order_by("name")),
             "team": team,
             "q": search,
             "today": changed_today,
