@@ -8,6 +8,7 @@ import uuid
 from urllib.parse import urlparse, urlunparse
 
 import pytest
+import django_eventstream.eventstream as _eventstream
 import redis
 from django.conf import settings
 
@@ -36,6 +37,9 @@ settings.CACHES["default"]["LOCATION"] = TEST_REDIS_URL
 TEST_CACHE_PREFIX = f"slipway-test-{uuid.uuid4().hex[:8]}"
 settings.CACHES["default"]["KEY_PREFIX"] = TEST_CACHE_PREFIX
 celery_app.conf.broker_url = celery_app.conf.result_backend = TEST_REDIS_URL
+# Live events: one store with the test worker (the same database of Redis), so ids agree
+settings.EVENTSTREAM_REDIS["db"] = TEST_REDIS_DB  # shared with EVENTSTREAM_STORAGE_CONNECTION
+_eventstream.redis_client = redis.Redis(**settings.EVENTSTREAM_REDIS)
 
 
 @pytest.hookimpl(trylast=True)

@@ -33,6 +33,9 @@
   var source = null;
   var fallback = null;
   var firstOpenOfSource = true;
+  // Elements (by id) that heard of a change while their own request was in flight: the
+  // answer swaps the element out, and a trigger queued on the old one would be lost.
+  var pending = {};
 
   function tokens(element) {
     return (element.getAttribute("data-live") || "").split(/\s+/).filter(Boolean);
@@ -42,10 +45,28 @@
     return Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
   }
 
+  function fire(element) {
+    if (element.id && element.classList.contains("htmx-request")) {
+      pending[element.id] = true;
+    } else {
+      htmx.trigger(element, "live");
+    }
+  }
+
+  function firePending() {
+    Object.keys(pending).forEach(function (id) {
+      var element = document.getElementById(id);
+      if (element && !element.classList.contains("htmx-request")) {
+        delete pending[id];
+        htmx.trigger(element, "live");
+      }
+    });
+  }
+
   function refresh(matches) {
     liveElements().forEach(function (element) {
       if (!matches || tokens(element).some(matches)) {
-        htmx.trigger(element, "live");
+        fire(element);
       }
     });
   }
@@ -120,5 +141,7 @@
     };
   }
 
+  document.addEventListener("htmx:afterSettle", firePending);
+  document.addEventListener("htmx:afterRequest", function () { setTimeout(firePending, 50); });
   document.addEventListener("DOMContentLoaded", connect);
 })();

@@ -80,6 +80,11 @@ MATRIX = {
     "logout": ("post", {}, None, statuses(302, 302, 302, 302, 302, 302)),
     "home": ("get", {}, None, READ_PAGE),
     "approvals": ("get", {}, None, READ_PAGE),
+    "approvals-count": ("get", {}, None, READ_PAGE),
+    # The event stream: signed out, refused; signed in, a bad channel is a 400 (a stream
+    # that opens would never end under this test's WSGI client: who may follow which
+    # channel is tests/portal/test_live_events.py, over the ASGI server).
+    "live-events": ("get", {"?": "channel=nope"}, None, statuses(403, 400, 400, 400, 400, 400)),
     "history": ("get", {}, None, READ_PAGE),
     "insights": ("get", {}, None, READ_PAGE),
     "release-gates-check": ("post", {"pk": "release"}, None, DEVELOPER_PAGE),
