@@ -7,8 +7,8 @@ import time
 import uuid
 from urllib.parse import urlparse, urlunparse
 
-import pytest
 import django_eventstream.eventstream as _eventstream
+import pytest
 import redis
 from django.conf import settings
 
