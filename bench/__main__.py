@@ -93,7 +93,7 @@ def main() -> None:
     scale = Scale.quick() if args.quick else Scale()
     progress(f"migrating {DATABASE}")
     call_command("migrate", verbosity=0)
-    progress(f"seeding {scale.services} services × 2 environments")
+    progress(f"seeding {scale.services} services × 3 environments (Prod on two clusters)")
     world = seed_structure(scale)
     raw = RawSQL(os.environ["DATABASE_URL"])
     measured = pages.Pages(world, raw, args.repeat)
@@ -111,6 +111,7 @@ def main() -> None:
     progress("measuring pages and API pages")
     history = f"{scale.releases:,} releases"
     figures.append(measured.dashboard(history))
+    figures.append(measured.dashboard_search())
     monolith_releases = raw.rows(
         "SELECT count(*) FROM releases_release WHERE service_id = %s", (world.services[0],)
     )[0][0]

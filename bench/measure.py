@@ -26,6 +26,11 @@ class Figure:
         return statistics.median(self.times_ms)
 
     @property
+    def p95(self) -> float:
+        ordered = sorted(self.times_ms)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+    @property
     def ratio(self) -> float | None:
         if not self.raw_ms:
             return None
@@ -36,6 +41,7 @@ class Figure:
             "name": self.name,
             "min_ms": round(min(self.times_ms), 2),
             "median_ms": round(self.median, 2),
+            "p95_ms": round(self.p95, 2),
             "max_ms": round(max(self.times_ms), 2),
             "runs": len(self.times_ms),
         }
@@ -51,7 +57,7 @@ class Figure:
 
     def line(self) -> str:
         text = (
-            f"{self.name:58} median {self.median:8.1f} ms  "
+            f"{self.name:58} median {self.median:8.1f} ms  p95 {self.p95:.1f} ms  "
             f"(min {min(self.times_ms):.1f}, max {max(self.times_ms):.1f})"
         )
         if self.queries is not None:

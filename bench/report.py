@@ -100,9 +100,10 @@ def write(
             f"{m['cpu']}, {m['cores']} cores, {m['memory']}; {m['postgresql']}; "
             f"Python {m['python']}.",
             "",
-            f"Scale: {scale['services']} services × 2 environments, {scale['releases']:,} "
-            f"releases, {scale['deployments']:,} deployments, {scale['audit_events']:,} audit "
-            f"events (seeded in {seeding.get('seconds', 0):.0f} s).",
+            f"Scale: {scale['services']:,} services × 3 environments (Prod on two clusters), "
+            f"{scale['releases']:,} releases, {scale['deployments']:,} deployments, "
+            f"{scale['audit_events']:,} audit events"
+            f" (seeded in {seeding.get('seconds', 0):.0f} s).",
             "",
             "Each page or API figure is the median of repeated runs through Django's test "
             "client as a lead of every team, beside the raw SQL (psycopg, no ORM, same role) "
@@ -120,7 +121,7 @@ def write(
         _, tail = rest.split(END, 1)
         block = (
             f"{START}\n_{data['when']}, {m['cores']} cores, {m['cpu']}; "
-            f"{scale['services']} services × 2, {scale['releases']:,} releases, "
+            f"{scale['services']:,} services × 3, {scale['releases']:,} releases, "
             f"{scale['deployments']:,} deployments, {scale['audit_events']:,} audit events._\n\n"
             f"{table(data['figures'])}\n{END}"
         )

@@ -25,18 +25,18 @@ DIGEST = "sha256:" + "0" * 64
 
 @dataclass
 class Scale:
-    teams: int = 20
-    services: int = 200
-    releases: int = 100_000
-    deployments: int = 200_000
-    audit_events: int = 1_000_000
+    teams: int = 40
+    services: int = 2_000
+    releases: int = 1_000_000
+    deployments: int = 3_000_000
+    audit_events: int = 5_000_000
     # One service ("monolith") holds this share of all releases, like the one big app
     # every company has; the rest share the remainder.
     monolith_share: float = 0.2
 
     @classmethod
     def quick(cls) -> Scale:
-        return cls(releases=5_000, deployments=10_000, audit_events=50_000)
+        return cls(teams=20, services=200, releases=5_000, deployments=15_000, audit_events=50_000)
 
 
 @dataclass
@@ -46,14 +46,17 @@ class World:
     slugs: dict[int, str]
     teams: dict[int, int]  # service id -> team id
     beta: int
+    staging: int
     prod: int
-    targets: dict[tuple[int, int], int]  # (service, environment) -> target id
+    # (service, environment) -> [(target id, wave)]: Prod has two clusters, in two waves
+    targets: dict[tuple[int, int], list[tuple[int, int]]]
     jenkins: int
     lead_id: int
 
 
 def seed_structure(scale: Scale) -> World:
-    """Teams, services on Beta → Prod, one cluster, a lead of every team."""
+    """Teams, services on Beta → Staging → Prod (Prod on two clusters, in two waves), a
+    lead of every team."""
     from django.contrib.auth import get_user_model
 
     from clusters.models import Cluster
@@ -65,8 +68,13 @@ def seed_structure(scale: Scale) -> World:
         name="jenkins", url="http://127.0.0.1:9/", username="slipway", api_token="bench-token"
     )
     cluster = Cluster.objects.create(slug="main", name="main", kubeconfig="bench-kubeconfig")
+    prod_clusters = [
+        Cluster.objects.create(slug=f"prod-{r}", name=f"prod-{r}", kubeconfig="bench-kubeconfig")
+        for r in ("eu", "us")
+    ]
     beta = Environment.objects.create(slug="beta", name="Beta", order=1)
-    prod = Environment.objects.create(slug="prod", name="Prod", order=2, requires_approval=True)
+    staging = Environment.objects.create(slug="staging", name="Staging", order=2)
+    prod = Environment.objects.create(slug="prod", name="Prod", order=3, requires_approval=True)
     teams = Team.objects.bulk_create(
         Team(slug=f"team-{n:02d}", name=f"Team {n:02d}") for n in range(scale.teams)
     )
@@ -82,17 +90,24 @@ def seed_structure(scale: Scale) -> World:
         )
         for n in range(scale.services)
     )
+    placements = [(beta, cluster, 1), (staging, cluster, 1)] + [
+        (prod, c, wave) for wave, c in enumerate(prod_clusters, start=1)
+    ]
     targets = DeploymentTarget.objects.bulk_create(
         DeploymentTarget(
             service=service,
             environment=environment,
-            cluster=cluster,
+            cluster=where,
+            wave=wave,
             namespace=f"{environment.slug}-{service.slug}",
             helm_release_name=service.slug,
         )
         for service in services
-        for environment in (beta, prod)
+        for environment, where, wave in placements
     )
+    by_place: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for t in targets:
+        by_place.setdefault((t.service_id, t.environment_id), []).append((t.pk, t.wave))
     lead = get_user_model().objects.create_user("bench-lead", password=PASSWORD)
     Membership.objects.bulk_create(Membership(team=t, user=lead, role=Role.LEAD) for t in teams)
     return World(
@@ -101,8 +116,9 @@ def seed_structure(scale: Scale) -> World:
         slugs={s.pk: s.slug for s in services},
         teams={s.pk: s.team_id for s in services},
         beta=beta.pk,
+        staging=staging.pk,
         prod=prod.pk,
-        targets={(t.service_id, t.environment_id): t.pk for t in targets},
+        targets=by_place,
         jenkins=jenkins.pk,
         lead_id=lead.pk,
     )
@@ -216,7 +232,6 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
     others = world.services[1:]
     monolith = world.services[0]
     releases: list[tuple] = []  # (id, service, status, created)
-    release_rows = []
     for n in range(1, scale.releases + 1):
         service = monolith if rng.random() < scale.monolith_share else rng.choice(others)
         created = start + timedelta(seconds=span * n / scale.releases)
@@ -224,8 +239,11 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
         status = "built" if roll < 0.9 else "failed" if roll < 0.97 else "cancelled"
         built = status == "built"
         releases.append((n, service, status, created))
-        release_rows.append(
-            (
+
+    def release_rows():
+        for n, service, status, created in releases:
+            built = status == "built"
+            yield (
                 n, f"v{n}", hashlib.sha256(str(n).encode()).hexdigest()[:40], status,
                 "" if built else "Jenkins build FAILURE", "", f"apps/{world.slugs[service]}",
                 n, n, f"http://jenkins/job/{n}/", "SUCCESS" if built else "FAILURE",
@@ -233,14 +251,13 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
                 0, status == "cancelled", uuid.uuid4(), None, created,
                 created + timedelta(seconds=5), created + timedelta(seconds=120),
                 world.jenkins, world.lead_id, service, None, 0,
-            )
-        )  # fmt: skip
+            )  # fmt: skip
 
     deployments: list[tuple] = []  # (id, release id, service, environment, kind, status, t)
     built = [r for r in releases if r[2] == "built"]
-    kinds = [("deploy", world.beta), ("promote", world.prod)]
+    kinds = [("deploy", world.beta), ("promote", world.staging), ("promote", world.prod)]
     d = 0
-    rollbacks = max(0, scale.deployments - 2 * len(built))
+    rollbacks = max(0, scale.deployments - len(kinds) * len(built))
     every = max(1, len(built) // rollbacks) if rollbacks else 0
     for index, (rid, service, _, created) in enumerate(built):
         for kind, environment in kinds:
@@ -248,14 +265,16 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
                 break
             d += 1
             status = "succeeded" if rng.random() < 0.95 else "failed"
-            at = created + timedelta(minutes=5 if kind == "deploy" else 60)
+            at = created + timedelta(
+                minutes={world.beta: 5, world.staging: 30}.get(environment, 60)
+            )
             deployments.append((d, rid, service, environment, kind, status, at))
         if every and index % every == every - 1 and d < scale.deployments and index > 0:
             d += 1
             earlier = built[index - 1]
             at = created + timedelta(minutes=90)
             deployments.append((d, earlier[0], service, world.prod, "rollback", "succeeded", at))
-    deployment_rows = [
+    deployment_rows = (
         (
             d, kind, status, "" if status == "succeeded" else "ProgressDeadlineExceeded",
             json.dumps({"ready": 2, "desired": 2}),
@@ -264,17 +283,21 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
             world.lead_id, service, rid, 0, None,
         )
         for d, rid, service, environment, kind, status, at in deployments
-    ]  # fmt: skip
-    # One cluster per environment: each deployment's one rollout, Helm revision d.
-    rollout_rows = [
-        (
-            d, d, world.targets[(service, environment)], 1, status,
-            "" if status == "succeeded" else "ProgressDeadlineExceeded",
-            json.dumps({"ready": 2, "desired": 2}), d, d - 1 if d > 1 else None,
-            json.dumps({}), json.dumps([]), at + timedelta(seconds=2), at + timedelta(seconds=40),
-        )
-        for d, rid, service, environment, kind, status, at in deployments
-    ]  # fmt: skip
+    )  # fmt: skip
+
+    def rollout_rows():
+        # One rollout per target: one in Beta and Staging, two waves in Prod.
+        number = 0
+        for d, _, service, environment, _, status, at in deployments:
+            for target, wave in world.targets[(service, environment)]:
+                number += 1
+                yield (
+                    number, d, target, wave, status,
+                    "" if status == "succeeded" else "ProgressDeadlineExceeded",
+                    json.dumps({"ready": 2, "desired": 2}), d, d - 1 if d > 1 else None,
+                    json.dumps({}), json.dumps([]), at + timedelta(seconds=2 + 40 * (wave - 1)),
+                    at + timedelta(seconds=40 * wave),
+                )  # fmt: skip
 
     key = settings.SLIPWAY_AUDIT_KEYS[0]
     kid, secret = key_id(key), key.encode()
@@ -335,15 +358,15 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
     counts = {}
     with psycopg.connect(owner_url, autocommit=False) as connection:
         with connection.cursor() as cursor:
-            progress(f"COPY {len(release_rows):,} releases")
-            counts["releases"] = _copy(cursor, "releases_release", RELEASE_COLUMNS, release_rows)
-            progress(f"COPY {len(deployment_rows):,} deployments")
+            progress(f"COPY {len(releases):,} releases")
+            counts["releases"] = _copy(cursor, "releases_release", RELEASE_COLUMNS, release_rows())
+            progress(f"COPY {len(deployments):,} deployments")
             counts["deployments"] = _copy(
                 cursor, "releases_deployment", DEPLOYMENT_COLUMNS, deployment_rows
             )
-            progress(f"COPY {len(rollout_rows):,} rollouts")
+            progress("COPY their rollouts (two per Prod deployment)")
             counts["rollouts"] = _copy(
-                cursor, "releases_targetrollout", ROLLOUT_COLUMNS, rollout_rows
+                cursor, "releases_targetrollout", ROLLOUT_COLUMNS, rollout_rows()
             )
             progress(f"COPY {scale.audit_events:,} audit events (HMAC chain computed)")
             # The chain goes on from what the structure's set-up already wrote.
