@@ -16,7 +16,7 @@ from portal.access.choices import Role
 from portal.access.models import Team
 from portal.audit.chain import Actor, audit_record
 from portal.audit.models import AuditCheck, AuditEvent
-from portal.catalog.models import DeploymentTarget, Service
+from portal.catalog.models import DeploymentTarget, Environment, Service
 from releases.deployments import deployment_start
 from releases.models import Deployment, Release, TargetRollout
 from tests.factories import (
@@ -127,6 +127,74 @@ def test_lead_pages_read_as_many_queries_for_200_services_as_for_10(client, worl
     _grow(world, 190, start=10)
     many = _queries(client, url)
     assert few == many, f"{url}: {few} queries for 10 services, {many} for 200"
+
+
+def _grow_wide(world, count: int, start: int) -> None:
+    """`count` more services in Beta, Staging and Prod, Prod on two clusters (two
+    waves), each running a release everywhere: the bench's shape, ten times the last."""
+    path = world["path"]
+    staging = Environment.objects.get_or_create(
+        slug="staging", defaults={"name": "Staging", "order": 3}
+    )[0]
+    jenkins = JenkinsServerFactory()
+    main = ClusterFactory(slug=f"main-{start}", name=f"main-{start}")
+    eu, us = (ClusterFactory(slug=f"{r}-{start}", name=f"{r}-{start}") for r in ("eu", "us"))
+    places = [(path.beta, main, 1), (staging, main, 1), (path.prod, eu, 1), (path.prod, us, 2)]
+    services = Service.objects.bulk_create(
+        Service(
+            slug=f"wide-{n}", name=f"Wide {n:04d}", team=path.team, jenkins_server=jenkins,
+            jenkins_job="demo/app", chart="charts/demo-service", image_repository=f"reg/w-{n}",
+        )
+        for n in range(start, start + count)
+    )  # fmt: skip
+    targets = DeploymentTarget.objects.bulk_create(
+        DeploymentTarget(
+            service=s, environment=e, cluster=c, wave=w, namespace=e.slug,
+            helm_release_name=s.slug,
+        )
+        for s in services
+        for e, c, w in places
+    )  # fmt: skip
+    releases = Release.objects.bulk_create(
+        Release(
+            service=s, ref="main", status="built", jenkins_server=jenkins,
+            jenkins_job="demo/app", image_repository=s.image_repository,
+            image_digest="sha256:" + f"{s.pk:064x}", requested_by=world["dev"],
+        )
+        for s in services
+    )  # fmt: skip
+    now = timezone.now()
+    release_of = {r.service_id: r for r in releases}
+    deployments = Deployment.objects.bulk_create(
+        Deployment(
+            release=release_of[s.pk], environment=e, service=s, status="succeeded",
+            image=release_of[s.pk].image, requested_by=world["dev"], started_at=now,
+            finished_at=now,
+        )
+        for s in services
+        for e in (path.beta, staging, path.prod)
+    )  # fmt: skip
+    deployment_of = {(d.service_id, d.environment_id): d for d in deployments}
+    TargetRollout.objects.bulk_create(
+        TargetRollout(
+            deployment=deployment_of[(t.service_id, t.environment_id)], target=t, wave=t.wave,
+            status="succeeded", helm_revision=1, finished_at=now,
+        )
+        for t in targets
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("url", ["/", "/?q=Wide", "/?today=1", "/?failing=1", "/?page=40"])
+def test_the_dashboard_reads_as_many_queries_at_2000_services_times_3_as_at_10(client, world, url):
+    login(client, world["lead"])
+    _grow_wide(world, 10, start=0)
+    few = _queries(client, url)
+    _grow_wide(world, 1990, start=10)
+    many = _queries(client, url)
+    assert few == many, f"{url}: {few} queries for 10 services x 3, {many} for 2,000 x 3"
+    page = client.get("/").content.decode()
+    assert "2,001 services, page 1 of 41." in page or "2001 services, page 1 of 41." in page
+    assert page.count('<th scope="row">') == 50
 
 
 def test_the_dashboard_shows_fifty_services_a_page_never_all(client, world):
