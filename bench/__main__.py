@@ -36,8 +36,9 @@ def _with_database(url: str, name: str) -> str:
     return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
 
-def prepare_environment() -> tuple[str, str]:
-    """Point this process (and its children) at a fresh bench database and Redis db 14."""
+def prepare_environment(reuse: bool = False) -> tuple[str, str]:
+    """Point this process (and its children) at a fresh bench database (or, with
+    `reuse`, the one the last run seeded) and Redis db 14."""
     sys.path.insert(0, str(ROOT))
     from devtools.services import read_env_file
 
@@ -46,7 +47,8 @@ def prepare_environment() -> tuple[str, str]:
         sys.exit("Run `make services` first (it writes .local/services.env).")
     owner = services["MIGRATION_DATABASE_URL"]
     admin = _with_database(owner, "postgres")
-    for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
+    fresh = (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}")
+    for sql in () if reuse else fresh:
         subprocess.run(["psql", admin, "-qc", sql], check=True)
     redis = urlunparse(urlparse(services["REDIS_URL"])._replace(path="/14"))
     (ROOT / ".local" / "staticfiles").mkdir(parents=True, exist_ok=True)  # whitenoise's
@@ -79,9 +81,15 @@ def main() -> None:
         default="jenkins,drone",
         help="build backends of the concurrent runs, comma-separated (jenkins, drone)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again over the database the last full run seeded (after a fix): "
+        "re-measured figures replace theirs in bench/results.json",
+    )
     args = parser.parse_args()
 
-    owner_url, redis = prepare_environment()
+    owner_url, redis = prepare_environment(reuse=args.reuse)
     import django
 
     django.setup()
@@ -89,25 +97,30 @@ def main() -> None:
 
     from bench import costs, pages, report
     from bench.measure import RawSQL
-    from bench.seed import Scale, seed_history, seed_structure
+    from bench.seed import Scale, seed_history, seed_structure, world_from_database
 
     scale = Scale.quick() if args.quick else Scale()
     progress(f"migrating {DATABASE}")
     call_command("migrate", verbosity=0)
-    progress(f"seeding {scale.services} services × 3 environments (Prod on two clusters)")
-    world = seed_structure(scale)
-    raw = RawSQL(os.environ["DATABASE_URL"])
-    measured = pages.Pages(world, raw, args.repeat)
     figures = []
+    raw = RawSQL(os.environ["DATABASE_URL"])
+    if args.reuse:
+        world = world_from_database()
+        measured = pages.Pages(world, raw, args.repeat)
+        counts = {"audit_events": raw.rows("SELECT count(*) FROM portal_auditevent")[0][0]}
+        seeding = {}
+    else:
+        progress(f"seeding {scale.services} services × 3 environments (Prod on two clusters)")
+        world = seed_structure(scale)
+        measured = pages.Pages(world, raw, args.repeat)
+        progress("measuring the dashboard and a service page with no history")
+        figures.append(measured.dashboard("no history"))
+        figures.append(measured.service_page("monolith", "no history"))
 
-    progress("measuring the dashboard and a service page with no history")
-    figures.append(measured.dashboard("no history"))
-    figures.append(measured.service_page("monolith", "no history"))
-
-    seeded = time.monotonic()
-    counts = seed_history(owner_url, world, scale, progress)
-    seeding = {**counts, "seconds": round(time.monotonic() - seeded, 1)}
-    progress(f"seeded in {seeding['seconds']} s: {counts}")
+        seeded = time.monotonic()
+        counts = seed_history(owner_url, world, scale, progress)
+        seeding = {**counts, "seconds": round(time.monotonic() - seeded, 1)}
+        progress(f"seeded in {seeding['seconds']} s: {counts}")
 
     progress("measuring pages and API pages")
     history = f"{scale.releases:,} releases"
@@ -152,7 +165,12 @@ def main() -> None:
 
     raw.close()
     data = report.write(
-        figures, asdict(scale), time.monotonic() - STARTED, seeding, readme=not args.quick
+        figures,
+        asdict(scale),
+        time.monotonic() - STARTED,
+        seeding,
+        readme=not args.quick,
+        merge=args.reuse,
     )
     progress(f"done in {data['bench_seconds']:.0f} s: bench/results.json, bench/RESULTS.md")
 

@@ -124,6 +124,38 @@ def seed_structure(scale: Scale) -> World:
     )
 
 
+def world_from_database() -> World:
+    """The World of a database seeded by an earlier run (`--reuse`)."""
+    from django.contrib.auth import get_user_model
+
+    from portal.catalog.models import DeploymentTarget, Environment, JenkinsServer, Service
+
+    services = list(
+        Service.objects.filter(jenkins_job__startswith="apps/svc-")
+        .order_by("pk")
+        .values_list("pk", "slug", "team_id")
+    )
+    environments = dict(Environment.objects.values_list("slug", "pk"))
+    targets: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for pk, service, environment, wave in DeploymentTarget.objects.filter(
+        service__jenkins_job__startswith="apps/svc-"
+    ).values_list("pk", "service_id", "environment_id", "wave"):
+        targets.setdefault((service, environment), []).append((pk, wave))
+    lead = get_user_model().objects.get(username="bench-lead")
+    return World(
+        lead_username=lead.username,
+        services=[pk for pk, _, _ in services],
+        slugs={pk: slug for pk, slug, _ in services},
+        teams={pk: team for pk, _, team in services},
+        beta=environments["beta"],
+        staging=environments["staging"],
+        prod=environments["prod"],
+        targets=targets,
+        jenkins=JenkinsServer.objects.get(name="jenkins").pk,
+        lead_id=lead.pk,
+    )
+
+
 def _digest(n: int) -> str:
     return "sha256:" + hashlib.sha256(f"release-{n}".encode()).hexdigest()
 
