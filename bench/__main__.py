@@ -135,17 +135,19 @@ def main() -> None:
     for figure in figures:
         print("  " + figure.line())
 
-    progress("CSV export in a fresh process")
-    figures.append(costs.csv_export(world.lead_username, raw))
-    print("  " + figures[-1].line())
-    progress("audit writes: 1 writer, then 8 at once")
-    for figure in costs.audit_writes():
-        figures.append(figure)
-        print("  " + figure.line())
-    progress(f"verify_audit over {counts['audit_events']:,} events")
-    events = raw.rows("SELECT count(*) FROM portal_auditevent")[0][0]
-    figures.append(costs.verify(events))
-    print("  " + figures[-1].line())
+    # Export, audit writes and verify_audit do not read the pages' code: --reuse keeps them.
+    if not args.reuse:
+        progress("CSV export in a fresh process")
+        figures.append(costs.csv_export(world.lead_username, raw))
+        print("  " + figures[-1].line())
+        progress("audit writes: 1 writer, then 8 at once")
+        for figure in costs.audit_writes():
+            figures.append(figure)
+            print("  " + figure.line())
+        progress(f"verify_audit over {counts['audit_events']:,} events")
+        events = raw.rows("SELECT count(*) FROM portal_auditevent")[0][0]
+        figures.append(costs.verify(events))
+        print("  " + figures[-1].line())
 
     from bench import live_pages
 

@@ -64,13 +64,14 @@ def run(progress) -> Figure:
     # plain synchronous code (Django's documented escape hatch).
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     settings.SLIPWAY_LIVE_FALLBACK_SECONDS = 600  # only an event can explain a change
-    team = Team.objects.create(slug="live", name="Live")
+    run = int(time.time())  # a run of its own, also over a reused seed
+    team = Team.objects.create(slug=f"live-{run}", name=f"Live {run}")
     service = Service.objects.create(
-        slug="live-pages", name="Live pages", team=team,
+        slug=f"live-pages-{run}", name=f"Live pages {run}", team=team,
         jenkins_server=JenkinsServer.objects.first(), jenkins_job="apps/live",
         chart="oci://registry.local/charts/app", image_repository="registry.local/apps/live",
     )  # fmt: skip
-    watcher = get_user_model().objects.create_user("bench-live")
+    watcher = get_user_model().objects.create_user(f"bench-live-{run}")
     Membership.objects.create(team=team, user=watcher, role=Role.VIEWER)
     prod = Environment.objects.get(slug="prod")
     releases = [

@@ -34,11 +34,11 @@ SELECT r.id, r.ref, r.status, r.image_digest, r.created_at, u.username,
        (SELECT d.id FROM releases_deployment d
         WHERE d.service_id = r.service_id AND d.environment_id = %(beta)s
           AND d.status = 'succeeded'
-        ORDER BY d.finished_at DESC NULLS LAST, d.id DESC LIMIT 1) AS beta_now,
+        ORDER BY d.id DESC LIMIT 1) AS beta_now,
        (SELECT d.id FROM releases_deployment d
         WHERE d.service_id = r.service_id AND d.environment_id = %(prod)s
           AND d.status = 'succeeded'
-        ORDER BY d.finished_at DESC NULLS LAST, d.id DESC LIMIT 1) AS prod_now
+        ORDER BY d.id DESC LIMIT 1) AS prod_now
 FROM releases_release r LEFT JOIN auth_user u ON u.id = r.requested_by_id
 WHERE r.service_id = %(service)s
 ORDER BY r.id DESC LIMIT 25

@@ -251,6 +251,17 @@ class Deployment(models.Model):
         ]
         indexes = [
             models.Index(fields=["service", "-id"], name="deployment_service_newest"),
+            # What ran before in one environment (a service page's one-click rollback, per
+            # environment): without it, a service with 600,000 deployments read each
+            # environment's in a second.
+            models.Index(
+                models.F("service"),
+                models.F("environment"),
+                models.F("finished_at").desc(nulls_last=True),
+                models.F("id").desc(),
+                name="deployment_succeeded_newest",
+                condition=models.Q(status="succeeded"),
+            ),
         ]
 
     def __str__(self) -> str:
