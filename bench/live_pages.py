@@ -5,44 +5,13 @@ production runs it), while deployments of that release move one after another.""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 
 from bench.measure import Figure
+from tests.support.asgi import AsgiLiveServer
 
 TABS = 5
 CHANGES = 20
-
-
-class _Server:
-    """Slipway's ASGI application under uvicorn, on a free loopback port."""
-
-    def __init__(self) -> None:
-        import uvicorn
-        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-        from django.core.asgi import get_asgi_application
-
-        listening = socket.socket()
-        listening.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-        config = uvicorn.Config(
-            ASGIStaticFilesHandler(get_asgi_application()),
-            lifespan="off",
-            log_level="warning",
-            timeout_graceful_shutdown=1,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [listening]}, daemon=True
-        )
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def run(progress) -> Figure:
@@ -99,7 +68,7 @@ def run(progress) -> Figure:
     client = Client()
     client.force_login(watcher)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    server = _Server()
+    server = AsgiLiveServer()  # the same uvicorn server the test suite uses
     seconds: list[float] = []
     progress(f"{CHANGES} changes, each watched in {TABS} Chromium tabs over server-sent events")
     try:

@@ -11,8 +11,18 @@ def live_changed(*, service_id: int, release_id: int, deployment_id: int | None 
     row of its service fetch again."""
     topics = [f"service-{service_id}", f"release-{release_id}"]
     if deployment_id is not None:
-        topics.append(f"deployment-{deployment_id}")
+        topics.append(_deployment_topic(deployment_id))
     live_publish(CHANGES, topics)
+
+
+def live_deployment_detail(*, deployment_id: int) -> None:
+    """Something shown inside a deployment changed (a rollout's progress, a measurement):
+    only the pages that show it fetch again."""
+    live_publish(CHANGES, [_deployment_topic(deployment_id)])
+
+
+def _deployment_topic(deployment_id: int) -> str:
+    return f"deployment-{deployment_id}"
 
 
 def live_log_grew(*, release_id: int) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from portal.core.live import CHANGES, live_publish
 from releases.choices import ROLLOUT_DONE, RolloutStatus
+from releases.live import live_deployment_detail
 from releases.models import Deployment, TargetRollout
 
 UNDER_WAY = (RolloutStatus.DEPLOYING, RolloutStatus.ROLLING_OUT, RolloutStatus.CANARY)
@@ -44,7 +44,7 @@ def rollout_update(rollout: TargetRollout, **fields) -> None:
     TargetRollout.objects.filter(pk=rollout.pk).update(**fields)
     for key, value in fields.items():
         setattr(rollout, key, value)
-    live_publish(CHANGES, [f"deployment-{rollout.deployment_id}"])
+    live_deployment_detail(deployment_id=rollout.deployment_id)
 
 
 def rollout_begin(rollout: TargetRollout, *, bake_seconds: int = 0) -> None:

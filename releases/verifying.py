@@ -28,7 +28,6 @@ from portal.access.permissions import has_role
 from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import DeploymentTarget
 from portal.core import sizes
-from portal.core.live import CHANGES, live_publish
 from releases import dispatch
 from releases.actions import VERIFICATION_STATUS, Engine
 from releases.analysis import MetricTally, judge, run_outcome
@@ -40,7 +39,7 @@ from releases.choices import (
 )
 from releases.deployments import deployment_start
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
-from releases.live import live_changed, live_decisions_changed
+from releases.live import live_changed, live_decisions_changed, live_deployment_detail
 from releases.models import (
     AnalysisMetric,
     AnalysisTemplate,
@@ -142,7 +141,7 @@ def _measure(run: VerificationRun, template: AnalysisTemplate, metric: AnalysisM
                 value=value,
                 detail=detail[: sizes.PARAGRAPH],
             )
-            live_publish(CHANGES, [f"deployment-{run.deployment_id}"])
+            live_deployment_detail(deployment_id=run.deployment_id)
     except IntegrityError:
         pass  # a doubled task took this slot already
 
