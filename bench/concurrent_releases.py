@@ -176,6 +176,8 @@ def run(
     for worker in workers:
         worker.start()
     try:
+        for worker in workers:
+            worker.wait_ready()
         cluster = Cluster.objects.create(
             slug=f"local-{backend}", name=f"local ({backend})", kubeconfig=plane.kubeconfig()
         )
@@ -301,5 +303,5 @@ def run(
     finally:
         for worker in workers:
             worker.stop()
-            plane.stop()
+        plane.stop()
         probe.stop()

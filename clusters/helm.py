@@ -134,6 +134,27 @@ class Helm:
         self._context = context or None
         self.timeout_seconds = float(timeout_seconds or settings.SLIPWAY_HELM_TIMEOUT_SECONDS)
         self._before_call = before_call or (lambda: None)
+        # One Helm serves one step: the chart it resolved (`helm show chart`) and the
+        # upgrades it has dry-run on the server, validated (see render and upgrade).
+        self._charts: dict[tuple[str, str | None], object] = {}
+        self._validated: set[str] = set()
+
+    async def _chart(self, client, chart: str, version: str | None):
+        """The chart, resolved once per Helm: a step's render and upgrade apply the same
+        version even when `version` is unset and the repository publishes a new one in
+        between (and helm runs once, not twice, to resolve it)."""
+        key = (chart, version or None)
+        if key not in self._charts:
+            self._charts[key] = await client.get_chart(chart, version=version or None)
+        return self._charts[key]
+
+    @staticmethod
+    def _upgrade_key(release: str, namespace: str, loaded, merged: dict) -> str:
+        return json.dumps(
+            [release, namespace, str(loaded.ref), loaded.repo, loaded.metadata.version, merged],
+            sort_keys=True,
+            default=str,
+        )
 
     def _run(self, work):
         async def call(path: Path):
@@ -237,7 +258,7 @@ class Helm:
         upgrade will. Nothing is changed."""
 
         async def work(client):
-            loaded = await client.get_chart(chart, version=version or None)
+            loaded = await self._chart(client, chart, version)
             command = _upgrade_command(release, loaded, namespace, self.timeout_seconds)
             command += ["--dry-run=server"]
             merged = mergeconcat(*values) if values else {}
@@ -245,6 +266,8 @@ class Helm:
             data = json.loads(out[out.index(b"{") :])
             texts = [data.get("manifest") or ""]
             texts += [hook.get("manifest") or "" for hook in data.get("hooks") or []]
+            # helm checked these manifests against the cluster's OpenAPI schema on the way.
+            self._validated.add(self._upgrade_key(release, namespace, loaded, merged))
             return _documents(texts)
 
         return self._run(work)
@@ -263,15 +286,20 @@ class Helm:
         labels: dict[str, str] | None = None,
     ) -> HelmRevision:
         """`helm upgrade --install` (no --wait) with `labels` on the release; returns the
-        revision it made."""
+        revision it made. After `render` of the same upgrade by this Helm, helm skips its
+        OpenAPI validation (`--disable-openapi-validation`): the dry run has just run it
+        over the same chart and values on the same cluster, and fetching and reading the
+        cluster's OpenAPI document is two thirds of an upgrade's CPU (0.22 of 0.35 s)."""
 
         async def work(client):
-            loaded = await client.get_chart(chart, version=version or None)
+            loaded = await self._chart(client, chart, version)
             command = _upgrade_command(release, loaded, namespace, self.timeout_seconds)
             command += ["--description", description]
             if labels:
                 command += ["--labels", ",".join(f"{k}={v}" for k, v in labels.items())]
             merged = mergeconcat(*values) if values else {}
+            if self._upgrade_key(release, namespace, loaded, merged) in self._validated:
+                command += ["--disable-openapi-validation"]
             out = await client.slipway_command.run(command, json.dumps(merged).encode())
             return _revision_from_json(json.loads(out[out.index(b"{") :]))
 

@@ -168,3 +168,43 @@ def _mark_latest_pending(kube_cluster, namespace, release, status):
             "data": {"release": encoded},
         },
     )
+
+
+def test_an_upgrade_skips_the_schema_check_only_after_this_helm_dry_ran_it(
+    kube_cluster, helm_binary, tmp_path, request
+):
+    """The OpenAPI check (two thirds of an upgrade's CPU) runs once per step: in the server
+    dry run; the upgrade of the very chart and values that follows skips it, any other
+    upgrade keeps it, and the chart is resolved once (`helm show chart`)."""
+    calls = tmp_path / "calls"
+    recording = tmp_path / "helm"
+    recording.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{helm_binary}" "$@"\n')
+    recording.chmod(0o755)
+    ns = _ns(request)
+    values = [image_values("reg/app", DIGEST_A)]
+
+    def ran() -> list[str]:
+        lines = calls.read_text().splitlines() if calls.exists() else []
+        calls.unlink(missing_ok=True)
+        return [line for line in lines if not line.startswith("version")]
+
+    step = Helm(kube_cluster.kubeconfig(), executable=str(recording))
+    step.render(release="app", namespace=ns, chart=CHART, values=values)
+    step.upgrade(release="app", namespace=ns, chart=CHART, values=values, description="d1")
+    show, dry_run, applied = ran()
+    assert show.startswith("show chart")
+    assert "--dry-run=server" in dry_run and "--disable-openapi-validation" not in dry_run
+    assert "--disable-openapi-validation" in applied
+
+    # Other values than the dry run's: checked again.
+    other = [image_values("reg/app", DIGEST_B)]
+    step.upgrade(release="app", namespace=ns, chart=CHART, values=other, description="d2")
+    (applied,) = ran()
+    assert applied.startswith("upgrade") and "--disable-openapi-validation" not in applied
+
+    # A new step (a new Helm) that did not dry-run it: checked.
+    fresh = Helm(kube_cluster.kubeconfig(), executable=str(recording))
+    fresh.upgrade(release="app", namespace=ns, chart=CHART, values=values, description="d3")
+    show, applied = ran()
+    assert show.startswith("show chart") and "--disable-openapi-validation" not in applied
+    assert [r.status for r in fresh.history("app", ns)][-1] == "deployed"

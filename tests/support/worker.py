@@ -43,9 +43,11 @@ class WorkerProcess:
         self.log_path = log_path
         self.beat = beat
         self.process: subprocess.Popen | None = None
+        self._started_at_byte = 0
 
     def start(self) -> None:
         log = self.log_path.open("ab")
+        self._started_at_byte = log.tell()  # a restart appends to the same log
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -75,6 +77,18 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until the worker consumes its queues (its log says "ready."): a task sent before
+        waits for the worker's start, which a benchmark must not count as Slipway's time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited: {self.log_text()[-2000:]}")
+            if b" ready." in self.log_path.read_bytes()[self._started_at_byte :]:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the worker was not ready in {timeout:.0f} s")
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and its pool), as a crash would."""
