@@ -2,6 +2,7 @@
 kube-controller-manager makes ReplicaSets and pods, kube-scheduler places them on kwok's
 nodes, kwok runs them through its stages (devtools/kube/stages/)."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,49 @@ def test_a_watch_resumes_from_the_version_it_was_given(helm, watcher, api, ns):
     assert progress.complete, progress.summary()
     assert watcher.restarts_after_gone == 0
     assert not seen[0].complete
+
+
+def test_a_watch_follows_its_own_workloads_among_many_in_the_namespace(
+    kube_cluster, helm, api, ns
+):
+    """Other services' workloads in the namespace change all the while (here 30 times):
+    the watch passes their events over and re-reads only its own workloads by name, so
+    its requests do not grow with its neighbours' changes (each change of theirs used to
+    cost it 3 listings of the namespace and its pods)."""
+    apps = client.AppsV1Api(api)
+    _install(helm, ns, DIGEST_A, simulate="slow-start", startSeconds=4)
+    neighbour = {
+        "metadata": {"name": "neighbour"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "neighbour"}},
+            "template": {
+                "metadata": {"labels": {"app": "neighbour"}},
+                "spec": {"containers": [{"name": "c", "image": "reg/other@" + DIGEST_B}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment(ns, neighbour)
+    requests = []
+    watcher = RolloutWatcher(kube_cluster.kubeconfig(), before_call=lambda: requests.append(1))
+    stop = threading.Event()
+
+    def churn():
+        for n in range(30):
+            if stop.wait(0.1):
+                return
+            patch = {"metadata": {"annotations": {"churn": str(n)}}}
+            apps.patch_namespaced_deployment("neighbour", ns, patch)
+
+    neighbours = threading.Thread(target=churn)
+    neighbours.start()
+    try:
+        progress = watcher.watch(ns, "app", 30)
+    finally:
+        stop.set()
+        neighbours.join()
+    assert progress.complete, progress.summary()
+    assert len(requests) < 30, len(requests)
 
 
 def test_a_stateful_set_rolls_out_and_is_updated_pod_by_pod(helm, watcher, ns):
