@@ -144,9 +144,7 @@ def test_a_watch_resumes_from_the_version_it_was_given(helm, watcher, api, ns):
     assert not seen[0].complete
 
 
-def test_a_watch_follows_its_own_workloads_among_many_in_the_namespace(
-    kube_cluster, helm, api, ns
-):
+def test_a_watch_follows_its_own_workloads_among_many_in_the_namespace(kube_cluster, helm, api, ns):
     """Other services' workloads in the namespace change all the while (here 30 times):
     the watch passes their events over and re-reads only its own workloads by name, so
     its requests do not grow with its neighbours' changes (each change of theirs used to
