@@ -1,21 +1,30 @@
-"""Many releases at once, with real parts: each is built by the Jenkins emulator (over
-HTTP, through python-jenkins) — or the Drone emulator, with `backend="drone"` — and
-deployed to Beta by a real Celery worker with real helm against a local cluster whose
-controllers and kwok nodes roll them out.
+"""Many releases at once, with real parts in their own processes, as production runs
+them: the portal under uvicorn (asked over HTTP with a token), the Jenkins emulator (which
+notifies the portal of each build's start and end, like Jenkins's Notification plugin) —
+or the Drone emulator, with `backend="drone"`, which is polled — the worker pools of
+docs/operations.md, real helm, and a local cluster whose controllers and kwok nodes roll
+each release out to Beta.
 
 It checks that every release ends, none is lost, no build or Helm revision is made twice,
-and measures Slipway's own time at the two hand-offs: request → build trigger, and build
-end → helm upgrade start.
+and measures Slipway's own time at the three hand-offs: 201 answered → build trigger,
+build end → `helm upgrade` start, and Kubernetes "available" (seen by a watch of this
+process's own) → the deployment `succeeded`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.request import Request, urlopen
 
 from bench.measure import Figure
 
@@ -23,10 +32,10 @@ from bench.measure import Figure
 # the queues that wait on Jenkins, Drone and the cluster on threads.
 HELM_SLOTS = int(os.environ.get("BENCH_HELM_SLOTS", "2"))
 NETWORK_THREADS = int(os.environ.get("BENCH_NETWORK_THREADS", "32"))
-WORKER_ENV = {
-    "SLIPWAY_POLL_SECONDS": "0.5",
-    "SLIPWAY_WATCH_BUDGET_SECONDS": "20",
-}
+WORKER_ENV = {"SLIPWAY_WATCH_BUDGET_SECONDS": "20"}
+# Drone cannot notify: its builds are polled, every half second here.
+POLLED_ENV = {"SLIPWAY_POLL_SECONDS": "0.5"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -38,20 +47,96 @@ def _percentiles(values: list[float]) -> dict:
     }
 
 
+def _free_port() -> int:
+    from devtools.services import free_port
+
+    return free_port()
+
+
+def _get(url: str, timeout: float = 10) -> dict:
+    with urlopen(Request(url), timeout=timeout) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def _started(command: list[str], log: Path, ready_url: str, env: dict | None = None):
+    """A process of its own (its output in `log`), once `ready_url` answers."""
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{command[2]} exited: {log.read_text()[-2000:]}")
+        try:
+            _get(ready_url, timeout=2)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"{command[2]} did not answer {ready_url} within 60 s")
+
+
+def _stopped(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+class Portal:
+    """Slipway's web process, as `make run` starts it (uvicorn, two workers here)."""
+
+    def __init__(self, root: Path) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        # Like a worker, the web process has only the runtime role's database URL.
+        env = {k: v for k, v in os.environ.items() if k != "MIGRATION_DATABASE_URL"}
+        self.process = _started(
+            [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"],
+            root / "portal.log",
+            f"{self.url}/healthz",
+            env,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        _stopped(self.process)
+
+
 class JenkinsProbe:
-    """The Jenkins emulator: starts it, configures services for it, and reads back when
-    each release's build was triggered and ended."""
+    """The Jenkins emulator in a process of its own (Jenkins is another machine; in this
+    process it would wait on the GIL behind the bench's own threads): configures services
+    for it and reads back when each release's build was triggered and ended."""
 
     label = "Jenkins"
+    worker_env: dict = {}
 
-    def __init__(self, names: list[str]) -> None:
-        from devtools.jenkins_emulator import JenkinsEmulator
+    def __init__(self, names: list[str], root: Path, portal: Portal) -> None:
         from tests.support.jenkins import USERS, job_config
 
         jobs = [job_config(f"load/{n}", quiet_period_seconds=0.5, duration_seconds=2.0)
                 for n in names]  # fmt: skip
         # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
-        self.emulator = JenkinsEmulator({"users": USERS, "jobs": jobs, "executors": 10}).start()
+        config = root / "jenkins.json"
+        config.write_text(json.dumps({"users": USERS, "jobs": jobs, "executors": 10}))
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        self.secret = secrets.token_urlsafe(24)
+        self.process = _started(
+            [sys.executable, "-m", "devtools.jenkins_emulator", "--port", str(port),
+             "--config", str(config),
+             "--notify", f"{portal.url}/hooks/jenkins/emulator?token={self.secret}"],
+            root / "jenkins.log",
+            f"{self.url}_emulator/state",
+        )  # fmt: skip
 
     def service_fields(self, name: str) -> dict:
         from portal.catalog.models import JenkinsServer
@@ -59,13 +144,14 @@ class JenkinsProbe:
 
         server, _ = JenkinsServer.objects.get_or_create(
             name="emulator",
-            defaults={"url": self.emulator.url, "username": "slipway", "api_token": TOKEN},
-        )
+            defaults={"url": self.url, "username": "slipway", "api_token": TOKEN,
+                      "notification_secret": self.secret},
+        )  # fmt: skip
         return {"jenkins_server": server, "jenkins_job": f"load/{name}"}
 
     def builds(self) -> tuple[dict[int, float], dict[int, list[float | None]]]:
         """Per release id: when it was triggered, and when each of its builds ended."""
-        state = self.emulator.control("GET", "state")
+        state = _get(f"{self.url}_emulator/state")
         triggered = {int(i["parameters"].get("SLIPWAY_RELEASE_ID", 0)): i["queued"]
                      for i in state["queue"]}  # fmt: skip
         ended: dict[int, list[float | None]] = {}
@@ -77,15 +163,17 @@ class JenkinsProbe:
         return triggered, ended
 
     def stop(self) -> None:
-        self.emulator.stop()
+        _stopped(self.process)
 
 
 class DroneProbe:
-    """The Drone emulator, read the same way (its builds carry SLIPWAY_RELEASE)."""
+    """The Drone emulator, read the same way (its builds carry SLIPWAY_RELEASE). It runs in
+    this process: its repositories are set here, and it is polled, never waited for."""
 
     label = "Drone"
+    worker_env = POLLED_ENV
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], root: Path, portal: Portal) -> None:
         from devtools.drone_emulator import serve
 
         self.server, self.emulator = serve(token="bench-drone")
@@ -122,12 +210,72 @@ class DroneProbe:
 PROBES = {"jenkins": JenkinsProbe, "drone": DroneProbe}
 
 
+class AvailableObserver:
+    """An independent look at the cluster: one watch of the namespace's Deployments that
+    notes when each first became available with its new template (every replica updated
+    and available, the controller caught up) — the moment Slipway could call it done."""
+
+    def __init__(self, kubeconfig_path: Path, namespace: str) -> None:
+        from kubernetes import client, config
+
+        self.apps = client.AppsV1Api(config.new_client_from_config(str(kubeconfig_path)))
+        self.namespace = namespace
+        self.available: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True, name="observer")
+        self._thread.start()
+
+    @staticmethod
+    def _done(item) -> bool:
+        spec, status = item.spec, item.status
+        wanted = spec.replicas if spec.replicas is not None else 1
+        return (
+            (status.observed_generation or 0) >= (item.metadata.generation or 0)
+            and (status.updated_replicas or 0) == wanted
+            and (status.available_replicas or 0) == wanted
+            and (status.replicas or 0) == wanted
+        )
+
+    def _follow(self) -> None:
+        from kubernetes import watch
+        from kubernetes.client.rest import ApiException
+
+        version = None
+        while not self._stopping.is_set():
+            stream = watch.Watch()
+            try:
+                since = {"resource_version": version} if version else {}
+                for event in stream.stream(
+                    self.apps.list_namespaced_deployment, self.namespace,
+                    timeout_seconds=5, allow_watch_bookmarks=True, **since,
+                ):  # fmt: skip
+                    seen = time.time()
+                    version = stream.resource_version or version
+                    item = event["object"]
+                    if event["type"] in ("ADDED", "MODIFIED") and self._done(item):
+                        self.available.setdefault(item.metadata.name, seen)
+                    if self._stopping.is_set():
+                        break
+            except ApiException as exc:
+                if exc.status == 410:
+                    version = None
+                    continue
+                time.sleep(0.2)
+            except Exception:  # the cluster going away at the end
+                time.sleep(0.2)
+            finally:
+                stream.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
+
 def run(
     count: int, redis_url: str, progress, timeout: float = 600.0, backend: str = "jenkins"
 ) -> list[Figure]:
     from django.conf import settings
     from django.db import connections
-    from django.test import Client
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
@@ -144,7 +292,7 @@ def run(
         NamespaceGrant,
         Service,
     )
-    from releases.models import Release
+    from releases.models import Release, TargetRollout
     from tests.factories import DEMO_CHART, UserFactory
     from tests.support.worker import WorkerProcess
 
@@ -152,9 +300,10 @@ def run(
     settings.SLIPWAY_HELM = helm
     # Each backend's run has its own names: several runs share the bench's database.
     names = [f"{backend}-{n:02d}" for n in range(count)]
-    probe = PROBES[backend](names)
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
-    progress("starting the local cluster (control plane + kwok nodes)")
+    progress("starting the portal (uvicorn) and the local cluster (control plane + kwok nodes)")
+    portal = Portal(root)
+    probe = PROBES[backend](names, root, portal)
     plane = ControlPlane(root).start()
     # As docs/operations.md sizes them: helm (deploys) on processes, the queues that wait
     # on Jenkins, Drone and the cluster (builds, rollouts, notifications) on threads.
@@ -166,7 +315,7 @@ def run(
             queues=queues,
             pool=pool,
             concurrency=concurrency,
-            extra_env={**WORKER_ENV, "SLIPWAY_HELM": helm},
+            extra_env={**WORKER_ENV, **probe.worker_env, "SLIPWAY_HELM": helm},
         )
         for queues, pool, concurrency in (
             ("deploys,default", "prefork", HELM_SLOTS),
@@ -175,6 +324,7 @@ def run(
     ]
     for worker in workers:
         worker.start()
+    observer = None
     try:
         for worker in workers:
             worker.wait_ready()
@@ -209,22 +359,25 @@ def run(
         ClusterEnvironment.objects.create(cluster=cluster, environment=beta)
         NamespaceGrant.objects.create(cluster=cluster, team=team, pattern="load")
         token = token_issue(user=user, name="load", scopes=TokenScope.values)[1]
+        connections.close_all()
+        observer = AvailableObserver(plane.kubeconfig_path, "load")
 
         accepted: dict[int, float] = {}
 
         def submit(name: str) -> tuple[int, float]:
-            client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
             sent = time.time()
-            response = client.post(
-                f"/api/v1/services/{name}/releases/",
-                {"ref": "main", "deploy_to": "beta"},
-                content_type="application/json",
+            request = Request(
+                f"{portal.url}/api/v1/services/{name}/releases/",
+                data=json.dumps({"ref": "main", "deploy_to": "beta"}).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                method="POST",
             )
-            connections.close_all()
-            if response.status_code != 201:
-                raise SystemExit(f"{name}: HTTP {response.status_code} {response.content[:300]}")
-            accepted[response.json()["id"]] = time.time()
-            return response.json()["id"], sent
+            with urlopen(request, timeout=60) as response:
+                body = json.loads(response.read())
+                if response.status != 201:
+                    raise SystemExit(f"{name}: HTTP {response.status} {body}")
+            accepted[body["id"]] = time.time()
+            return body["id"], sent
 
         progress(f"submitting {count} releases at once (build + Beta deploy each)")
         started = time.time()
@@ -245,12 +398,16 @@ def run(
                 break
             time.sleep(1)
         elapsed = time.time() - started
-        releases = list(Release.objects.filter(pk__in=submitted).prefetch_related("deployments"))
+        releases = list(
+            Release.objects.filter(pk__in=submitted)
+            .select_related("service")
+            .prefetch_related("deployments")
+        )
         queued, per_release = probe.builds()
         k8s_config.load_kube_config(config_file=str(plane.kubeconfig_path))
-        secrets = k8s.CoreV1Api().list_namespaced_secret("load", label_selector="owner=helm")
+        stored = k8s.CoreV1Api().list_namespaced_secret("load", label_selector="owner=helm")
         revisions: dict[str, int] = {}
-        for secret in secrets.items:
+        for secret in stored.items:
             name = secret.metadata.labels.get("name", "")
             revisions[name] = revisions.get(name, 0) + 1
 
@@ -259,15 +416,25 @@ def run(
             for r in releases
             if r.status == "built" and any(d.status == "succeeded" for d in r.deployments.all())
         ]
-        to_trigger, accepted_to_trigger, to_upgrade = [], [], []
+        to_trigger, accepted_to_trigger, to_upgrade, to_succeeded = [], [], [], []
+        upgraded = {
+            r.deployment.release_id: r.started_at
+            for r in TargetRollout.objects.filter(
+                deployment__release__in=releases, started_at__isnull=False
+            ).select_related("deployment")
+        }
         for release in releases:
             if release.pk in queued:
                 to_trigger.append(queued[release.pk] - submitted[release.pk])
                 accepted_to_trigger.append(queued[release.pk] - accepted[release.pk])
             made = per_release.get(release.pk, [])
+            # The upgrade step's start (its rollout's), not the deployment's checks before it.
+            if made and made[0] and upgraded.get(release.pk):
+                to_upgrade.append(upgraded[release.pk].timestamp() - made[0])
             deployment = next(iter(release.deployments.all()), None)
-            if made and made[0] and deployment and deployment.started_at:
-                to_upgrade.append(deployment.started_at.timestamp() - made[0])
+            available = observer.available.get(release.service.slug)
+            if deployment and deployment.status == "succeeded" and available:
+                to_succeeded.append(deployment.finished_at.timestamp() - available)
         outcome = {
             "releases": count,
             "built_and_deployed": len(deployed),
@@ -299,9 +466,18 @@ def run(
                 extra=_percentiles(to_upgrade),
                 goal="p95 ≤ 1 s",
             ),
+            Figure(
+                f"{count} concurrent releases ({probe.label}): Kubernetes available → succeeded",
+                [v * 1000 for v in to_succeeded],
+                extra={**_percentiles(to_succeeded), "observed": len(to_succeeded)},
+                goal="p95 ≤ 1 s",
+            ),
         ]
     finally:
+        if observer is not None:
+            observer.stop()
         for worker in workers:
             worker.stop()
         plane.stop()
         probe.stop()
+        portal.stop()

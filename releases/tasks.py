@@ -147,7 +147,7 @@ def deployment_advance(self, deployment_id: int, run_token: str) -> str:
         if deployment is None:
             return "stale"
         try:
-            step = deploy_steps.deployment_step(
+            step = deploy_steps.deployment_steps(
                 deployment=deployment, clusters=deploy_steps.LiveClusters(deployment)
             )
         except DoorError as exc:  # the cluster, helm, or the registry

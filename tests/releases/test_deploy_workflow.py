@@ -1,12 +1,15 @@
 """The deploy steps with in-memory Helm and rollout ports: the rules, not the wire
 (the wire is covered by test_deploy_step.py against real helm and kube-apiserver)."""
 
+import uuid
+
 import pytest
 
 from portal.audit.chain import Actor
 from portal.catalog.targets import release_key, target_adopt_release
-from releases.deploy_steps import deployment_step
+from releases.deploy_steps import deployment_step, deployment_steps
 from releases.deployments import deployment_start
+from releases.transitions import Step
 from tests.factories import BuiltReleaseFactory, UserFactory, service_path
 from tests.support.deploy import rollout_of
 from tests.support.fake_clusters import (
@@ -204,3 +207,34 @@ def test_a_release_installed_outside_slipway_needs_a_platform_admins_adoption(de
     )
     assert run_to_end(again, helm, FakeWatcher()).status == "succeeded"
     assert helm.owner == str(target.pk)
+
+
+def test_a_deployments_checks_and_upgrade_take_one_turn_and_the_watch_its_own_queue(
+    deployment,
+):
+    """One run of the deploys queue does the checks and the upgrade (the deployment does
+    not go to the back of the queue in between), then leaves the watching to the rollouts
+    queue."""
+    helm = FakeHelm()
+    step = deployment_steps(deployment=deployment, clusters=FakeClusters(helm, FakeWatcher()))
+    deployment.refresh_from_db()
+    assert step is Step.NEXT
+    assert deployment.status == "rolling_out"
+    assert [c[0] for c in helm.calls] == ["upgrade"]
+
+
+def test_a_turn_ends_when_another_run_takes_the_deployment_over(deployment):
+    """Resumed elsewhere while its checks ran (a new run token): this run stops there and
+    the newer one does the upgrade."""
+
+    class TakenOver(FakeHelm):
+        def ownership(self, release, namespace, *, label, owner):
+            type(deployment).objects.filter(pk=deployment.pk).update(run_token=uuid.uuid4())
+            return super().ownership(release, namespace, label=label, owner=owner)
+
+    helm = TakenOver()
+    step = deployment_steps(deployment=deployment, clusters=FakeClusters(helm, FakeWatcher()))
+    deployment.refresh_from_db()
+    assert step is Step.DONE
+    assert deployment.status == "deploying"
+    assert helm.calls == []
