@@ -5,6 +5,7 @@ as clusters/workloads.py says), read what their pods run, and what the cluster s
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
 import urllib3
@@ -25,6 +26,22 @@ from clusters.workloads import (
 RELEASE_ANNOTATION = "meta.helm.sh/release-name"
 # How long one request to the Kubernetes API may take.
 REQUEST_TIMEOUT_SECONDS = 10
+POOL_CONNECTIONS = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _api_client(kubeconfig: str, context: str | None) -> client.ApiClient:
+    """One client per cluster and process, shared by the worker's threads: its connection
+    pool is reused from one watch to the next instead of a TLS handshake (and the reading
+    of the CA bundle) for every request of every step. A changed kubeconfig is another
+    key, so another client."""
+    configuration = client.Configuration()
+    config.load_kube_config_from_dict(
+        kubeconfig_dict(kubeconfig), context=context, client_configuration=configuration
+    )
+    # Connections kept per cluster: a network worker watches with dozens of threads.
+    configuration.connection_pool_maxsize = POOL_CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 class RolloutWatcher:
@@ -43,9 +60,7 @@ class RolloutWatcher:
         before_call=None,
     ) -> None:
         try:
-            api_client = config.new_client_from_config_dict(
-                kubeconfig_dict(kubeconfig), context=context or None
-            )
+            api_client = _api_client(kubeconfig, context or None)
         except (ValueError, yaml.YAMLError, config.ConfigException) as exc:
             raise unusable(exc) from exc
         if api_client.configuration.verify_ssl is False:
