@@ -327,7 +327,10 @@ def seed_history(owner_url: str, world: World, scale: Scale, progress) -> dict[s
                 minutes={world.beta: 5, world.staging: 30}.get(environment, 60)
             )
             deployments.append((d, rid, service, environment, kind, status, at))
-        if every and index % every == every - 1 and d < scale.deployments and index > 0:
+        # A rollback only where the releases still to come keep their three deployments:
+        # the newest releases (the API's first page) look like the older ones.
+        room = scale.deployments - d - len(kinds) * (len(built) - index - 1)
+        if every and index % every == every - 1 and room > 0 and index > 0:
             d += 1
             earlier = built[index - 1]
             at = created + timedelta(minutes=90)
