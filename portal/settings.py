@@ -127,6 +127,22 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL.")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# A pool of connections per web process (psycopg_pool): under ASGI each request in flight
+# runs in a thread of its own with a connection of its own, so a burst (200 releases
+# asked at once, Jenkins notifying of each build) opened more than PostgreSQL's
+# max_connections and answered 500. With the pool a request waits its turn for one of
+# DATABASE_POOL_MAX_SIZE connections (up to DATABASE_POOL_TIMEOUT seconds, then 503), and
+# none is opened and authenticated per request. Off (0) by default: set for the web
+# process only (Procfile, Dockerfile, compose, chart), never for a prefork worker, whose
+# children would inherit the parent's pool across fork.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+if DATABASE_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django must not
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 RUNTIME_DATABASE_USER = DATABASES["default"]["USER"]
 # The owner role that runs migrations (the runtime role above owns nothing); empty when
 # one role does both (not for production: see docs/operations.md).

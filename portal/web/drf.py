@@ -6,6 +6,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db.utils import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -69,6 +70,9 @@ def _detail_text(data) -> str:
     return str(data)
 
 
+RETRY_AFTER_SECONDS = 5
+
+
 def problem_exception_handler(exc, context):
     """Every error of the API as `application/problem+json` (RFC 9457)."""
     if isinstance(exc, Refused):
@@ -82,6 +86,16 @@ def problem_exception_handler(exc, context):
         )
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, DatabaseOperationalError):
+        # The database refused a connection (none free in the pool, or it is down): the
+        # caller may try again, which a 500 would not tell it.
+        body = problem(
+            503, "The database is busy or unavailable; try again in a few seconds.",
+            title="Service unavailable",
+        )  # fmt: skip
+        response = Response(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: the server error handler answers (also a problem)
