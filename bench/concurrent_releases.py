@@ -314,6 +314,8 @@ def run(
         Service,
     )
     from releases.models import Release, TargetRollout
+    from slipway_cli.client import ApiError
+    from slipway_cli.client import Client as ApiClient
     from tests.factories import DEMO_CHART, UserFactory
     from tests.support.worker import WorkerProcess
 
@@ -387,17 +389,16 @@ def run(
         accepted: dict[int, float] = {}
 
         def submit(name: str) -> tuple[int, float]:
+            # As a script would, through the CLI's client: an Idempotency-Key per release,
+            # and a 503 (the web's connections all busy) tried again with backoff.
+            client = ApiClient(portal.url, token, timeout=60)
             sent = time.time()
-            request = Request(
-                f"{portal.url}/api/v1/services/{name}/releases/",
-                data=json.dumps({"ref": "main", "deploy_to": "beta"}).encode(),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                method="POST",
-            )
-            with urlopen(request, timeout=60) as response:
-                body = json.loads(response.read())
-                if response.status != 201:
-                    raise SystemExit(f"{name}: HTTP {response.status} {body}")
+            try:
+                body = client.post(
+                    f"/api/v1/services/{name}/releases/", {"ref": "main", "deploy_to": "beta"}
+                )
+            except ApiError as exc:
+                raise SystemExit(f"{name}: {exc}") from exc
             accepted[body["id"]] = time.time()
             return body["id"], sent
 
