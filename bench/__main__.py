@@ -8,7 +8,7 @@ verification, how fast a change reaches open pages in Chromium, and 50 concurren
 releases through the Jenkins emulator, real workers, helm and a local kube-apiserver.
 Writes bench/results.json and bench/RESULTS.md, and the README's table.
 
-    make bench                       # everything (about 20 minutes on 2 cores)
+    make bench                       # everything (about 16 minutes on 2 cores)
     .venv/bin/python -m bench --quick --no-releases   # a small smoke run
 """
 

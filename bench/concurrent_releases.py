@@ -135,9 +135,10 @@ class JenkinsProbe:
     label = "Jenkins"
     worker_env: dict = {}
 
-    def __init__(self, names: list[str], root: Path, portal: Portal) -> None:
+    def __init__(self, names: list[str], root: Path, portal: Portal, tag: str) -> None:
         from tests.support.jenkins import USERS, job_config
 
+        self.server_name = f"emulator-{tag}"
         jobs = [job_config(f"load/{n}", quiet_period_seconds=0.5, duration_seconds=2.0)
                 for n in names]  # fmt: skip
         # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
@@ -149,7 +150,7 @@ class JenkinsProbe:
         self.process = _started(
             [sys.executable, "-m", "devtools.jenkins_emulator", "--port", str(port),
              "--config", str(config),
-             "--notify", f"{portal.url}/hooks/jenkins/emulator?token={self.secret}"],
+             "--notify", f"{portal.url}/hooks/jenkins/{self.server_name}?token={self.secret}"],
             root / "jenkins.log",
             f"{self.url}_emulator/state",
         )  # fmt: skip
@@ -159,7 +160,7 @@ class JenkinsProbe:
         from tests.support.jenkins import TOKEN
 
         server, _ = JenkinsServer.objects.get_or_create(
-            name="emulator",
+            name=self.server_name,
             defaults={"url": self.url, "username": "slipway", "api_token": TOKEN,
                       "notification_secret": self.secret},
         )  # fmt: skip
@@ -189,9 +190,10 @@ class DroneProbe:
     label = "Drone"
     worker_env = POLLED_ENV
 
-    def __init__(self, names: list[str], root: Path, portal: Portal) -> None:
+    def __init__(self, names: list[str], root: Path, portal: Portal, tag: str) -> None:
         from devtools.drone_emulator import serve
 
+        self.server_name = f"emulator-{tag}"
         self.server, self.emulator = serve(token="bench-drone")
         for name in names:
             self.emulator.repos[f"load/{name}"] = {"steps": [
@@ -204,7 +206,7 @@ class DroneProbe:
 
         url = f"http://127.0.0.1:{self.server.server_address[1]}"
         server, _ = DroneServer.objects.get_or_create(
-            name="emulator", defaults={"url": url, "token": "bench-drone"}
+            name=self.server_name, defaults={"url": url, "token": "bench-drone"}
         )
         return {"build_backend": "drone", "drone_server": server,
                 "drone_repository": f"load/{name}"}  # fmt: skip
@@ -322,11 +324,14 @@ def run(
     helm = str(find(HELM))
     settings.SLIPWAY_HELM = helm
     # Each backend's run has its own names: several runs share the bench's database.
-    names = [f"{backend}-{n:02d}" for n in range(count)]
+    # Each run has names of its own: runs share the bench's database (and --reuse runs
+    # measure again over the last one's).
+    tag = f"{backend}-{count}-{int(time.time()) % 100_000}"
+    names = [f"{tag}-{n:03d}" for n in range(count)]
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
     progress("starting the portal (uvicorn) and the local cluster (control plane + kwok nodes)")
     portal = Portal(root)
-    probe = PROBES[backend](names, root, portal)
+    probe = PROBES[backend](names, root, portal, tag)
     plane = ControlPlane(root).start()
     # As docs/operations.md sizes them: helm (deploys) on processes, the queues that wait
     # on Jenkins, Drone and the cluster (builds, rollouts, notifications) on threads.
@@ -352,11 +357,11 @@ def run(
         for worker in workers:
             worker.wait_ready()
         cluster = Cluster.objects.create(
-            slug=f"local-{backend}", name=f"local ({backend})", kubeconfig=plane.kubeconfig()
+            slug=f"local-{tag}", name=f"local ({tag})", kubeconfig=plane.kubeconfig()
         )
         beta = Environment.objects.get(slug="beta")
-        team = Team.objects.create(slug=f"load-{backend}", name=f"Load ({backend})")
-        user = UserFactory(username=f"bench-ci-{backend}")
+        team = Team.objects.create(slug=f"load-{tag}", name=f"Load ({tag})")
+        user = UserFactory(username=f"bench-ci-{tag}")
         Membership.objects.create(team=team, user=user, role=Role.DEVELOPER)
         services = Service.objects.bulk_create(
             Service(
