@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.request import Request, urlopen
 
 from bench.measure import Figure
+from tests.support.web import WebProcess, process_answering, process_stopped
 
 # The production pools (Procfile, compose, chart; docs/operations.md): helm on processes,
 # the queues that wait on Jenkins, Drone and the cluster on threads.
@@ -35,7 +36,6 @@ NETWORK_THREADS = int(os.environ.get("BENCH_NETWORK_THREADS", "32"))
 WORKER_ENV = {"SLIPWAY_WATCH_BUDGET_SECONDS": "20"}
 # Drone cannot notify: its builds are polled, every half second here.
 POLLED_ENV = {"SLIPWAY_POLL_SECONDS": "0.5"}
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -47,48 +47,9 @@ def _percentiles(values: list[float]) -> dict:
     }
 
 
-def _free_port() -> int:
-    from devtools.services import free_port
-
-    return free_port()
-
-
 def _get(url: str, timeout: float = 10) -> dict:
     with urlopen(Request(url), timeout=timeout) as response:
         return json.loads(response.read() or b"{}")
-
-
-def _started(command: list[str], log: Path, ready_url: str, env: dict | None = None):
-    """A process of its own (its output in `log`), once `ready_url` answers."""
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env or dict(os.environ),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{command[2]} exited: {log.read_text()[-2000:]}")
-        try:
-            _get(ready_url, timeout=2)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"{command[2]} did not answer {ready_url} within 60 s")
-
-
-def _stopped(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _warm_up(helm: str, kubeconfig: Path) -> None:
@@ -107,26 +68,6 @@ def _warm_up(helm: str, kubeconfig: Path) -> None:
     )  # fmt: skip
 
 
-class Portal:
-    """Slipway's web process, as `make run` starts it (uvicorn, two workers here)."""
-
-    def __init__(self, root: Path) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        # Like a worker, the web process has only the runtime role's database URL.
-        env = {k: v for k, v in os.environ.items() if k != "MIGRATION_DATABASE_URL"}
-        self.process = _started(
-            [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"],
-            root / "portal.log",
-            f"{self.url}/healthz",
-            env,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        _stopped(self.process)
-
-
 class JenkinsProbe:
     """The Jenkins emulator in a process of its own (Jenkins is another machine; in this
     process it would wait on the GIL behind the bench's own threads): configures services
@@ -135,7 +76,8 @@ class JenkinsProbe:
     label = "Jenkins"
     worker_env: dict = {}
 
-    def __init__(self, names: list[str], root: Path, portal: Portal, tag: str) -> None:
+    def __init__(self, names: list[str], root: Path, portal: WebProcess, tag: str) -> None:
+        from devtools.services import free_port
         from tests.support.jenkins import USERS, job_config
 
         self.server_name = f"emulator-{tag}"
@@ -144,10 +86,10 @@ class JenkinsProbe:
         # A company's Jenkins has agents enough for a burst; its queue still holds the rest.
         config = root / "jenkins.json"
         config.write_text(json.dumps({"users": USERS, "jobs": jobs, "executors": 10}))
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         self.secret = secrets.token_urlsafe(24)
-        self.process = _started(
+        self.process = process_answering(
             [sys.executable, "-m", "devtools.jenkins_emulator", "--port", str(port),
              "--config", str(config),
              "--notify", f"{portal.url}/hooks/jenkins/{self.server_name}?token={self.secret}"],
@@ -180,7 +122,7 @@ class JenkinsProbe:
         return triggered, ended
 
     def stop(self) -> None:
-        _stopped(self.process)
+        process_stopped(self.process)
 
 
 class DroneProbe:
@@ -190,7 +132,7 @@ class DroneProbe:
     label = "Drone"
     worker_env = POLLED_ENV
 
-    def __init__(self, names: list[str], root: Path, portal: Portal, tag: str) -> None:
+    def __init__(self, names: list[str], root: Path, portal: WebProcess, tag: str) -> None:
         from devtools.drone_emulator import serve
 
         self.server_name = f"emulator-{tag}"
@@ -330,7 +272,8 @@ def run(
     names = [f"{tag}-{n:03d}" for n in range(count)]
     root = Path(tempfile.mkdtemp(prefix="slipway-bench-kube-"))
     progress("starting the portal (uvicorn) and the local cluster (control plane + kwok nodes)")
-    portal = Portal(root)
+    # Slipway's web process, as `make run` starts it (uvicorn, two workers here).
+    portal = WebProcess(root / "portal.log", workers=2)
     probe = PROBES[backend](names, root, portal, tag)
     plane = ControlPlane(root).start()
     # As docs/operations.md sizes them: helm (deploys) on processes, the queues that wait

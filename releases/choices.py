@@ -54,6 +54,10 @@ class DeploymentStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# A deployment in these waits on the cluster (the rollouts queue's threads); in the steps
+# before them it runs helm (the deploys queue's processes).
+DEPLOYMENT_WATCHING = (DeploymentStatus.ROLLING_OUT, DeploymentStatus.CANARY)
+
 DEPLOYMENT_TRANSITIONS: dict[str, set[str]] = {
     DeploymentStatus.QUEUED: {DeploymentStatus.PENDING, DeploymentStatus.CANCELLED},
     DeploymentStatus.AWAITING_APPROVAL: {DeploymentStatus.PENDING, DeploymentStatus.CANCELLED},

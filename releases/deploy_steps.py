@@ -30,7 +30,7 @@ from portal.catalog.registries import registry_access
 from portal.catalog.targets import OWNER_LABEL, owner_value, target_refusal
 from releases import canary
 from releases.actions import Engine
-from releases.choices import DeploymentStatus, RolloutStatus
+from releases.choices import DEPLOYMENT_WATCHING, DeploymentStatus, RolloutStatus
 from releases.deploy_values import deployment_values
 from releases.models import Deployment, TargetRollout
 from releases.ownership import ownership_refusal
@@ -107,27 +107,22 @@ def deployment_step(*, deployment: Deployment, clusters: Clusters) -> Step:
     return step(deployment, clusters) if step else Step.DONE
 
 
-# The steps that run helm (on the deploys queue's processes); the others wait on the
-# cluster, on the rollouts queue's threads (releases/dispatch.py).
-HELM_STEPS = (DeploymentStatus.PENDING, DeploymentStatus.DEPLOYING)
-
-
 def deployment_steps(*, deployment: Deployment, clusters: Clusters) -> Step:
     """The step the deployment's status calls for, and the next while it is helm's work
     too: its checks, then its upgrade, in one run. A deployment takes a helm slot once, in
     the order its build ended, instead of going to the back of the queue between its
     checks and its upgrade (50 releases at once: the upgrade step started 28 s after the
     build's end at the median, behind every other deployment's checks)."""
-    started_in = deployment.status
+    on_helm_pool = deployment.status not in DEPLOYMENT_WATCHING
     token = deployment.run_token
     while True:
         step = deployment_step(deployment=deployment, clusters=clusters)
-        if step is not Step.NEXT or started_in not in HELM_STEPS:
+        if step is not Step.NEXT or not on_helm_pool:
             return step
         deployment.refresh_from_db()
         if deployment.run_token != token:
             return Step.DONE  # resumed or cancelled meanwhile: the newer run goes on
-        if deployment.status not in HELM_STEPS:
+        if deployment.status in DEPLOYMENT_WATCHING:
             return step  # watching, on the rollouts queue
 
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from portal.core import queues
 from portal.core.logs import task_headers
 from portal.core.queues import Task
-from releases.choices import DeploymentStatus
+from releases.choices import DEPLOYMENT_WATCHING
 
 
 def _send_on_commit(name: str, args: tuple, queue: str, countdown: float = 0) -> None:
@@ -34,8 +34,7 @@ def advance_release(release, countdown: float = 0) -> None:
 def advance_deployment(deployment, countdown: float = 0) -> None:
     """Run the deployment's next step (with its current run token): watching a rollout or
     a canary on the rollouts queue, the rest (checks, helm) on the deploys queue."""
-    waits = (DeploymentStatus.ROLLING_OUT, DeploymentStatus.CANARY)
-    queue = queues.ROLLOUTS if deployment.status in waits else queues.DEPLOYS
+    queue = queues.ROLLOUTS if deployment.status in DEPLOYMENT_WATCHING else queues.DEPLOYS
     _send_on_commit(
         Task.ADVANCE_DEPLOYMENT, (deployment.pk, str(deployment.run_token)), queue, countdown
     )

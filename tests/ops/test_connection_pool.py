@@ -3,17 +3,12 @@ requests in flight share that many connections (each used to open its own, and a
 200 releases exhausted PostgreSQL's max_connections into 500s); a database that refuses
 is a 503 the caller may retry, never a 500."""
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection
 from django.db.utils import OperationalError
 from django.test import Client
@@ -24,49 +19,24 @@ from portal.access.tokens import token_issue
 from portal.web.drf import problem_exception_handler
 from tests.conftest import database_url_for
 from tests.factories import BuiltReleaseFactory, UserFactory, member, service_path
-
-ROOT = Path(settings.BASE_DIR)
-
-
-def _free_port() -> int:
-    from devtools.services import free_port
-
-    return free_port()
+from tests.support.web import WebProcess
 
 
 @pytest.fixture
 def pooled_server(tmp_path):
-    """The portal under uvicorn, as the Procfile runs it (portal.asgi turns the pool on),
-    with a pool of 2 connections."""
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "MIGRATION_DATABASE_URL"},
-        "DATABASE_URL": database_url_for(connection.settings_dict["NAME"]),
-        "DATABASE_POOL_MAX_SIZE": "2",
-        "DATABASE_POOL_TIMEOUT": "3",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    log = (tmp_path / "web.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        server.kill()
-        raise RuntimeError((tmp_path / "web.log").read_text()[-2000:])
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    """The portal as the Procfile serves it (portal.asgi turns the pool on), with a pool of
+    2 connections, on the test database."""
+    web = WebProcess(
+        tmp_path / "web.log",
+        env={
+            "DATABASE_URL": database_url_for(connection.settings_dict["NAME"]),
+            "DATABASE_POOL_MAX_SIZE": "2",
+            "DATABASE_POOL_TIMEOUT": "3",
+            "ALLOWED_HOSTS": "127.0.0.1",
+        },
+    )
+    yield web.url
+    web.stop()
 
 
 def _connections(database: str, user: str, test_pid: int) -> int:
