@@ -68,9 +68,10 @@ def test_release_page_dashboard_and_count_follow_a_change_without_polling(
     lead.locator("#status tr:has-text('Prod') .badge.cancelled").wait_for(timeout=WAIT_MS)
     on_release_page = time.monotonic() - changed
     lead.locator("#approvals-count .count").wait_for(state="detached", timeout=WAIT_MS)
-    dev.wait_for_function(
-        "!document.querySelector('#dashboard-rows').innerText.includes('1 waiting')",
-        timeout=WAIT_MS,
+    # A locator, not wait_for_function: Playwright polls a string predicate through eval,
+    # which the pages' Content-Security-Policy refuses whenever the first look is false.
+    dev.locator("#dashboard-rows tr:has-text('Shop')", has_text="1 waiting").wait_for(
+        state="detached", timeout=WAIT_MS
     )
     on_dashboard = time.monotonic() - changed
     print(f"\nchange → release page {on_release_page:.2f} s, → dashboard {on_dashboard:.2f} s")
