@@ -103,12 +103,30 @@ def _client_version(executable: str):
     return pyhelm3.Command(executable=executable).client_version()
 
 
+def _go_environment() -> list[str]:
+    """`NAME=value` words for helm's Go runtime (see SLIPWAY_HELM_MEMORY_LIMIT): collect
+    garbage only near the limit. A GOGC or GOMEMLIMIT the worker was started with wins."""
+    limit = settings.SLIPWAY_HELM_MEMORY_LIMIT
+    if not limit or "GOGC" in os.environ or "GOMEMLIMIT" in os.environ:
+        return []
+    return ["GOGC=off", f"GOMEMLIMIT={limit}"]
+
+
 class _Command(pyhelm3.Command):
     """pyhelm3 runs `helm version` each time a client is made (one per Helm call); the
-    binary does not change under a running worker, so it is asked once per executable."""
+    binary does not change under a running worker, so it is asked once per executable.
+    helm runs through `env`, with its Go runtime's settings: pyhelm3 passes no environment
+    of its own, and setting the worker's would reach every Go program it starts."""
+
+    def __init__(self, *, executable: str, **options) -> None:
+        super().__init__(executable="env", **options)
+        self._helm = executable
+
+    async def run(self, command: list, input: bytes | None = None) -> bytes:
+        return await super().run([*_go_environment(), self._helm, *command], input)
 
     def client_version(self):
-        return _client_version(self._executable)
+        return _client_version(self._helm)
 
 
 def _message(error: helm_errors.Error) -> str:

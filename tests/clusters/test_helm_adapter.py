@@ -1,5 +1,6 @@
 """clusters/helm.py against real helm and a real cluster (rollouts: test_rollout.py)."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -208,3 +209,38 @@ def test_an_upgrade_skips_the_schema_check_only_after_this_helm_dry_ran_it(
     show, applied = ran()
     assert show.startswith("show chart") and "--disable-openapi-validation" not in applied
     assert [r.status for r in fresh.history("app", ns)][-1] == "deployed"
+
+
+def test_helm_runs_collect_garbage_only_near_the_memory_limit(
+    kube_cluster, helm_binary, tmp_path, request, settings, monkeypatch
+):
+    """helm's Go runtime is told GOGC=off and GOMEMLIMIT (a quarter of its CPU went on
+    collecting along the way); an empty setting, or a GOGC the worker was started with,
+    leaves Go's own defaults. The worker's own environment is not changed."""
+    seen = tmp_path / "seen"
+    recording = tmp_path / "helm"
+    recording.write_text(
+        f'#!/bin/sh\necho "GOGC=$GOGC GOMEMLIMIT=$GOMEMLIMIT $1" >> "{seen}"\n'
+        f'exec "{helm_binary}" "$@"\n'
+    )
+    recording.chmod(0o755)
+    ns = _ns(request)
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+
+    def runs(limit: str) -> set[str]:
+        settings.SLIPWAY_HELM_MEMORY_LIMIT = limit
+        seen.unlink(missing_ok=True)
+        assert (
+            Helm(kube_cluster.kubeconfig(), executable=str(recording)).history_or_empty(
+                "nothing-here", ns
+            )
+            == []
+        )
+        return {line for line in seen.read_text().splitlines() if not line.endswith("version")}
+
+    assert runs("300MiB") == {"GOGC=off GOMEMLIMIT=300MiB history"}
+    assert "GOGC" not in os.environ
+    assert runs("") == {"GOGC= GOMEMLIMIT= history"}
+    monkeypatch.setenv("GOGC", "200")
+    assert runs("300MiB") == {"GOGC=200 GOMEMLIMIT= history"}
