@@ -1,5 +1,6 @@
 """What the API shows of services, releases and deployments (never a secret)."""
 
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -7,6 +8,23 @@ from portal.core import sizes
 from releases.builds import REF_RE, REF_RULE
 from releases.choices import DeploymentKind
 from releases.models import ApprovalVote, ChangeTicket, Deployment, Release, TargetRollout
+
+
+def prefetched(relation: str, queryset: QuerySet) -> Prefetch:
+    """A prefetch of `relation` into a plain list (`<relation>_prefetched`), which the
+    nested lists below read. Prefetched into the relation's manager instead, Django makes
+    and filters a queryset per parent object (about 350 for a page of 50 releases: a
+    third of the page's time)."""
+    return Prefetch(relation, queryset, to_attr=f"{relation}_prefetched")
+
+
+class PrefetchedList(serializers.ListSerializer):
+    """A nested list read from what `prefetched` left on the parent, when it did (else as
+    DRF reads its source: an object just made, a list)."""
+
+    def get_attribute(self, instance):
+        listed = getattr(instance, f"{self.source}_prefetched", None)
+        return listed if listed is not None else super().get_attribute(instance)
 
 
 def username(source: str) -> serializers.CharField:
@@ -23,6 +41,7 @@ class RolloutOutput(serializers.ModelSerializer):
 
     class Meta:
         model = TargetRollout
+        list_serializer_class = PrefetchedList
         fields = [
             "cluster",
             "namespace",
@@ -53,7 +72,8 @@ def _sole(field: str, empty=None):
     several: see `clusters`)."""
 
     def read(self, deployment):
-        rollouts = list(deployment.rollouts.all())
+        rollouts = getattr(deployment, "rollouts_prefetched", None)
+        rollouts = list(deployment.rollouts.all()) if rollouts is None else rollouts
         return getattr(rollouts[0], field) if len(rollouts) == 1 else empty
 
     return read
@@ -68,6 +88,7 @@ class VoteOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ApprovalVote
+        list_serializer_class = PrefetchedList
         fields = ["by", "represented_as", "approved", "comment", "at"]
 
 
@@ -114,6 +135,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Deployment
+        list_serializer_class = PrefetchedList
         fields = [
             "id",
             "release",

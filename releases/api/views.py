@@ -7,7 +7,6 @@ one workflow function or selector, answer. Every error is problem details
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -33,6 +32,7 @@ from releases.api.serializers import (
     ReleaseOutput,
     ServiceDetailOutput,
     ServiceOutput,
+    prefetched,
 )
 from releases.builds import release_cancel, release_create
 from releases.canary import ABORT, PROMOTE, canary_decide
@@ -44,19 +44,30 @@ from releases.policies import decidable_or_404
 from releases.promotion import deployment_role_needed
 from releases.waves import RETRY, SKIP, deployment_cluster_decide
 
-# A deployment's clusters in one query, however many there are.
-_ROLLOUTS = Prefetch("rollouts", TargetRollout.objects.select_related("target__cluster"))
-_VOTES = Prefetch("votes", ApprovalVote.objects.select_related("user"))
+# A deployment's clusters in one query, however many there are. What no answer shows is
+# left in the database: helm values, and secrets that would be decrypted row by row.
+_ROLLOUTS = prefetched(
+    "rollouts",
+    TargetRollout.objects.select_related("target__cluster").defer(
+        "values", "target__cluster__kubeconfig"
+    ),
+)
+_UNSHOWN = ("change_ticket__system__secret",)
+_VOTES = prefetched("votes", ApprovalVote.objects.select_related("user"))
 
 
 def _releases(request):
     return visible(
-        Release.objects.select_related("service__team", "requested_by").prefetch_related(
-            Prefetch(
+        Release.objects.select_related("service__team", "requested_by")
+        .defer("log_cursor")
+        .prefetch_related(
+            prefetched(
                 "deployments",
                 Deployment.objects.select_related(
                     "environment", "requested_by", "approval__decided_by", "change_ticket__system"
-                ).prefetch_related(_ROLLOUTS, _VOTES),
+                )
+                .defer(*_UNSHOWN)
+                .prefetch_related(_ROLLOUTS, _VOTES),
             )
         ),
         request.user,
@@ -64,14 +75,18 @@ def _releases(request):
 
 
 def visible_deployments(request, *, everyone: bool = False):
-    deployments = Deployment.objects.select_related(
-        "service__team",
-        "environment",
-        "release",
-        "requested_by",
-        "approval__decided_by",
-        "change_ticket__system",
-    ).prefetch_related(_ROLLOUTS, _VOTES)
+    deployments = (
+        Deployment.objects.select_related(
+            "service__team",
+            "environment",
+            "release",
+            "requested_by",
+            "approval__decided_by",
+            "change_ticket__system",
+        )
+        .defer(*_UNSHOWN, "release__log_cursor")
+        .prefetch_related(_ROLLOUTS, _VOTES)
+    )
     return deployments if everyone else visible(deployments, request.user)
 
 

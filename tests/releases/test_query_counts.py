@@ -6,6 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from clusters.models import Cluster
 from portal.access.choices import Role, TokenScope
 from portal.access.tokens import token_issue
 from portal.audit.chain import Actor, audit_record
@@ -77,3 +78,31 @@ def test_history_and_audit_api_pages_read_at_most_8_queries_and_a_deep_page_like
             pages += 1
         if url in ("/api/v1/releases/", "/api/v1/deployments/", "/api/v1/audit-events/"):
             assert pages >= 2, f"{url}: expected pages deep in history to follow"
+
+
+def test_history_api_pages_decrypt_no_secret(path, monkeypatch):
+    """A page of 50 releases reads each deployment's clusters: their kubeconfigs (and a
+    change system's secret) stay in the database, not decrypted row by row into a
+    request that never shows them."""
+    import portal.core.crypto as crypto
+
+    lead = member(path.team, "lead", Role.LEAD)
+    raw = token_issue(user=lead, name="ci", scopes=TokenScope.values)[1]
+    api = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    _history(path, 3)
+    assert Cluster.objects.get(pk=path.cluster.pk).kubeconfig.reveal(), "it has one"
+    decrypted = []
+    real = crypto.decrypt
+    monkeypatch.setattr(crypto, "decrypt", lambda token: decrypted.append(1) or real(token))
+    for url in ("/api/v1/releases/", "/api/v1/deployments/"):
+        response = api.get(url)
+        assert response.status_code == 200
+        clusters = [c["cluster"] for d in _deployments(url, response.json()) for c in d["clusters"]]
+        assert path.cluster.name in clusters
+    assert decrypted == []
+
+
+def _deployments(url: str, body: dict) -> list[dict]:
+    if "releases" in url:
+        return [d for release in body["results"] for d in release["deployments"]]
+    return body["results"]
