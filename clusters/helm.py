@@ -156,6 +156,8 @@ class Helm:
         # upgrades it has dry-run on the server, validated (see render and upgrade).
         self._charts: dict[tuple[str, str | None], object] = {}
         self._validated: set[str] = set()
+        # What `ownership` listed of each release: its newest revision, None when absent.
+        self._newest: dict[tuple[str, str], HelmRevision | None] = {}
 
     async def _chart(self, client, chart: str, version: str | None):
         """The chart, resolved once per Helm: a step's render and upgrade apply the same
@@ -244,22 +246,38 @@ class Helm:
         absent (see Ownership). One helm run when it is ours, two for a first install,
         three only when the release is not ours to touch."""
 
-        async def listed(client, selector: str | None) -> bool:
+        async def listed(client, selector: str | None) -> dict | None:
             command = ["list", "--all", "--namespace", namespace, "--output", "json"]
             command += ["--filter", f"^{re.escape(release)}$", "--max", 5]
             if selector:
                 command += ["--selector", selector]
             found = json.loads(await client.slipway_command.run(command) or b"[]")
-            return any(item.get("name") == release for item in found or [])
+            return next((item for item in found or [] if item.get("name") == release), None)
 
         async def work(client):
-            if await listed(client, f"{label}={owner}"):
+            ours = await listed(client, f"{label}={owner}")
+            if ours is not None:
+                self._newest[(release, namespace)] = _revision_from_list(ours)
                 return Ownership.OURS  # every deployment after the first: one helm run
-            if not await listed(client, None):
+            if await listed(client, None) is None:
+                self._newest[(release, namespace)] = None
                 return Ownership.ABSENT
             return Ownership.OTHER if await listed(client, label) else Ownership.UNOWNED
 
         return self._run(work)
+
+    def history_as_listed(self, release: str, namespace: str) -> list[HelmRevision] | None:
+        """The history as far as a first upgrade needs it, from what this Helm's
+        `ownership` has just listed, without running helm again: none for an absent
+        release, the newest revision of ours (which runs now, and is not pending: nothing
+        to recover). None when it listed nothing of the kind: read `history`."""
+        key = (release, namespace)
+        if key not in self._newest:
+            return None
+        newest = self._newest[key]
+        if newest is None:
+            return []
+        return None if newest.pending else [newest]
 
     def render(
         self,
@@ -427,6 +445,21 @@ def _revision_from_json(data: dict) -> HelmRevision:
         updated=updated,
         description=str(info.get("description", "")),
     )
+
+
+def _revision_from_list(data: dict) -> HelmRevision:
+    """A release's newest revision from `helm list --output json` (`updated` as Go prints
+    a time: `2026-12-04 04:58:51.066218549 +0000 UTC`; no description)."""
+    match = re.match(r"(\S+) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)", str(data.get("updated")))
+    if match:
+        day, clock, fraction, hours, minutes = match.groups()
+        updated = _go_time(f"{day}T{clock}{fraction or ''}{hours}:{minutes}")
+    else:
+        updated = datetime.now(UTC)
+    return HelmRevision(
+        revision=int(data["revision"]), status=str(data.get("status", "")), updated=updated,
+        description="", chart=str(data.get("chart", "")),
+    )  # fmt: skip
 
 
 def _revision_from_history(data: dict) -> HelmRevision:

@@ -11,7 +11,7 @@ a test can hand them in-memory stand-ins.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
@@ -82,9 +82,17 @@ class LiveClusters:
 
     deployment: Deployment
 
+    helms: dict[int, Helm] = field(default_factory=dict)
+
     def helm(self, target: DeploymentTarget) -> Helm:
-        lease = helm_deadline_seconds(settings.SLIPWAY_HELM_TIMEOUT_SECONDS) + 2
-        return cluster_helm(target.cluster, lease_keeper(self.deployment, lease))
+        """One Helm per target for this run: the upgrade uses what the checks before it
+        have just read (the release's newest revision)."""
+        if target.pk not in self.helms:
+            lease = helm_deadline_seconds(settings.SLIPWAY_HELM_TIMEOUT_SECONDS) + 2
+            self.helms[target.pk] = cluster_helm(
+                target.cluster, lease_keeper(self.deployment, lease)
+            )
+        return self.helms[target.pk]
 
     def watcher(self, target: DeploymentTarget) -> RolloutWatcher:
         return cluster_watcher(
@@ -226,7 +234,15 @@ def _step_upgrade(deployment: Deployment, clusters: Clusters) -> Step:
     # One read of helm's history serves the three questions before an upgrade: is a
     # revision left pending (helm killed), which revision runs now (to roll back to), did
     # an earlier run of this step already make ours (a worker lost after helm ran).
-    history = helm.history_or_empty(target.helm_release_name, target.namespace)
+    # A first attempt right after its checks needs no helm run for it: the ownership
+    # check has just listed the release's newest revision (or its absence).
+    history = (
+        helm.history_as_listed(target.helm_release_name, target.namespace)
+        if rollout.started_at is None
+        else None
+    )
+    if history is None:
+        history = helm.history_or_empty(target.helm_release_name, target.namespace)
     if rollout.started_at is None:
         stuck = timezone.timedelta(seconds=settings.SLIPWAY_HELM_STUCK_SECONDS)
         if _recover(deployment, rollout, helm, stuck, history):

@@ -244,3 +244,36 @@ def test_helm_runs_collect_garbage_only_near_the_memory_limit(
     assert runs("") == {"GOGC= GOMEMLIMIT= history"}
     monkeypatch.setenv("GOGC", "200")
     assert runs("300MiB") == {"GOGC=200 GOMEMLIMIT= history"}
+
+
+def test_a_first_upgrade_takes_the_releases_newest_revision_from_the_ownership_check(
+    kube_cluster, helm_binary, request
+):
+    """What `ownership` listed stands in for `helm history` on a first attempt: nothing for
+    an absent release, the newest revision of ours; never a guess for a release another
+    owns, nor when nothing was listed."""
+    ns = _ns(request)
+    owner = {"label": "slipway.dev/target", "owner": "t-1"}
+
+    def fresh() -> Helm:
+        return Helm(kube_cluster.kubeconfig(), executable=helm_binary)
+
+    assert fresh().history_as_listed("app", ns) is None  # nothing listed yet
+    checks = fresh()
+    assert checks.ownership("app", ns, **owner) == "absent"
+    assert checks.history_as_listed("app", ns) == []
+
+    installed = checks.upgrade(
+        release="app", namespace=ns, chart=CHART, description="slipway deployment 1",
+        values=[image_values("reg/app", DIGEST_A)], labels={owner["label"]: owner["owner"]},
+    )  # fmt: skip
+    again = fresh()
+    assert again.ownership("app", ns, **owner) == "ours"
+    (newest,) = again.history_as_listed("app", ns)
+    assert (newest.revision, newest.status, newest.deployed) == (1, "deployed", True)
+    assert abs((newest.updated - installed.updated).total_seconds()) < 1
+    assert [(r.revision, r.status) for r in again.history("app", ns)] == [(1, "deployed")]
+
+    other = fresh()
+    assert other.ownership("app", ns, label=owner["label"], owner="t-2") == "other"
+    assert other.history_as_listed("app", ns) is None

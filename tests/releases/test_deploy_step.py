@@ -274,10 +274,12 @@ def test_an_upgrade_runs_helm_only_for_what_it_needs(world, celery_worker, helm_
     assert ran.count("version") <= celery_worker.concurrency
     lines = [line for line in lines if not line.startswith("version")]
     ran = [line.split()[0] for line in lines]
-    checks, upgrade = ran[:-4], ran[-4:]
-    assert checks and set(checks) == {"list"}  # the release is ours (its owner label)
+    checks, upgrade = ran[:-3], ran[-3:]
+    # The release is ours (its owner label), and what that list said of it (its newest
+    # revision runs, nothing is pending) is all a first attempt needs: no `history` (an
+    # attempt resumed after a lost worker, or a release left pending, reads it).
+    assert checks == ["list"]
     assert upgrade == [
-        "history",  # left pending by a killed helm? what runs now? already made by us?
         "show",  # the chart's version, resolved once: what is checked is what is applied
         "upgrade",  # rendered by the cluster (a server-side dry run), then checked
         "upgrade",  # the upgrade itself
