@@ -64,6 +64,10 @@ def prepare_environment(reuse: bool = False) -> tuple[str, str]:
         LOG_LEVEL="WARNING",
         SLIPWAY_LOG_FORMAT="console",
         DEBUG="0",
+        # Pages are measured as the web serves them: with its pool of connections
+        # (portal.asgi), not a connection opened and authenticated per request. Workers
+        # started from here never inherit it (tests/support/worker.py).
+        DATABASE_POOL_MAX_SIZE="10",
         # The Jenkins emulator and the kube-apiserver listen on loopback.
         SLIPWAY_EGRESS_ALLOW="127.0.0.1,localhost",
     )

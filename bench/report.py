@@ -128,8 +128,9 @@ def write(
             f" (seeded in {data['seeding'].get('seconds', 0):.0f} s).",
             "",
             "Each page or API figure is the median of repeated runs through Django's test "
-            "client as a lead of every team, beside the raw SQL (psycopg, no ORM, same role) "
-            "that returns the same rows, and their ratio.",
+            "client as a lead of every team, with the web's pool of database connections, "
+            "beside the raw SQL (psycopg, no ORM, same role, one connection kept open) that "
+            "returns the same rows, and their ratio.",
             "",
             table(data["figures"]),
             "",

@@ -6,12 +6,14 @@ import io
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from devtools.services import free_port
 from portal.access.choices import TokenScope
 from portal.access.models import ApiToken, Membership
 from portal.access.tokens import token_issue
@@ -227,6 +229,35 @@ def test_requests_per_token_are_throttled_with_retry_after(world, settings):
     limited = client.get("/api/v1/me")
     assert limited["Content-Type"] == PROBLEM and int(limited["Retry-After"]) > 0
     assert world["api"]["lead"].get("/api/v1/me").status_code == 200  # another token
+
+
+def test_the_rate_is_a_sliding_window_and_says_when_to_come_back(world, settings):
+    """The previous minute's requests count for the part of it still within a minute:
+    5 a minute, all 5 in the last second of one minute, the next request one second into
+    the next is refused until 48 s of that minute have slid out of reach."""
+    settings.SLIPWAY_API_RATE = "5/min"
+    client = world["api"]["viewer"]
+    start = (int(timezone.now().timestamp()) // 60 + 1) * 60  # a minute's start
+    with time_machine.travel(start + 59, tick=False):
+        assert [client.get("/api/v1/me").status_code for _ in range(5)] == [200] * 5
+    with time_machine.travel(start + 61, tick=False):
+        refused = client.get("/api/v1/me")
+        assert refused.status_code == 429
+        assert refused["Retry-After"] == "11"  # 59 s left, less 48 s of the previous minute
+    with time_machine.travel(start + 72, tick=False):
+        assert client.get("/api/v1/me").status_code == 200
+
+
+def test_the_api_answers_when_redis_does_not(world, settings):
+    """The rate cannot be counted: the request is let through, not failed."""
+    from portal.web import api_defaults
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
+    api_defaults._redis.cache_clear()
+    try:
+        assert world["api"]["viewer"].get("/api/v1/me").status_code == 200
+    finally:
+        api_defaults._redis.cache_clear()
 
 
 def test_the_api_lists_keep_their_query_count_and_filter(world):

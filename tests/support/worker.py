@@ -28,8 +28,10 @@ class WorkerProcess:
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
     ) -> None:
-        # A worker, like the web, has only the runtime role's database URL.
-        inherited = {k: v for k, v in os.environ.items() if k != "MIGRATION_DATABASE_URL"}
+        # A worker, like the web, has only the runtime role's database URL; and never a
+        # pool of connections (its prefork children would share the parent's).
+        unwanted = ("MIGRATION_DATABASE_URL", "DATABASE_POOL_MAX_SIZE")
+        inherited = {k: v for k, v in os.environ.items() if k not in unwanted}
         self.env = {
             **inherited,
             "DATABASE_URL": database_url,
