@@ -52,6 +52,13 @@ def _get(url: str, timeout: float = 10) -> dict:
         return json.loads(response.read() or b"{}")
 
 
+def _post(url: str, body: dict, timeout: float = 10) -> dict:
+    request = Request(url, data=json.dumps(body).encode(), method="POST",
+                      headers={"Content-Type": "application/json"})  # fmt: skip
+    with urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"{}")
+
+
 def _warm_up(helm: str, kubeconfig: Path) -> None:
     """What a cluster Slipway has deployed to before has already done: helm's discovery
     cache filled (~/.kube/cache) and the API server's OpenAPI document built (it builds it
@@ -126,29 +133,38 @@ class JenkinsProbe:
 
 
 class DroneProbe:
-    """The Drone emulator, read the same way (its builds carry SLIPWAY_RELEASE). It runs in
-    this process: its repositories are set here, and it is polled, never waited for."""
+    """The Drone emulator in a process of its own, like Jenkins (Drone is another machine;
+    here, polled 100 times a second by the network worker, it waited on the bench's GIL):
+    its repositories set and its builds read back through its control API (its builds
+    carry SLIPWAY_RELEASE). It is polled, never waited for."""
 
     label = "Drone"
     worker_env = POLLED_ENV
 
     def __init__(self, names: list[str], root: Path, portal: WebProcess, tag: str) -> None:
-        from devtools.drone_emulator import serve
+        from devtools.services import free_port
 
         self.server_name = f"emulator-{tag}"
-        self.server, self.emulator = serve(token="bench-drone")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = process_answering(
+            [sys.executable, "-m", "devtools.drone_emulator", "--port", str(port),
+             "--token", "bench-drone"],
+            root / "drone.log",
+            f"{self.url}/_emulator/builds",
+        )  # fmt: skip
+        steps = [
+            {"name": "build", "seconds": 2.0, "lines": ["+ make image"]},
+            {"name": "publish", "seconds": 0.2, "lines": ["SLIPWAY_IMAGE={image}@{digest}"]},
+        ]
         for name in names:
-            self.emulator.repos[f"load/{name}"] = {"steps": [
-                {"name": "build", "seconds": 2.0, "lines": ["+ make image"]},
-                {"name": "publish", "seconds": 0.2, "lines": ["SLIPWAY_IMAGE={image}@{digest}"]},
-            ]}  # fmt: skip
+            _post(f"{self.url}/_emulator/repos/load/{name}", {"steps": steps})
 
     def service_fields(self, name: str) -> dict:
         from portal.catalog.models import DroneServer
 
-        url = f"http://127.0.0.1:{self.server.server_address[1]}"
         server, _ = DroneServer.objects.get_or_create(
-            name=self.server_name, defaults={"url": url, "token": "bench-drone"}
+            name=self.server_name, defaults={"url": self.url, "token": "bench-drone"}
         )
         return {"build_backend": "drone", "drone_server": server,
                 "drone_repository": f"load/{name}"}  # fmt: skip
@@ -156,15 +172,15 @@ class DroneProbe:
     def builds(self) -> tuple[dict[int, float], dict[int, list[float | None]]]:
         triggered: dict[int, float] = {}
         ended: dict[int, list[float | None]] = {}
-        for builds in self.emulator.builds.values():
+        for builds in _get(f"{self.url}/_emulator/builds").values():
             for build in builds:
-                release = int(build.params.get("SLIPWAY_RELEASE", 0))
-                triggered.setdefault(release, build.created)
-                ended.setdefault(release, []).append(build.step_windows()[-1][1])
+                release = int(build["params"].get("SLIPWAY_RELEASE", 0))
+                triggered.setdefault(release, build["emulator"]["created"])
+                ended.setdefault(release, []).append(build["emulator"]["ends"])
         return triggered, ended
 
     def stop(self) -> None:
-        self.server.shutdown()
+        process_stopped(self.process)
 
 
 PROBES = {"jenkins": JenkinsProbe, "drone": DroneProbe}

@@ -17,7 +17,8 @@ A ref containing `fail` fails the `test` step (exit code 1).
 
 Control: POST /_emulator/repos/{owner}/{name} {"steps": [{"name", "seconds", "lines",
 "status"}], "digest": "sha256:…"} · POST /_emulator/faults {"unavailable": n} (the next n
-API calls answer 503) · GET /_emulator/builds.
+API calls answer 503) · GET /_emulator/builds (each with `emulator`: created and ends, in
+fractional epoch seconds).
 
     python -m devtools.drone_emulator --port 8092 --token drone-dev-token
 """
@@ -317,8 +318,12 @@ def handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 emulator.unavailable = int(body.get("unavailable", 0))
                 return self._send(200, {"unavailable": emulator.unavailable})
             if path == "/_emulator/builds" and method == "GET":
-                return self._send(200, {repo: [emulator.as_json(b, with_stages=True) for b in bs]
-                                        for repo, bs in emulator.builds.items()})  # fmt: skip
+                # Drone's JSON, and beside it when the build was made and when its last step
+                # ends, to the microsecond (Drone's own times are whole seconds).
+                return self._send(200, {repo: [
+                    {**emulator.as_json(b, with_stages=True),
+                     "emulator": {"created": b.created, "ends": b.step_windows()[-1][1]}}
+                    for b in bs] for repo, bs in emulator.builds.items()})  # fmt: skip
             return self._error(404, "Not Found")
 
         def do_GET(self) -> None:
