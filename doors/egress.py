@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_errors
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from portal.core.errors import DoorError
@@ -253,7 +254,9 @@ class GuardedAdapter(HTTPAdapter):
                 body, truncated = _read(response, self.max_bytes)
         except requests.exceptions.SSLError as exc:
             raise EgressUntrusted("TLS certificate not trusted") from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3_errors.HTTPError) as exc:
+            # urllib3's own errors come from reading the body (requests only wraps those
+            # of the headers): a connection broken mid-body, a read that waited too long.
             if watch.expired:
                 raise EgressFailed(f"no complete answer within {self.deadline:g} s") from exc
             raise EgressFailed(_describe(exc)) from exc
@@ -306,8 +309,10 @@ def _read_until_cut(response: requests.Response, limit: int, watch: _Watch) -> t
 def _describe(exc: Exception) -> str:
     # requests' own messages quote the URL (a chat robot's key is in it): name the
     # failure, never the address.
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3_errors.TimeoutError):
         return "timed out"
+    if isinstance(exc, urllib3_errors.ProtocolError):
+        return "connection broken before the whole answer came"
     if isinstance(exc, requests.ConnectionError):
         return "could not connect"
     return type(exc).__name__

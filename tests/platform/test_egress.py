@@ -171,3 +171,37 @@ def test_no_message_carries_the_url_or_its_credentials(settings):
     assert "pa55word" not in str(failed.value) and "robot-key-123" not in str(failed.value)
     assert str(failed.value) == "could not connect"
     assert egress.safe_url(url) == f"http://127.0.0.1:{port}/hook"
+
+
+class _CutShort(QuietHandler):
+    """Promises 100 bytes of body, sends 10, and hangs up."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b'{"number":')
+        self.wfile.flush()
+        self.close_connection = True
+
+    def do_POST(self):
+        self.do_GET()
+
+
+def test_a_body_cut_short_fails_at_the_door(settings):
+    """urllib3's own errors while the body is read (a connection broken mid-body; a read
+    that waits too long is the same kind) come out as the door's failure, which every
+    caller retries, not as an error no caller expects (a Drone under load failed 5
+    releases of 50 so)."""
+    settings.SLIPWAY_EGRESS_ALLOW = ["127.0.0.1"]
+    with serving(_CutShort) as url, pytest.raises(egress.EgressFailed, match="broken"):
+        egress.request("GET", url + "/", deadline=3, max_bytes=1000)
+
+
+def test_a_drone_that_breaks_off_an_answer_is_unavailable_not_an_unexpected_error(settings):
+    from doors.drone import DroneClient, DroneUnavailable
+
+    settings.SLIPWAY_EGRESS_ALLOW = ["127.0.0.1"]
+    with serving(_CutShort) as url, pytest.raises(DroneUnavailable):
+        DroneClient(url, "token", timeout=3).build("team/app", 1)
