@@ -355,6 +355,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # A real server's backlog, not socketserver's 5: a burst of connections (50 releases
+    # polled at once) would wait out TCP's one-second SYN retries instead of queueing.
+    request_queue_size = 128
 
     def handle_error(self, request, client_address) -> None:
         # A client that gave up (timeout) is part of the game, not a server error.
