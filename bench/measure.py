@@ -80,6 +80,24 @@ def timings(run: Callable[[], object], repeat: int, warmup: int = 1) -> list[flo
     return out
 
 
+def paired_timings(
+    run: Callable[[], object], floor: Callable[[], object], repeat: int, warmup: int = 1
+) -> tuple[list[float], list[float]]:
+    """Timings of `run` and of its raw-SQL `floor`, taken in turns: on a shared machine the
+    CPU's pace drifts from one second to the next, and two batches timed one after the
+    other drifted apart (the same page measured ×8 and ×12 of its floor in two runs)."""
+    for _ in range(warmup):
+        run()
+        floor()
+    runs, floors = [], []
+    for _ in range(repeat):
+        for measured, out in ((run, runs), (floor, floors)):
+            started = time.perf_counter()
+            measured()
+            out.append((time.perf_counter() - started) * 1000)
+    return runs, floors
+
+
 def count_queries(run: Callable[[], object]) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote, urlencode
 
-from bench.measure import Figure, RawSQL, count_queries, timings
+from bench.measure import Figure, RawSQL, count_queries, paired_timings
 from bench.seed import World
 
 DASHBOARD_SQL = """
@@ -117,8 +117,7 @@ class Pages:
 
         queries = count_queries(get)
         size = get()
-        times = timings(get, self.repeat)
-        raw = timings(self.raw.runner(sql, params), self.repeat)
+        times, raw = paired_timings(get, self.raw.runner(sql, params), self.repeat)
         return Figure(
             name, times, queries=queries, raw_ms=raw, goal=goal, extra={"kb": round(size / 1024, 1)}
         )
