@@ -403,8 +403,8 @@ SLIPWAY_MAX_RESUMES = env.int("SLIPWAY_MAX_RESUMES", default=5)
 SLIPWAY_HELM = env.str("SLIPWAY_HELM", default="")
 SLIPWAY_HELM_TIMEOUT_SECONDS = env.float("SLIPWAY_HELM_TIMEOUT_SECONDS", default=300.0)
 # helm's Go garbage collector runs only when its memory nears this (GOGC=off, GOMEMLIMIT):
-# a helm run lives a second and allocates in bursts, and collecting along the way was a
-# quarter of its CPU. Empty: Go's defaults (GOGC=100).
+# a helm run lives a second and allocates in bursts, and collecting along the way was
+# 15 % of its CPU. Empty: Go's defaults (GOGC=100).
 SLIPWAY_HELM_MEMORY_LIMIT = env.str("SLIPWAY_HELM_MEMORY_LIMIT", default="512MiB")
 SLIPWAY_DRIFT_CHECK_SECONDS = env.float("SLIPWAY_DRIFT_CHECK_SECONDS", default=300.0)
 # An Idempotency-Key is remembered this long.

@@ -168,10 +168,11 @@ class CallerRateThrottle(SimpleRateThrottle):
         except redis.RedisError as exc:
             log.warning("api_throttle_unavailable", error=type(exc).__name__)
             return True
-        # Until this window's count alone is under the limit, or enough of the previous
-        # window has slid out of reach.
+        # When a request would pass: this window full, into the next one until enough of
+        # this one (at most the rate: refused requests are not kept) slides out of reach;
+        # else until enough of the previous window has.
         if count > self.num_requests or not previous:
-            self._wait = window - elapsed
+            self._wait = (window - elapsed) + window / self.num_requests
         else:
             self._wait = (window - elapsed) - (self.num_requests - count) * window / previous
         return False

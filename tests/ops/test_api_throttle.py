@@ -47,6 +47,7 @@ def test_a_burst_of_requests_passes_exactly_the_rate(limited_server):
     assert codes == [200] * 5 + [429] * 35
     refused = [a for a in answers if a.status_code == 429]
     assert all(a.headers["Content-Type"] == "application/problem+json" for a in refused)
-    assert all(1 <= int(a.headers["Retry-After"]) <= 60 for a in refused)
+    # The minute's rest, and a fifth of the next, for one of its five to slide out.
+    assert all(1 <= int(a.headers["Retry-After"]) <= 72 for a in refused)
     # Refused requests are not counted against the caller, and other callers are apart.
     assert call(other).status_code == 200

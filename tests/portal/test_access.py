@@ -246,6 +246,16 @@ def test_the_rate_is_a_sliding_window_and_says_when_to_come_back(world, settings
         assert refused["Retry-After"] == "11"  # 59 s left, less 48 s of the previous minute
     with time_machine.travel(start + 72, tick=False):
         assert client.get("/api/v1/me").status_code == 200
+    # A minute full already: the rest of it, and a fifth of the next for one of its five
+    # to slide out.
+    lead = world["api"]["lead"]
+    with time_machine.travel(start + 130, tick=False):
+        assert [lead.get("/api/v1/me").status_code for _ in range(5)] == [200] * 5
+        assert lead.get("/api/v1/me")["Retry-After"] == "62"
+    with time_machine.travel(start + 180 + 11, tick=False):
+        assert lead.get("/api/v1/me").status_code == 429
+    with time_machine.travel(start + 180 + 12, tick=False):
+        assert lead.get("/api/v1/me").status_code == 200
 
 
 def test_the_api_answers_when_redis_does_not(world, settings):
