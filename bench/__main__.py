@@ -91,7 +91,14 @@ def main() -> None:
         help="measure again over the database the last full run seeded (after a fix): "
         "re-measured figures replace theirs in bench/results.json",
     )
+    parser.add_argument(
+        "--no-pages",
+        action="store_true",
+        help="with --reuse: only the concurrent runs (the pages' figures stand)",
+    )
     args = parser.parse_args()
+    if args.no_pages and not args.reuse:
+        parser.error("--no-pages measures over the last seed: use it with --reuse")
 
     owner_url, redis = prepare_environment(reuse=args.reuse)
     import django
@@ -126,18 +133,19 @@ def main() -> None:
         seeding = {**counts, "seconds": round(time.monotonic() - seeded, 1)}
         progress(f"seeded in {seeding['seconds']} s: {counts}")
 
-    progress("measuring pages and API pages")
-    history = f"{scale.releases:,} releases"
-    figures.append(measured.dashboard(history))
-    figures.append(measured.dashboard_search())
-    monolith_releases = raw.rows(
-        "SELECT count(*) FROM releases_release WHERE service_id = %s", (world.services[0],)
-    )[0][0]
-    figures.append(measured.service_page("monolith", f"{monolith_releases:,} releases"))
-    figures.extend(measured.api_pages())
-    figures.extend(measured.audit_pages())
-    for figure in figures:
-        print("  " + figure.line())
+    if not args.no_pages:
+        progress("measuring pages and API pages")
+        history = f"{scale.releases:,} releases"
+        figures.append(measured.dashboard(history))
+        figures.append(measured.dashboard_search())
+        monolith_releases = raw.rows(
+            "SELECT count(*) FROM releases_release WHERE service_id = %s", (world.services[0],)
+        )[0][0]
+        figures.append(measured.service_page("monolith", f"{monolith_releases:,} releases"))
+        figures.extend(measured.api_pages())
+        figures.extend(measured.audit_pages())
+        for figure in figures:
+            print("  " + figure.line())
 
     # Export, audit writes and verify_audit do not read the pages' code: --reuse keeps them.
     if not args.reuse:
@@ -153,11 +161,12 @@ def main() -> None:
         figures.append(costs.verify(events))
         print("  " + figures[-1].line())
 
-    from bench import live_pages
+    if not args.no_pages:
+        from bench import live_pages
 
-    progress("a change reaching open pages (Chromium, server-sent events)")
-    figures.append(live_pages.run(progress))
-    print("  " + figures[-1].line())
+        progress("a change reaching open pages (Chromium, server-sent events)")
+        figures.append(live_pages.run(progress))
+        print("  " + figures[-1].line())
 
     if not args.no_releases:
         from bench import concurrent_releases
