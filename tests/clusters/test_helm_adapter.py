@@ -214,7 +214,7 @@ def test_an_upgrade_skips_the_schema_check_only_after_this_helm_dry_ran_it(
 def test_helm_runs_collect_garbage_only_near_the_memory_limit(
     kube_cluster, helm_binary, tmp_path, request, settings, monkeypatch
 ):
-    """helm's Go runtime is told GOGC=off and GOMEMLIMIT (a quarter of its CPU went on
+    """helm's Go runtime is told GOGC=off and GOMEMLIMIT (15 % of its CPU went on
     collecting along the way); an empty setting, or a GOGC the worker was started with,
     leaves Go's own defaults. The worker's own environment is not changed."""
     seen = tmp_path / "seen"
