@@ -11,6 +11,7 @@ from kubernetes import client, config
 from clusters.errors import ClusterUnreachable, HelmFailed, HelmMissing
 from clusters.helm import Helm
 from clusters.rollout import RolloutWatcher
+from tests.support.kube import recording_helm
 
 pytestmark = pytest.mark.e2e
 CHART = str(Path(settings.BASE_DIR) / "charts" / "demo-service")
@@ -177,10 +178,7 @@ def test_an_upgrade_skips_the_schema_check_only_after_this_helm_dry_ran_it(
     """The OpenAPI check (two thirds of an upgrade's CPU) runs once per step: in the server
     dry run; the upgrade of the very chart and values that follows skips it, any other
     upgrade keeps it, and the chart is resolved once (`helm show chart`)."""
-    calls = tmp_path / "calls"
-    recording = tmp_path / "helm"
-    recording.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{helm_binary}" "$@"\n')
-    recording.chmod(0o755)
+    recording, calls = recording_helm(tmp_path, helm_binary)
     ns = _ns(request)
     values = [image_values("reg/app", DIGEST_A)]
 
@@ -217,13 +215,7 @@ def test_helm_runs_collect_garbage_only_near_the_memory_limit(
     """helm's Go runtime is told GOGC=off and GOMEMLIMIT (15 % of its CPU went on
     collecting along the way); an empty setting, or a GOGC the worker was started with,
     leaves Go's own defaults. The worker's own environment is not changed."""
-    seen = tmp_path / "seen"
-    recording = tmp_path / "helm"
-    recording.write_text(
-        f'#!/bin/sh\necho "GOGC=$GOGC GOMEMLIMIT=$GOMEMLIMIT $1" >> "{seen}"\n'
-        f'exec "{helm_binary}" "$@"\n'
-    )
-    recording.chmod(0o755)
+    recording, seen = recording_helm(tmp_path, helm_binary, "GOGC=$GOGC GOMEMLIMIT=$GOMEMLIMIT $1")
     ns = _ns(request)
     monkeypatch.delenv("GOGC", raising=False)
     monkeypatch.delenv("GOMEMLIMIT", raising=False)

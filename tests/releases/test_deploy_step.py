@@ -11,6 +11,7 @@ from portal.catalog.models import DeploymentTarget
 from releases.deployments import deployment_start
 from releases.errors import DeploymentBusy, PromotionRefused
 from tests.support.deploy import built_release, deploy, finished, image_in, pod_images, rollout_of
+from tests.support.kube import recording_helm
 from tests.support.waiting import wait_until
 
 
@@ -252,10 +253,7 @@ def test_worker_killed_while_watching_the_rollout_resumes_and_finishes(world, ce
 
 def test_an_upgrade_runs_helm_only_for_what_it_needs(world, celery_worker, helm_binary, tmp_path):
     """Which helm runs a deployment makes, and why each (docs/deployments.md)."""
-    calls = tmp_path / "helm-calls"
-    counting = tmp_path / "helm"
-    counting.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{helm_binary}" "$@"\n')
-    counting.chmod(0o755)
+    counting, calls = recording_helm(tmp_path, helm_binary)
     first, second = built_release(world, 1), built_release(world, 2)
     assert deploy(world, first, "beta").status == "succeeded"
     celery_worker.env["SLIPWAY_HELM"] = str(counting)

@@ -3,6 +3,8 @@ kube-controller-manager, kube-scheduler) with kwok's nodes, and helm."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from devtools.kube.binaries import ALL, HELM, ensure_all, find
@@ -69,3 +71,14 @@ def helm_binary(request) -> str:
     path = str(find(HELM, on_wait=_waiting(request.config)))
     settings.SLIPWAY_HELM = path
     return path
+
+
+def recording_helm(directory: Path, helm: str, record: str = "$*") -> tuple[Path, Path]:
+    """A helm that appends `record` (a shell string: `$*` its arguments, `$GOGC` …) to a
+    file, one line per run, then runs the real `helm`: which runs a test made, and how.
+    Returns the executable and the file."""
+    calls = directory / "helm-calls"
+    executable = directory / "helm"
+    executable.write_text(f'#!/bin/sh\necho "{record}" >> "{calls}"\nexec "{helm}" "$@"\n')
+    executable.chmod(0o755)
+    return executable, calls
