@@ -10,6 +10,7 @@ cluster, then fails with the reason; a missing image fails at once.
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from portal.core.errors import DoorError
 
 # A manifest, an index or a token answer: small.
 ANSWER_BYTES = 4 * 1024 * 1024
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class RegistryError(DoorError):
@@ -81,10 +83,33 @@ class RegistryAccess:
 
 def image_check(*, registry: RegistryAccess, image_repository: str, digest: str) -> None:
     """Raise unless the registry holds `image_repository@digest` (a manifest or an index)."""
+    _manifest_digest(registry=registry, image_repository=image_repository, reference=digest,
+                     image=f"{image_repository}@{digest}")  # fmt: skip
+
+
+def image_digest_by_tag(*, registry: RegistryAccess, image_repository: str, tag: str) -> str:
+    """The digest of the manifest (or index) `image_repository:tag` names now, as the
+    registry says it (`Docker-Content-Digest`); ImageNotFound when no such tag."""
+    image = f"{image_repository}:{tag}"
+    digest = _manifest_digest(
+        registry=registry, image_repository=image_repository, reference=tag, image=image
+    )
+    if not DIGEST.fullmatch(digest or ""):
+        raise RegistryError(
+            f"registry {registry.name} ({egress.safe_url(registry.url)}) answered {image} "
+            f"without a sha256 digest (Docker-Content-Digest: {digest or 'absent'})"
+        )
+    return digest
+
+
+def _manifest_digest(
+    *, registry: RegistryAccess, image_repository: str, reference: str, image: str
+) -> str | None:
+    """HEAD the manifest `reference` (a digest or a tag) names; errors sorted into what a
+    caller can act on: not found, unreachable (retry), refused credentials, untrusted TLS."""
     url = urlsplit(registry.url)
     ref = registry_location(image_repository)
     where = f"{registry.name} ({egress.safe_url(registry.url)})"
-    image = f"{image_repository}@{digest}"
     username, password = registry.username, registry.password
 
     def auth(client: DXF, response: requests.Response) -> None:
@@ -110,7 +135,8 @@ def image_check(*, registry: RegistryAccess, image_repository: str, digest: str)
     session = egress.session(deadline=registry.timeout_seconds, max_bytes=ANSWER_BYTES)
     client._sessions = [session]
     try:
-        client.head_manifest_and_response(digest)
+        digest, _ = client.head_manifest_and_response(reference)
+        return digest
     except egress.EgressUntrusted as exc:
         raise RegistryError(
             f"registry {where}: TLS certificate not trusted; set its CA certificate"

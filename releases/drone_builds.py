@@ -14,7 +14,8 @@ Where Drone differs from Jenkins, and what Slipway does about it:
   (`log_cursor` counts them per step), under a `--- step <name>` header, with byte offsets
   like Jenkins's console.
 - No artifacts API: the digest is the last `SLIPWAY_IMAGE=repo@sha256:…` line the build
-  printed (docs/builds.md). No digest, no release: Slipway never deploys a tag.
+  printed (docs/builds.md) or, without one, the digest the service's registry gives the
+  image tagged with the built commit. No digest, no release: Slipway never deploys a tag.
 - Statuses: success → built; failure and error → failed with the failed step and the last
   lines; killed → cancelled when Slipway asked, failed otherwise; declined and skipped →
   failed with Drone's word; blocked → waits (someone must approve it in Drone).
@@ -24,8 +25,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from doors.drone import CORRELATION_PARAMETER, DroneBuild, DroneClient, image_from_log
+from doors.drone import (
+    CORRELATION_PARAMETER,
+    DroneBuild,
+    DroneClient,
+    DroneImage,
+    image_from_log,
+)
 from doors.jenkins import ConsoleChunk
+from doors.registry import ImageNotFound, image_digest_by_tag
+from portal.catalog.registries import registry_access
 from releases.builds import (
     log_tail,
     record_build,
@@ -168,13 +177,22 @@ def _failure(release: Release, build: DroneBuild) -> str:
 def _built(release: Release, build: DroneBuild) -> Step:
     image = image_from_log(release_log_text(release))
     if image is None:
+        image = _image_tagged_with_commit(release, build)
+    if image is None:
+        registry = release.service.registry
+        where = (
+            f"and registry {registry.name} has no {release.image_repository} tagged with "
+            f"commit {build.after[:12]} ({', '.join(_commit_tags(build.after))})"
+            if registry is not None and build.after
+            else "and the service has no registry to find its image by commit tag"
+        )
         release_transition(
             release=release,
             to=ReleaseStatus.FAILED,
             build_result=build.status,
             reason=(
                 f"Drone build #{build.number} succeeded but printed no SLIPWAY_IMAGE=repo@sha256:… "
-                "line (docs/builds.md). Slipway never deploys a tag."
+                f"line, {where} (docs/builds.md). Slipway never deploys a tag."
             ),
         )
         return Step.DONE
@@ -187,3 +205,30 @@ def _built(release: Release, build: DroneBuild) -> Step:
         release, number=build.number, repository=image.repository, digest=image.digest,
         result=build.status, commit=commit,
     )  # fmt: skip
+
+
+def _commit_tags(sha: str) -> list[str]:
+    """The tags a pipeline names an image by its commit with, most exact first: the whole
+    SHA, then the 12 and 7 characters (`${DRONE_COMMIT_SHA:0:12}`, git's short form)."""
+    return list(dict.fromkeys(tag for tag in (sha, sha[:12], sha[:7]) if tag))
+
+
+def _image_tagged_with_commit(release: Release, build: DroneBuild) -> DroneImage | None:
+    """Drone has no artifacts API: without a SLIPWAY_IMAGE line, the image is the one the
+    service's registry holds tagged with the commit Drone built, read as its digest now (a
+    tag moves; the digest recorded here is what Beta and Prod get). Raises when the registry
+    does not answer (retried) or refuses Slipway."""
+    registry = release.service.registry
+    if registry is None or not build.after:
+        return None
+    access = registry_access(registry)
+    for tag in _commit_tags(build.after):
+        try:
+            digest = image_digest_by_tag(
+                registry=access, image_repository=release.image_repository, tag=tag
+            )
+        except ImageNotFound:
+            continue
+        _append(release, f"--- {release.image_repository}:{tag} is {digest} in {registry.name}\n")
+        return DroneImage(release.image_repository, digest)
+    return None

@@ -18,8 +18,6 @@ from django.db import InterfaceError, OperationalError
 
 from clusters.access import cluster_helm, cluster_watcher
 from clusters.errors import ClusterError
-from doors.drone import DroneError
-from doors.jenkins import JenkinsError
 from portal.catalog.models import BuildBackend, DeploymentTarget, Environment
 from portal.core import queues, sizes
 from portal.core.errors import DoorError
@@ -101,7 +99,7 @@ def release_advance(self, release_id: int, run_token: str) -> str:
                 )
             else:
                 step = builds.release_step(release=release, jenkins=builds.jenkins_for(release))
-        except (JenkinsError, DroneError) as exc:
+        except DoorError as exc:  # Jenkins, Drone, or the registry a Drone image is found in
             return _retry_or_fail(
                 self,
                 exc,

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from doors.registry import ImageNotFound, RegistryError, RegistryUnreachable, image_check
+from doors.registry import (
+    ImageNotFound,
+    RegistryError,
+    RegistryUnreachable,
+    image_check,
+    image_digest_by_tag,
+)
 from portal.audit.chain import Actor
 from portal.catalog.models import Registry
 from portal.catalog.registries import registry_access
@@ -52,6 +58,19 @@ def test_the_adapter_finds_pushed_digests_and_names_what_is_wrong(docker_registr
     untrusted = _registry(docker_registry, name="untrusted", ca_certificate="")
     with pytest.raises(RegistryError, match="TLS certificate not trusted"):
         image_check(registry=registry_access(untrusted), image_repository=image, digest=pushed)
+
+
+@pytest.mark.django_db
+def test_a_tag_is_read_as_the_digest_it_names_now(docker_registry):
+    access = registry_access(_registry(docker_registry))
+    image = f"{docker_registry.host}/{REPOSITORY}"
+    first = docker_registry.push(REPOSITORY, "moving", "layer of the first push")
+    assert image_digest_by_tag(registry=access, image_repository=image, tag="moving") == first
+    second = docker_registry.push(REPOSITORY, "moving", "layer of the second push")
+    assert second != first
+    assert image_digest_by_tag(registry=access, image_repository=image, tag="moving") == second
+    with pytest.raises(ImageNotFound, match=f"image {image}:no-such-tag not found"):
+        image_digest_by_tag(registry=access, image_repository=image, tag="no-such-tag")
 
 
 @pytest.mark.django_db

@@ -112,6 +112,40 @@ def test_drone_unavailable_for_a_while_is_retried(service, drone):
     assert len(drone[1].builds["shop/app"]) == 1  # built once, never twice
 
 
+def test_without_a_slipway_image_line_the_digest_comes_from_the_registry_by_commit_tag(
+    service, drone, docker_registry
+):
+    from portal.catalog.models import Registry
+    from tests.support.registry import PASSWORD, USERNAME
+
+    service.image_repository = f"{docker_registry.host}/shop/app"
+    service.registry = Registry.objects.create(
+        name="harbor", url=docker_registry.url, username=USERNAME, password=PASSWORD,
+        ca_certificate=docker_registry.ca_pem, timeout_seconds=3,
+    )  # fmt: skip
+    service.save()
+    drone[1].repos["shop/app"] = {"steps": [
+        {"name": "publish", "seconds": 0.2, "lines": ["+ docker push {image}:{sha7}"]},
+    ]}  # fmt: skip
+    commit = hashlib.sha1(b"shop/app:v6").hexdigest()  # what the emulator builds for ref v6
+    pushed = docker_registry.push("shop/app", commit[:12], "built from v6")
+    docker_registry.push("shop/app", "latest", "something else")
+    release = _ended(release_create(service=service, ref="v6", actor=Actor.system("t")))
+    assert release.status == "built", release.status_reason
+    assert release.image == f"{docker_registry.host}/shop/app@{pushed}"
+    assert release.commit_sha == commit
+    assert f"shop/app:{commit[:12]} is {pushed} in harbor" in release_log_text(release)
+
+    # Nothing tagged with the commit: no digest, no release (never a tag such as latest).
+    missing = _ended(release_create(service=service, ref="v7", actor=Actor.system("t")))
+    assert missing.status == "failed"
+    seven = hashlib.sha1(b"shop/app:v7").hexdigest()
+    assert missing.status_reason.startswith(
+        f"Drone build #2 succeeded but printed no SLIPWAY_IMAGE=repo@sha256:… line, and "
+        f"registry harbor has no {service.image_repository} tagged with commit {seven[:12]}"
+    ), missing.status_reason
+
+
 @pytest.mark.e2e
 def test_a_drone_built_digest_goes_to_beta_then_the_same_to_prod(world, drone):
     _drone_service(world["service"], drone[0])
