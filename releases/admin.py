@@ -15,10 +15,12 @@ from releases.models import (
 
 @admin.register(PromotionGate)
 class PromotionGateAdmin(AuditedAdmin):
-    list_display = ["name", "environment", "kind", "soak_minutes", "enabled"]
+    list_display = ["name", "environment", "service", "kind", "soak_minutes", "enabled"]
     list_filter = ["environment", "kind", "enabled"]
+    list_select_related = ["environment", "service"]
+    autocomplete_fields = ["service"]
     fieldsets = [
-        (None, {"fields": ["environment", "name", "kind", "enabled", "order"]}),
+        (None, {"fields": ["environment", "service", "name", "kind", "enabled", "order"]}),
         ("Soak time / query window", {"fields": ["soak_minutes"]}),
         ("Prometheus", {"fields": ["prometheus_url", "query", "min_value", "max_value"]}),
     ]

@@ -8,7 +8,8 @@ class ReleasesConfig(AppConfig):
         # Django's place for work that needs the models loaded: the metrics read them.
         from portal.catalog.signals import service_declared
         from releases import metrics
-        from releases.declared import verification_declared
+        from releases.declared import gates_declared, verification_declared
 
         metrics.register()
         service_declared.connect(verification_declared, dispatch_uid="releases-verification")
+        service_declared.connect(gates_declared, dispatch_uid="releases-gates")

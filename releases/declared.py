@@ -1,7 +1,12 @@
-"""The part of a service's `slipway.yaml` the release engine owns: its verification
-(docs/catalog.md). Each `spec.verification` entry becomes the service's analysis template
-"slipway.yaml" in that environment (metrics replaced as the file says); an environment
-left out of the file loses that template. Templates an admin made are never touched.
+"""The parts of a service's `slipway.yaml` the release engine owns (docs/catalog.md):
+
+- its verification: each `spec.verification` entry becomes the service's analysis template
+  "slipway.yaml" in that environment (metrics replaced as the file says); an environment
+  left out of the file loses that template. Templates an admin made are never touched.
+- its gates: each `spec.gates` entry is a promotion gate of that environment for this
+  service only, found again by its name; a gate gone from the file is disabled, not
+  deleted (its results and ticks stay in the releases' evidence). The environment's own
+  gates are never touched: a file adds gates, it cannot take one away.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from django.db import transaction
 from portal.catalog.models import Environment
 from portal.catalog.service_file import FILE, DeclarationRefused, ServiceSpec
 from releases.analysis import ConditionError, parse_condition
-from releases.models import AnalysisMetric, AnalysisTemplate
+from releases.models import AnalysisMetric, AnalysisTemplate, PromotionGate
 
 TEMPLATE = FILE  # the name of the templates a file declares
 
@@ -81,4 +86,44 @@ def verification_declared(sender, service, spec: ServiceSpec, apply: bool, **kwa
             for pk, template in have.items():
                 if pk not in wanted:
                     template.delete()
+    return said
+
+
+GATE_FIELDS = ("kind", "soak_minutes", "prometheus_url", "query", "min_value", "max_value")
+
+
+def gates_declared(sender, service, spec: ServiceSpec, apply: bool, **kwargs) -> list[str]:
+    """Plan (and with `apply`, make) the gates the service's file adds."""
+    environments = {}
+    for gate in spec.gates:
+        slug = gate["environment"]
+        if slug not in environments:
+            environments[slug] = Environment.objects.filter(slug=slug).first()
+        if environments[slug] is None:
+            raise DeclarationRefused(f"gates: no environment {slug}", gate["line"])
+    have = {}
+    if service is not None and service.pk:
+        for gate in PromotionGate.objects.filter(service=service).select_related("environment"):
+            have[(gate.environment.slug, gate.name)] = gate
+    said, wanted = [], {}
+    for gate in spec.gates:
+        key = (gate["environment"], gate["name"])
+        wanted[key] = {f: gate[f] for f in GATE_FIELDS}
+        current = have.get(key)
+        if current is None or not current.enabled:
+            said.append(f"+ gate {gate['name']} ({gate['kind']}) in {gate['environment']}")
+        elif any(getattr(current, f) != v for f, v in wanted[key].items()):
+            said.append(f"~ gate {gate['name']} in {gate['environment']}")
+    for key, gate in have.items():
+        if key not in wanted and gate.enabled:
+            said.append(f"- gate {gate.name} in {gate.environment.slug}")
+    if apply and said:
+        with transaction.atomic():
+            for order, ((slug, name), fields) in enumerate(wanted.items()):
+                PromotionGate.objects.update_or_create(
+                    environment=environments[slug], service=service, name=name,
+                    defaults={**fields, "order": order, "enabled": True},
+                )  # fmt: skip
+            gone = [gate.pk for key, gate in have.items() if key not in wanted and gate.enabled]
+            PromotionGate.objects.filter(pk__in=gone).update(enabled=False)
     return said

@@ -20,6 +20,15 @@ class PromotionGate(models.Model):
         related_name="gates",
         help_text="Checked before a release is promoted out of this environment (e.g. Beta).",
     )
+    service = models.ForeignKey(
+        "portal.Service",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="declared_gates",
+        help_text="Only for this service (declared in its slipway.yaml: a sync puts it back as "
+        "the file says). Empty: every service leaving the environment.",
+    )
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=16, choices=GateKind.choices)
     soak_minutes = models.PositiveIntegerField(
@@ -40,9 +49,18 @@ class PromotionGate(models.Model):
 
     class Meta:
         ordering = ["environment__order", "order", "id"]
+        constraints = [
+            # A file's gate is found again by its name, per environment.
+            models.UniqueConstraint(
+                fields=["environment", "service", "name"],
+                condition=models.Q(service__isnull=False),
+                name="declared_gate_once",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.get_kind_display()}) in {self.environment}"
+        whose = f" for {self.service}" if self.service_id else ""
+        return f"{self.name} ({self.get_kind_display()}) in {self.environment}{whose}"
 
     def clean(self) -> None:
         if self.kind == GateKind.PROMETHEUS:

@@ -7,6 +7,9 @@ promotion with the gate's result; a lead may override with a reason (audited).
 - prometheus: a PromQL query ({service}, {namespace}, {window} filled in) returns a value
   within bounds;
 - checklist: a lead ticked the item for this release (audited).
+
+An environment's gates apply to every service leaving it; a service's slipway.yaml may add
+its own there (releases/declared.py), never take one away.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from doors.prometheus import PrometheusError, instant_value
@@ -103,9 +107,12 @@ def describe_failed(verdicts: list[Verdict]) -> str:
     return "; ".join(f"{v.gate.name}: {v.detail}" for v in verdicts if not v.passed)
 
 
-def gates_for(environment: Environment) -> list[PromotionGate]:
+def gates_for(environment: Environment, service_id: int) -> list[PromotionGate]:
+    """The environment's own gates, and those the service's slipway.yaml adds there."""
     return list(
-        PromotionGate.objects.filter(environment=environment, enabled=True).order_by("order", "id")
+        PromotionGate.objects.filter(environment=environment, enabled=True)
+        .filter(Q(service__isnull=True) | Q(service_id=service_id))
+        .order_by("order", "id")
     )
 
 
@@ -114,7 +121,7 @@ def gates_check(*, release: Release, environment: Environment) -> list[Verdict]:
     source = previous_environment(release.service, environment)
     if source is None:
         return []
-    gates = gates_for(source)
+    gates = gates_for(source, release.service_id)
     if not gates:
         return []
     current = environment_current_deployment(service=release.service_id, environment=source)
@@ -176,6 +183,8 @@ def checklist_tick(
     """A lead ticks a checklist item for a release (once), audited."""
     if gate.kind != GateKind.CHECKLIST:
         raise ReleaseRefused(f"{gate.name} is not a checklist item.")
+    if gate.service_id not in (None, release.service_id):
+        raise ReleaseRefused(f"{gate.name} is a gate of {gate.service}, not of {release.service}.")
     if not has_role(user, release.service, Role.LEAD):
         raise NotPermitted("Only a lead may tick a checklist item.")
     with transaction.atomic():

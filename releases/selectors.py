@@ -65,7 +65,7 @@ def release_gates_to(*, release: Release, environment: Environment) -> list[Gate
     source = previous_environment(release.service, environment)
     if source is None:
         return []
-    gates = gates_for(source)
+    gates = gates_for(source, release.service_id)
     last: dict[int, GateResult] = {}
     for result in GateResult.objects.filter(release=release, gate__in=gates).order_by("id"):
         last[result.gate_id] = result

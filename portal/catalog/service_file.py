@@ -96,6 +96,10 @@ class ServiceSpec:
     # Per environment: {"environment", "prometheus", "metrics": [{name, query, …}], "line"}
     # (applied by the release engine, which owns verification: releases/declared.py).
     verification: list[dict] = field(default_factory=list)
+    # Gates the service adds before a release leaves an environment: {"environment", "name",
+    # "kind", "soak_minutes", "prometheus_url", "query", "min_value", "max_value", "line"}
+    # (applied by the release engine, which owns gates: releases/declared.py).
+    gates: list[dict] = field(default_factory=list)
 
 
 class DeclarationRefused(Exception):
@@ -182,7 +186,7 @@ def parse_service_file(text: str) -> ServiceSpec:
         raise read.fail(("kind",), "must be Service")
     meta = read.mapping(doc["metadata"], ("metadata",), {"name", "title", "team"}, {"name", "team"})
     spec = read.mapping(doc["spec"], ("spec",), {"chart", "image", "build", "values", "targets",
-                        "verification"}, {"chart", "image", "build"})  # fmt: skip
+                        "verification", "gates"}, {"chart", "image", "build"})  # fmt: skip
     chart = read.mapping(spec["chart"], ("spec", "chart"), {"ref", "version"}, {"ref"})
     image = read.mapping(spec["image"], ("spec", "image"), {"repository", "values"}, {"repository"})
     image_values = image.get("values")
@@ -258,7 +262,73 @@ def parse_service_file(text: str) -> ServiceSpec:
         seen.add(key)
         service.targets.append(target)
     service.verification = _verification(read, spec.get("verification") or [])
+    service.gates = _gates(read, spec.get("gates") or [])
     return service
+
+
+# Per kind, the fields a gate may have besides environment, name and kind.
+GATE_FIELDS = {
+    "soak": {"minutes"},
+    "prometheus": {"prometheus", "query", "min", "max", "window"},
+    "checklist": set(),
+}
+
+
+def _minutes(read: _Reader, value, path: tuple) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10080:
+        raise read.fail(path, "a whole number of minutes from 1 to 10080 (a week)")
+    return value
+
+
+def _bound(read: _Reader, value, path: tuple) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise read.fail(path, "a number")
+    return float(value)
+
+
+def _gates(read: _Reader, entries) -> list[dict]:
+    """`spec.gates`: what must hold before a release of this service leaves an environment,
+    in addition to the environment's own gates (docs/gates.md): soak, prometheus, checklist."""
+    if not isinstance(entries, list):
+        raise read.fail(("spec", "gates"), "must be a list of gates")
+    found, seen = [], set()
+    for i, raw in enumerate(entries):
+        path = ("spec", "gates", i)
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        if kind not in GATE_FIELDS:
+            where = (*path, "kind") if isinstance(raw, dict) and "kind" in raw else path
+            raise read.fail(where, f"kind must be one of {', '.join(GATE_FIELDS)}")
+        entry = read.mapping(raw, path, {"environment", "name", "kind", *GATE_FIELDS[kind]},
+                             {"environment", "name", "kind"})  # fmt: skip
+        environment = read.label(entry["environment"], (*path, "environment"))
+        name = read.text(entry["name"], (*path, "name"), limit=100)
+        if (environment, name) in seen:
+            raise read.fail((*path, "name"), f"a second gate {name} in {environment}")
+        seen.add((environment, name))
+        gate = {"environment": environment, "name": name, "kind": kind, "soak_minutes": 30,
+                "prometheus_url": "", "query": "", "min_value": None, "max_value": None,
+                "line": read.line(path)}  # fmt: skip
+        if kind == "soak" and "minutes" in entry:
+            gate["soak_minutes"] = _minutes(read, entry["minutes"], (*path, "minutes"))
+        if kind == "prometheus":
+            for key in ("prometheus", "query"):
+                if key not in entry:
+                    raise read.fail(path, f"{key} is required for a prometheus gate")
+            url = read.text(entry["prometheus"], (*path, "prometheus"))
+            if not url.startswith(("http://", "https://")):
+                raise read.fail((*path, "prometheus"), "an http:// or https:// address")
+            gate["prometheus_url"] = url
+            gate["query"] = read.text(entry["query"], (*path, "query"), limit=2000)
+            gate["min_value"] = _bound(read, entry.get("min"), (*path, "min"))
+            gate["max_value"] = _bound(read, entry.get("max"), (*path, "max"))
+            if gate["min_value"] is None and gate["max_value"] is None:
+                raise read.fail(path, "give min, max or both")
+            if "window" in entry:
+                gate["soak_minutes"] = _minutes(read, entry["window"], (*path, "window"))
+        found.append(gate)
+    return found
 
 
 METRIC_FIELDS = {

@@ -320,3 +320,105 @@ def test_the_file_declares_the_services_verification(world):
     source_sync(world["source"])
     names = set(AnalysisTemplate.objects.filter(service=service).values_list("name", flat=True))
     assert names == {"by hand"}  # the file's went with it; the admin's stays
+
+
+GATES = """\
+  gates:
+    - {environment: beta, name: soak, kind: soak, minutes: MINUTES}
+    - {environment: beta, name: QA sign-off, kind: checklist}
+    - environment: beta
+      name: error ratio
+      kind: prometheus
+      prometheus: http://prometheus.monitoring:9090
+      query: 'sum(rate(http_requests_total{app="{service}",code=~"5.."}[{window}]))'
+      max: 0.01
+      window: 15
+"""
+
+
+def test_the_file_adds_promotion_gates_for_its_service_only(world):
+    from releases.errors import ReleaseRefused as Refused
+    from releases.gates import checklist_tick, gates_check
+    from releases.models import ChecklistTick, PromotionGate
+    from tests.factories import BuiltReleaseFactory, ServiceFactory, member, succeeded_in
+
+    beta = Environment.objects.get(slug="beta")
+    prod = Environment.objects.get(slug="prod")
+    everyone = PromotionGate.objects.create(environment=beta, name="smoke", kind="checklist")
+    service_text = FILE.replace("REPLICAS", "1") + PROD_TARGET
+    _push(world, service_text + GATES.replace("MINUTES", "60"))
+    [change] = source_sync(world["source"], dry_run=True).changes
+    assert [t for t in change.targets if "gate" in t] == [
+        "+ gate soak (soak) in beta", "+ gate QA sign-off (checklist) in beta",
+        "+ gate error ratio (prometheus) in beta",
+    ]  # fmt: skip
+    assert not PromotionGate.objects.filter(service__isnull=False).exists()  # a dry run
+    source_sync(world["source"])
+    service = Service.objects.get(slug="storefront")
+    ratio = PromotionGate.objects.get(service=service, name="error ratio")
+    assert (ratio.environment, ratio.kind, ratio.max_value, ratio.min_value) == (
+        beta, "prometheus", 0.01, None,
+    )  # fmt: skip
+    assert ratio.soak_minutes == 15  # the query's {window}
+    event = AuditEvent.objects.filter(action=Catalog.SERVICE_DECLARED).latest("id")
+    assert "+ gate soak (soak) in beta" in event.after["targets"]
+
+    # Promoting storefront out of Beta meets the environment's gate and its own;
+    # another service leaving Beta only the environment's.
+    release = BuiltReleaseFactory(service=service)
+    succeeded_in(release, beta)
+    checked = {v.gate.name: v for v in gates_check(release=release, environment=prod)}
+    assert set(checked) == {"smoke", "soak", "QA sign-off", "error ratio"}
+    assert not checked["soak"].passed and "of 60" in checked["soak"].detail
+    other = ServiceFactory(slug="other", team=world["team"])
+    cluster = service.targets.first().cluster
+    for environment in (beta, prod):
+        DeploymentTarget.objects.create(
+            service=other, environment=environment, cluster=cluster,
+            namespace=f"shop-{environment.slug}", helm_release_name="other",
+        )  # fmt: skip
+    theirs = BuiltReleaseFactory(service=other)
+    succeeded_in(theirs, beta)
+    assert [v.gate.name for v in gates_check(release=theirs, environment=prod)] == ["smoke"]
+    lead = member(world["team"], "lead", "lead")
+    qa = PromotionGate.objects.get(service=service, name="QA sign-off")
+    with pytest.raises(Refused, match="QA sign-off is a gate of Storefront"):
+        checklist_tick(gate=qa, release=theirs, user=lead, actor=Actor.system("t"))
+    checklist_tick(gate=qa, release=release, user=lead, actor=Actor.system("t"))
+
+    # Changed, then taken out: disabled, never deleted (the tick stays in the evidence).
+    _push(
+        world,
+        service_text
+        + GATES.replace("MINUTES", "90").replace(
+            "    - {environment: beta, name: QA sign-off, kind: checklist}\n", ""
+        ),
+    )
+    [change] = source_sync(world["source"]).changes
+    assert [t for t in change.targets if "gate" in t] == [
+        "~ gate soak in beta",
+        "- gate QA sign-off in beta",
+    ]
+    qa.refresh_from_db()
+    assert not qa.enabled and ChecklistTick.objects.filter(gate=qa, release=release).exists()
+    assert PromotionGate.objects.get(service=service, name="soak").soak_minutes == 90
+    checked = {v.gate.name for v in gates_check(release=release, environment=prod)}
+    assert checked == {"smoke", "soak", "error ratio"}
+    everyone.refresh_from_db()
+    assert everyone.enabled  # the environment's own gate is never the file's to touch
+
+    # What the file may not say, with its line.
+    for bad, line, said in [
+        (GATES.replace("kind: soak", "kind: vibes"), 16, "kind must be one of soak, prometheus"),
+        (GATES.replace("      max: 0.01\n", ""), 18, "give min, max or both"),
+        (GATES.replace("minutes: MINUTES", "minutes: 0"), 16, "minutes: a whole number"),
+        (
+            GATES.replace("environment: beta, name: soak", "environment: qa, name: soak"),
+            16,
+            "gates: no environment qa",
+        ),
+    ]:
+        _push(world, service_text + bad.replace("MINUTES", "90"))
+        [report] = source_sync(world["source"]).repositories
+        assert (report.line, said in report.error) == (line, True), report
+    assert PromotionGate.objects.get(service=service, name="soak").soak_minutes == 90
