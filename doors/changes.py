@@ -11,6 +11,12 @@ Two kinds:
 - `SignedWebhook`: a JSON POST per event to one URL, signed with HMAC-SHA256 of the body
   (`X-Slipway-Signature: sha256=<hex>`, the secret shared with the receiver); the receiver
   answers the change as `{id, number, state, approved, planned_start, planned_end}`.
+- `JiraServiceManagement`: a change is a request of the service desk's change request type
+  (`POST /rest/servicedeskapi/request`, the planned window and change type in its fields);
+  approval is its approvals' final decisions (`GET …/request/{key}/approval`), its state
+  and window the issue's status and fields (`GET /rest/api/2/issue/{key}`); it moves by the
+  workflow's transitions, found by the status they lead to (`GET`/`POST …/transitions`),
+  with Slipway's note as a comment. Basic auth (an account's e-mail and API token).
 
 Every call goes through the egress door; a 4xx is the system's refusal (its message
 kept), anything else that fails is "unreachable" and may be retried.
@@ -85,6 +91,15 @@ def _refusal(answer: egress.Answer) -> str:
         body = answer.json()
     except ValueError:
         return answer.body[:200].decode("utf-8", "replace") or f"HTTP {answer.status}"
+    if isinstance(body, dict) and (body.get("errorMessages") or body.get("errors")):
+        # Jira: {"errorMessages": [...], "errors": {"field": "message"}}
+        said = [str(m) for m in body.get("errorMessages") or []]
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            said += [f"{field}: {message}" for field, message in errors.items()]
+        return "; ".join(said)
+    if isinstance(body, dict) and body.get("errorMessage"):  # Jira Service Management
+        return str(body["errorMessage"])
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return ": ".join(str(p) for p in (error.get("message"), error.get("detail")) if p)
@@ -98,6 +113,8 @@ def _checked(answer: egress.Answer) -> dict:
         raise ChangeRefused(f"HTTP {answer.status}: {_refusal(answer)}")
     if answer.status >= 300 or answer.truncated:
         raise ChangeError(f"the change system answered HTTP {answer.status}")
+    if answer.status == 204:  # Jira's transitions answer nothing
+        return {}
     try:
         return answer.json()
     except ValueError as exc:
@@ -253,4 +270,149 @@ class SignedWebhook:
         return self._send("cancel", id=change_id, note=note)
 
 
-ChangeSystemDoor = ServiceNow | SignedWebhook
+JSM_REQUEST = "/rest/servicedeskapi/request"
+JIRA_ISSUE = "/rest/api/2/issue"
+JIRA_TIME = "%Y-%m-%dT%H:%M:%S.%f%z"
+# The statuses of Jira Service Management's change workflow Slipway moves a change to
+# (a site may name its own: JiraSettings.statuses).
+JSM_STATUSES = {"implement": "Implementing", "successful": "Completed",
+                "unsuccessful": "Failed", "canceled": "Canceled"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JiraSettings:
+    """Where changes go in a Jira Service Management site: its ids are the site's own."""
+
+    service_desk_id: str
+    request_type_id: str
+    planned_start_field: str  # e.g. customfield_10040, "Planned start"
+    planned_end_field: str  # e.g. customfield_10041, "Planned end"
+    change_type_field: str = ""  # e.g. customfield_10005, "Change type": Normal / Emergency
+    statuses: tuple[tuple[str, str], ...] = tuple(JSM_STATUSES.items())
+
+    def status(self, move: str) -> str:
+        return dict(self.statuses)[move]
+
+
+def _jira_time(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(str(value), JIRA_TIME).astimezone(UTC)
+    except ValueError as exc:
+        raise ChangeError(f"Jira answered a date Slipway cannot read: {value!r}") from exc
+
+
+def _approval(decisions: list[str]) -> str:
+    """One word for the request's approvals, as ServiceNow says it: any declined → rejected;
+    any still pending → requested; all approved → approved; none → not requested."""
+    if "declined" in decisions:
+        return "rejected"
+    if "pending" in decisions:
+        return "requested"
+    return "approved" if decisions else "not requested"
+
+
+class JiraServiceManagement:
+    kind = "jira"
+
+    def __init__(self, *, url: str, username: str, token: str, settings: JiraSettings) -> None:
+        self.base, self.settings = url.rstrip("/"), settings
+        basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {basic}", "Accept": "application/json",
+                        "Content-Type": "application/json"}  # fmt: skip
+
+    def _call(self, method: str, path: str, body: dict | None = None, params=None) -> dict:
+        try:
+            answer = egress.request(
+                method, self.base + path, deadline=DEADLINE, max_bytes=MAX_BYTES, params=params,
+                body=json.dumps(body).encode() if body is not None else None,
+                headers=self.headers,
+            )  # fmt: skip
+        except egress.EgressError as exc:
+            raise ChangeError(f"Jira unreachable: {exc}") from exc
+        found = _checked(answer)
+        if not isinstance(found, dict):
+            raise ChangeError("Jira answered something that is not an object")
+        return found
+
+    def _key(self, key: str) -> str:
+        return quote(key, safe="")
+
+    def create(self, request: ChangeRequest) -> Change:
+        when = lambda t: t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")  # noqa: E731
+        fields = {
+            "summary": request.short_description,
+            "description": f"{request.description}\n\nCorrelation: {request.correlation_id}",
+            self.settings.planned_start_field: when(request.planned_start),
+            self.settings.planned_end_field: when(request.planned_end),
+        }
+        if self.settings.change_type_field:
+            fields[self.settings.change_type_field] = {
+                "value": "Emergency" if request.emergency else "Normal"
+            }
+        created = self._call("POST", JSM_REQUEST, {
+            "serviceDeskId": self.settings.service_desk_id,
+            "requestTypeId": self.settings.request_type_id,
+            "requestFieldValues": fields,
+        })  # fmt: skip
+        if not created.get("issueKey"):
+            raise ChangeError("Jira answered without the request's issueKey")
+        return self.read(created["issueKey"])
+
+    def read(self, change_id: str) -> Change:
+        start, end = self.settings.planned_start_field, self.settings.planned_end_field
+        issue = self._call("GET", f"{JIRA_ISSUE}/{self._key(change_id)}",
+                           params={"fields": f"status,{start},{end}"})  # fmt: skip
+        fields = issue.get("fields")
+        if not isinstance(fields, dict) or not issue.get("key"):
+            raise ChangeError(f"Jira answered issue {change_id} without its fields")
+        approvals = self._call("GET", f"{JSM_REQUEST}/{self._key(change_id)}/approval")
+        decisions = [str(a.get("finalDecision", "")) for a in approvals.get("values") or []]
+        return Change(
+            id=issue["key"],
+            number=issue["key"],
+            state=str((fields.get("status") or {}).get("name", "")),
+            approval=_approval(decisions),
+            planned_start=_jira_time(fields.get(start)),
+            planned_end=_jira_time(fields.get(end)),
+        )
+
+    def _move(self, change_id: str, move: str, note: str) -> Change:
+        """Take the workflow's transition that leads to `move`'s status, with a comment."""
+        wanted = self.settings.status(move)
+        path = f"{JIRA_ISSUE}/{self._key(change_id)}/transitions"
+        offered = self._call("GET", path).get("transitions") or []
+        found = next(
+            (t for t in offered if str((t.get("to") or {}).get("name", "")).lower()
+             == wanted.lower()), None,
+        )  # fmt: skip
+        if found is None:
+            current = self.read(change_id)
+            if current.state.lower() == wanted.lower():
+                return current  # moved there already (by a person, or an earlier attempt)
+            names = ", ".join(f"{t.get('name')} → {(t.get('to') or {}).get('name')}"
+                              for t in offered) or "none"  # fmt: skip
+            raise ChangeRefused(
+                f"Jira offers {change_id} no transition to {wanted} now (offered: {names})"
+            )
+        self._call("POST", path, {"transition": {"id": str(found["id"])},
+                                  "update": {"comment": [{"add": {"body": note}}]}})  # fmt: skip
+        return self.read(change_id)
+
+    def implement(self, change_id: str, note: str) -> Change:
+        return self._move(change_id, "implement", note)
+
+    def note(self, change_id: str, note: str) -> Change:
+        self._call("POST", f"{JSM_REQUEST}/{self._key(change_id)}/comment",
+                   {"body": note, "public": False})  # fmt: skip
+        return self.read(change_id)
+
+    def close(self, change_id: str, *, successful: bool, note: str) -> Change:
+        return self._move(change_id, "successful" if successful else "unsuccessful", note)
+
+    def cancel(self, change_id: str, note: str) -> Change:
+        return self._move(change_id, "canceled", note)
+
+
+ChangeSystemDoor = ServiceNow | SignedWebhook | JiraServiceManagement

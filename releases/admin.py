@@ -71,8 +71,8 @@ class ChangeSystemForm(KeepSecretForm):
     secret = forms.CharField(
         widget=SecretInput(),
         required=False,
-        help_text="ServiceNow: the password. Webhook: the HMAC secret. Stored encrypted; "
-        "never shown again.",
+        help_text="ServiceNow: the password. Jira: the API token. Webhook: the HMAC secret. "
+        "Stored encrypted; never shown again.",
     )
 
     class Meta:
@@ -87,4 +87,4 @@ class ChangeSystemAdmin(AuditedAdmin):
     form = ChangeSystemForm
     list_display = ["name", "environment", "kind", "require_approved", "enabled"]
     fields = ["environment", "name", "kind", "url", "username", "secret", "assignment_group",
-              "require_approved", "window_hours", "enabled"]  # fmt: skip
+              "jira", "require_approved", "window_hours", "enabled"]  # fmt: skip

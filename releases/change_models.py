@@ -3,8 +3,10 @@ and the change request each deployment opened there."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from doors.changes import JSM_STATUSES, JiraSettings
 from portal.core import sizes
 from portal.core.crypto import EncryptedTextField
 
@@ -12,6 +14,11 @@ from portal.core.crypto import EncryptedTextField
 class ChangeSystemKind(models.TextChoices):
     SERVICENOW = "servicenow", "ServiceNow (Table API, change_request)"
     WEBHOOK = "webhook", "Signed webhook (generic)"
+    JIRA = "jira", "Jira Service Management (change requests)"
+
+
+JIRA_REQUIRED = ("service_desk_id", "request_type_id", "planned_start_field", "planned_end_field")
+JIRA_KNOWN = (*JIRA_REQUIRED, "change_type_field", "statuses")
 
 
 class ChangeSystem(models.Model):
@@ -25,13 +32,25 @@ class ChangeSystem(models.Model):
     url = models.CharField(
         max_length=sizes.LINE,
         help_text="ServiceNow: the instance, e.g. https://acme.service-now.com. "
+        "Jira: the site, e.g. https://acme.atlassian.net. "
         "Webhook: the URL every event is POSTed to.",
     )
-    username = models.CharField(max_length=150, blank=True, help_text="ServiceNow only.")
+    username = models.CharField(
+        max_length=150, blank=True, help_text="ServiceNow: the user. Jira: the account's e-mail."
+    )
     secret = EncryptedTextField(
         blank=True,
-        help_text="ServiceNow: the password. Webhook: the HMAC secret the receiver checks. "
-        "Stored encrypted; never shown again.",
+        help_text="ServiceNow: the password. Jira: the API token. Webhook: the HMAC secret the "
+        "receiver checks. Stored encrypted; never shown again.",
+    )
+    jira = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Jira only: {"service_desk_id": "4", "request_type_id": "38", '
+        '"planned_start_field": "customfield_10040", "planned_end_field": "customfield_10041", '
+        '"change_type_field": "customfield_10005" (optional), "statuses": {"implement": '
+        '"Implementing", "successful": "Completed", "unsuccessful": "Failed", "canceled": '
+        '"Canceled"} (optional: the statuses of your change workflow)}. docs/change-management.md',
     )
     assignment_group = models.CharField(max_length=100, blank=True)
     require_approved = models.BooleanField(
@@ -46,6 +65,36 @@ class ChangeSystem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} for {self.environment}"
+
+    def clean(self) -> None:
+        if self.kind == ChangeSystemKind.JIRA:
+            self.jira_settings()
+
+    def jira_settings(self) -> JiraSettings:
+        """The Jira settings, checked; ValidationError naming what is missing or unknown."""
+        given = self.jira if isinstance(self.jira, dict) else {}
+        unknown = sorted(set(given) - set(JIRA_KNOWN))
+        missing = [key for key in JIRA_REQUIRED if not str(given.get(key) or "").strip()]
+        statuses = given.get("statuses") or {}
+        if unknown or missing or not isinstance(statuses, dict):
+            said = []
+            if missing:
+                said.append(f"missing {', '.join(missing)}")
+            if unknown:
+                said.append(f"unknown {', '.join(unknown)} (known: {', '.join(JIRA_KNOWN)})")
+            if not isinstance(statuses, dict):
+                said.append("statuses must map implement, successful, unsuccessful, canceled")
+            raise ValidationError({"jira": "; ".join(said)})
+        bad = sorted(set(statuses) - set(JSM_STATUSES))
+        if bad:
+            raise ValidationError(
+                {"jira": f"statuses: unknown {', '.join(bad)} (known: {', '.join(JSM_STATUSES)})"}
+            )
+        return JiraSettings(
+            **{key: str(given[key]).strip() for key in JIRA_REQUIRED},
+            change_type_field=str(given.get("change_type_field") or "").strip(),
+            statuses=tuple({**JSM_STATUSES, **statuses}.items()),
+        )
 
 
 class ChangeTicket(models.Model):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from doors.changes import (
@@ -20,6 +21,8 @@ from doors.changes import (
     ChangeError,
     ChangeRefused,
     ChangeRequest,
+    ChangeSystemDoor,
+    JiraServiceManagement,
     ServiceNow,
     SignedWebhook,
 )
@@ -36,10 +39,20 @@ from releases.models import ChangeSystem, ChangeTicket, Deployment, Release
 ACTOR = Actor.system("change management")
 
 
-def change_door(system: ChangeSystem) -> ServiceNow | SignedWebhook:
+def change_door(system: ChangeSystem) -> ChangeSystemDoor:
     secret = plaintext(system.secret)
     if system.kind == "servicenow":
         return ServiceNow(url=system.url, username=system.username, password=secret)
+    if system.kind == "jira":
+        try:
+            settings = system.jira_settings()
+        except ValidationError as exc:  # saved around the admin's checks
+            raise ChangeRefused(
+                f"its Jira settings are incomplete: {' '.join(exc.messages)}"
+            ) from exc
+        return JiraServiceManagement(
+            url=system.url, username=system.username, token=secret, settings=settings
+        )
     return SignedWebhook(url=system.url, secret=secret)
 
 
