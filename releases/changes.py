@@ -120,7 +120,8 @@ def change_open(
 
 
 def _copy(ticket: ChangeTicket, change: Change) -> None:
-    ticket.state, ticket.approval = change.state, change.approval
+    # A Jira workflow names its own statuses, as long as it likes.
+    ticket.state, ticket.approval = change.state[:32], change.approval[:32]
     ticket.planned_start, ticket.planned_end = change.planned_start, change.planned_end
 
 
