@@ -9,7 +9,8 @@ Definitions (also written on the page):
   finished in the period as succeeded, failed or rolled back; rollbacks are remedies;
 - *deployment frequency*: succeeded changes, per week of the period;
 - *lead time for changes*: from the commit the build built (Jenkins's git data, Drone's
-  commit) to the change's success in Prod; median and 90th percentile (changes without commit time are left out);
+  commit) to the change's success in Prod; median and 90th percentile (changes without
+  commit time are left out);
 - *change failure rate*: failed or rolled-back changes, plus succeeded ones that a
   rollback of the same service in Prod undid within SLIPWAY_INSIGHTS_ROLLBACK_HOURS (a
   lead's, or the automatic one after a failed verification; no other change came between),
