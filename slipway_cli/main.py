@@ -572,3 +572,99 @@ def train_stop(obj: Context, train_id: int) -> None:
     """Stop a train: what deploys now ends on its own, nothing after it starts."""
     data = obj.api.post(f"/api/v1/trains/{train_id}/cancel", {})
     obj.out(data, _train_text(data))
+
+
+@cli.group()
+def evidence() -> None:
+    """Release evidence: the signed snapshot an auditor keeps, and checking a saved copy."""
+
+
+@evidence.command("get")
+@click.argument("release", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the evidence to this file (else to stdout).")  # fmt: skip
+@pass_context
+@_run
+def evidence_get(obj: Context, release: int, output: str | None) -> None:
+    """The signed evidence of RELEASE, as JSON."""
+    data = obj.api.get(f"/api/v1/releases/{release}/evidence")
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        click.echo(text)
+        return
+    with open(output, "w", encoding="utf-8") as saved:
+        saved.write(text + "\n")
+    signature = data.get("signature") or {}
+    progress(
+        f"evidence of release #{release} saved in {output} (signed by audit key "
+        f"{signature.get('key_id', '?')}, sha256 {str(signature.get('sha256', ''))[:12]}…)"
+    )
+
+
+@evidence.command("verify")
+@click.argument("file", type=click.File("rb"))
+@pass_context
+@_run
+def evidence_verify(obj: Context, file) -> None:
+    """Whether a saved evidence FILE is what Slipway signed (exit 1 when altered)."""
+    try:
+        document = json.loads(file.read())
+    except ValueError:
+        fail(f"{file.name} is not JSON: give the file Slipway gave you, unchanged.", REFUSED)
+    result = obj.api.request("POST", "/api/v1/evidence/verify", json=document)
+    obj.out(result, result["message"])
+    if not result["valid"]:
+        sys.exit(FAILED)
+
+
+@cli.group()
+def catalog() -> None:
+    """Services declared in their repositories (slipway.yaml): sources and syncing."""
+
+
+@catalog.command("sources")
+@pass_context
+@_run
+def catalog_sources(obj: Context) -> None:
+    """The catalog sources and how each last sync went (platform admins)."""
+    data = obj.api.get("/api/v1/catalog/sources/")
+    lines = []
+    for source in data:
+        reports = (source.get("last_report") or {}).get("repositories") or []
+        failing = sum(1 for r in reports if r.get("error"))
+        lines.append(
+            f"#{source['id']} {source['name']}: {len(source['repositories'])} repositories, "
+            f"last synced {source['last_synced_at'] or 'never'}"
+            + (f", {failing} with errors" if failing else "")
+        )
+    obj.out(data, "\n".join(lines) or "No catalog sources.")
+
+
+def _plan_text(plan: dict) -> str:
+    verb = "applied" if plan["applied"] else "would change (dry run)"
+    lines = [f"{plan['source']}: {verb}"]
+    for change in plan["changes"]:
+        lines.append(f"  {change['action']} {change['service']} ({change['commit'][:12]})")
+        lines += [f"    {name}: {before!r} → {after!r}"
+                  for name, (before, after) in change["fields"].items()]  # fmt: skip
+        lines += [f"    {said}" for said in change["targets"]]
+    if plan["unchanged"]:
+        lines.append(f"  unchanged: {', '.join(plan['unchanged'])}")
+    for report in plan["repositories"]:
+        if report["error"]:
+            line = f" line {report['line']}" if report["line"] else ""
+            lines.append(f"  error in {report['url']}{line}: {report['error']}")
+    return "\n".join(lines)
+
+
+@catalog.command("sync")
+@click.argument("source", type=int)
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@pass_context
+@_run
+def catalog_sync(obj: Context, source: int, dry_run: bool) -> None:
+    """Read SOURCE's repositories now and apply their slipway.yaml (or --dry-run)."""
+    plan = obj.api.post(f"/api/v1/catalog/sources/{source}/sync", {"dry_run": dry_run})
+    obj.out(plan, _plan_text(plan))
+    if any(report["error"] for report in plan["repositories"]):
+        sys.exit(FAILED)

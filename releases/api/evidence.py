@@ -6,11 +6,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from portal.access.choices import TokenScope
 from portal.web.drf import ApiView
 from releases import selectors
-from releases.evidence import release_evidence
+from releases.evidence import release_evidence, verify
 
 
 class ReleaseEvidenceApi(ApiView):
@@ -29,3 +32,28 @@ class ReleaseEvidenceApi(ApiView):
             pk=pk,
         )
         return Response(release_evidence(release, generated_by=request.user.get_username()))
+
+
+class EvidenceCheckOutput(serializers.Serializer):
+    valid = serializers.BooleanField(
+        help_text="The signature matches the content (false: altered, or not Slipway's)."
+    )
+    message = serializers.CharField(
+        help_text="What was checked: the key, the release, the audit events it names."
+    )
+
+
+class EvidenceVerifyApi(ApiView):
+    """Whether a saved evidence file is what Slipway signed: POST the file's JSON as it is.
+    `valid` false means altered (or not evidence, or signed with a key this Slipway does not
+    hold); the message says which. A valid signature whose audit events this log does not
+    hold as named is valid, with the message saying so."""
+
+    scope = TokenScope.READ  # a check changes nothing
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: EvidenceCheckOutput})
+    def post(self, request):
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": "Send the evidence file's JSON object, unchanged."})
+        check = verify(request.data)
+        return Response({"valid": check.valid, "message": check.message})

@@ -18,6 +18,7 @@ urlpatterns = [
         evidence.ReleaseEvidenceApi.as_view(),
         name="api-release-evidence",
     ),
+    path("evidence/verify", evidence.EvidenceVerifyApi.as_view(), name="api-evidence-verify"),
     path(
         "releases/<int:pk>/verifications",
         verifications.ReleaseVerificationsApi.as_view(),

@@ -150,6 +150,7 @@ MATRIX = {
     "release-evidence-json": ("get", {"pk": "release"}, None, TEAM_PAGE),
     "evidence-verify": ("get", {}, None, READ_PAGE),
     "api-release-evidence": ("get", {"pk": "release"}, None, TEAM_API),
+    "api-evidence-verify": ("post", {}, {"format": "nothing"}, READ_API),
     "release-log": ("get", {"pk": "release"}, None, TEAM_PAGE),
     "release-confirm": (
         "get",

@@ -101,6 +101,21 @@ def test_a_saved_copy_verifies_and_an_altered_one_does_not(shipped, tmp_path, ca
             call_command("verify_evidence", str(saved))
 
 
+def test_the_api_checks_a_copy_with_a_read_token(shipped):
+    api = shipped["api"]  # a read-only token: a check changes nothing
+    evidence = api.get(f"/api/v1/releases/{shipped['release'].pk}/evidence").json()
+    checked = api.post("/api/v1/evidence/verify", evidence, format="json")
+    assert checked.status_code == 200, checked.content
+    assert checked.json()["valid"] is True
+    assert checked.json()["message"].startswith("Valid: signed by audit key")
+    evidence["release"]["ref"] = "v9.9.9"
+    altered = api.post("/api/v1/evidence/verify", evidence, format="json").json()
+    assert altered == {"valid": False,
+                       "message": "ALTERED: the signature does not match the content."}  # fmt: skip
+    not_an_object = api.post("/api/v1/evidence/verify", [evidence], format="json")
+    assert not_an_object.status_code == 400
+
+
 def test_the_pages_print_it_offer_the_file_and_check_a_copy(client, shipped):
     release = shipped["release"]
     client.force_login(shipped["dev"])
