@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devtools import demo_catalog
+
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_CONFIG = ROOT / "devtools" / "jenkins_emulator" / "demo.json"
 
@@ -98,6 +100,11 @@ def main() -> None:
     drone_port = free_port(8092)
     os.environ["SLIPWAY_DRONE_PORT"] = str(drone_port)
     os.environ["SLIPWAY_DRONE_TOKEN"] = drone_token = secrets.token_urlsafe(24)
+    # A Git server holding the demo's service declared in its repository (slipway.yaml).
+    git_port = free_port(9418)
+    os.environ["SLIPWAY_GIT_PORT"] = str(git_port)
+    demo_catalog.seed(ROOT / ".local" / "git", ROOT / "charts" / "demo-service")
+    catalog_url = f"git://127.0.0.1:{git_port}/{demo_catalog.REPOSITORY}.git"
     prometheus_port, pushgateway_port = prometheus_config()
     os.environ["SLIPWAY_PROMETHEUS_PORT"] = str(prometheus_port)
     os.environ["SLIPWAY_PUSHGATEWAY_PORT"] = str(pushgateway_port)
@@ -113,12 +120,15 @@ def main() -> None:
             "SLIPWAY_DEMO_JENKINS_NOTIFY_SECRET": notify_secret,
             "SLIPWAY_DEMO_DRONE_URL": f"http://127.0.0.1:{drone_port}/",
             "SLIPWAY_DEMO_DRONE_TOKEN": drone_token,
+            "SLIPWAY_DEMO_CATALOG_URL": catalog_url,
         },
     )
     print(f"Local Kubernetes API on https://127.0.0.1:{kube_port} (KUBECONFIG={kubeconfig})")
     print(f"Jenkins emulator on http://127.0.0.1:{jenkins_port}/", flush=True)
     print(f"Drone emulator on http://127.0.0.1:{drone_port}/ (builds the Search service)",
           flush=True)  # fmt: skip
+    print(f"Git server on git://127.0.0.1:{git_port}/: {catalog_url} declares the Ledger "
+          "service (slipway.yaml); preview and sync it on /catalog/", flush=True)  # fmt: skip
     print(f"Prometheus on http://127.0.0.1:{prometheus_port}/ (demo traffic pushed to the "
           f"Pushgateway on 127.0.0.1:{pushgateway_port})", flush=True)  # fmt: skip
     print("Slipway on http://127.0.0.1:8000/ — Ctrl-C stops it.", flush=True)

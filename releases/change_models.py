@@ -44,6 +44,7 @@ class ChangeSystem(models.Model):
         "receiver checks. Stored encrypted; never shown again.",
     )
     jira = models.JSONField(
+        "Jira settings",
         default=dict,
         blank=True,
         help_text='Jira only: {"service_desk_id": "4", "request_type_id": "38", '

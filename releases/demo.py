@@ -14,6 +14,7 @@ from clusters.models import Cluster
 from portal.access.choices import Role
 from portal.access.models import Membership, Team
 from portal.catalog.models import (
+    CatalogSource,
     ClusterEnvironment,
     DeploymentTarget,
     DroneServer,
@@ -31,6 +32,7 @@ DEMO_USERS = {"admin": Role.ADMIN, "lead": Role.LEAD, "lead2": Role.LEAD, "dev":
 DEMO_SERVICES = {"storefront": "Storefront", "payments": "Payments"}
 # Built by Drone (the Drone emulator under `make run`) instead of Jenkins.
 DEMO_DRONE_SERVICES = {"search": "Search"}
+DEMO_CATALOG_SOURCE = "demo repositories"
 DEMO_CANARY = [{"weight": 10, "pause": 20}, {"weight": 50, "pause": "lead"}, {"weight": 100}]
 # The share of a release's requests answered with a 5xx over the last 30 s.
 DEMO_ERROR_RATIO = (
@@ -62,6 +64,7 @@ def demo_load(
     jenkins_notify_secret: str = "",
     drone_url: str = "",
     drone_token: str = "",
+    catalog_url: str = "",
 ) -> dict[str, str]:
     """Create or refresh the demo rows; return the users' passwords. Idempotent."""
     passwords = _demo_passwords()
@@ -155,6 +158,12 @@ def demo_load(
             )
     _demo_environment_config(beta, prod)
     _demo_verification(beta, prod, prometheus_url)
+    if catalog_url:
+        # Ledger is declared in its own repository (devtools/demo_catalog.py): the catalog
+        # creates it on its first sync (the schedule's, or "Sync now" on /catalog/).
+        CatalogSource.objects.update_or_create(
+            name=DEMO_CATALOG_SOURCE, defaults={"repositories": catalog_url, "enabled": True}
+        )
     return passwords
 
 

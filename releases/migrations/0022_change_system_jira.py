@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='changesystem',
             name='jira',
-            field=models.JSONField(blank=True, default=dict, help_text='Jira only: {"service_desk_id": "4", "request_type_id": "38", "planned_start_field": "customfield_10040", "planned_end_field": "customfield_10041", "change_type_field": "customfield_10005" (optional), "statuses": {"implement": "Implementing", "successful": "Completed", "unsuccessful": "Failed", "canceled": "Canceled"} (optional: the statuses of your change workflow)}. docs/change-management.md'),
+            field=models.JSONField(blank=True, default=dict, verbose_name='Jira settings', help_text='Jira only: {"service_desk_id": "4", "request_type_id": "38", "planned_start_field": "customfield_10040", "planned_end_field": "customfield_10041", "change_type_field": "customfield_10005" (optional), "statuses": {"implement": "Implementing", "successful": "Completed", "unsuccessful": "Failed", "canceled": "Canceled"} (optional: the statuses of your change workflow)}. docs/change-management.md'),
         ),
         migrations.AlterField(
             model_name='changesystem',

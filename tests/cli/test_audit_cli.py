@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from devtools.git_server import GitServer
 from portal.access.choices import Role, TokenScope
 from portal.access.tokens import token_issue
 from portal.catalog.models import (
@@ -30,7 +31,6 @@ from tests.factories import (
     succeeded_in,
 )
 from tests.portal.test_services_as_code import FILE
-from tests.support.git_server import GitServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

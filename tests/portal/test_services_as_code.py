@@ -7,6 +7,7 @@ import textwrap
 import pytest
 from rest_framework.test import APIClient
 
+from devtools.git_server import GitServer
 from portal.access.choices import TokenScope
 from portal.access.tokens import token_issue
 from portal.audit.actions import Catalog
@@ -24,7 +25,6 @@ from portal.catalog.models import (
 from releases.builds import release_create
 from releases.errors import ReleaseRefused
 from tests.factories import ClusterFactory, JenkinsServerFactory, TeamFactory, UserFactory
-from tests.support.git_server import GitServer
 
 pytestmark = pytest.mark.django_db
 
@@ -422,3 +422,27 @@ def test_the_file_adds_promotion_gates_for_its_service_only(world):
         [report] = source_sync(world["source"]).repositories
         assert (report.line, said in report.error) == (line, True), report
     assert PromotionGate.objects.get(service=service, name="soak").soak_minutes == 90
+
+
+def test_the_demos_ledger_is_declared_in_its_repository(git):
+    """What `make run` serves: the seeded repository's slipway.yaml makes Ledger, built by
+    Drone, with its targets and its own gate, on the demo's first catalog sync."""
+    from pathlib import Path
+
+    from devtools import demo_catalog
+    from releases.demo import DEMO_CATALOG_SOURCE, demo_load
+    from releases.models import PromotionGate
+
+    chart = Path(__file__).resolve().parents[2] / "charts" / "demo-service"
+    assert demo_catalog.seed(git.root, chart)
+    assert not demo_catalog.seed(git.root, chart)  # once: what was pushed since stays
+    demo_load(catalog_url=git.url(demo_catalog.REPOSITORY))
+    source = CatalogSource.objects.get(name=DEMO_CATALOG_SOURCE)
+    plan = source_sync(source)
+    assert [r.error for r in plan.repositories] == [""]
+    ledger = Service.objects.get(slug="ledger")
+    assert (ledger.build_backend, ledger.drone_repository, ledger.chart) == (
+        "drone", "demo/ledger", str(chart),
+    )  # fmt: skip
+    assert sorted(t.namespace for t in ledger.targets.all()) == ["ledger-beta", "ledger-prod"]
+    assert PromotionGate.objects.get(service=ledger).name == "Finance sign-off"

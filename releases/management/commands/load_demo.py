@@ -29,6 +29,7 @@ class Command(BaseCommand):
             jenkins_notify_secret=os.environ.get("SLIPWAY_DEMO_JENKINS_NOTIFY_SECRET", ""),
             drone_url=os.environ.get("SLIPWAY_DEMO_DRONE_URL", ""),
             drone_token=os.environ.get("SLIPWAY_DEMO_DRONE_TOKEN", ""),
+            catalog_url=os.environ.get("SLIPWAY_DEMO_CATALOG_URL", ""),
         )
         self.stdout.write("Demo users (log in at http://127.0.0.1:8000/):")
         for name, password in passwords.items():

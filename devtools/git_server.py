@@ -1,8 +1,10 @@
-"""A real Git server for tests: `git daemon` serving bare repositories on loopback (push
-enabled), and a working clone per repository to commit and push from."""
+"""A real Git server for tests and `make run`: `git daemon` serving bare repositories on
+loopback (push enabled), and a working clone per repository to commit and push from.
+`seed_repository` makes a served repository with a first commit, without the daemon."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -23,6 +25,25 @@ def _git(*args: str, cwd: Path) -> str:
         ["git", *args], cwd=cwd, env={**GIT_ENV, "HOME": str(cwd)}, check=True,
         capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
+
+
+def seed_repository(root: Path, name: str, files: dict[str, str], message: str) -> bool:
+    """Make `root/name.git` (bare, branch main) holding `files` in one commit, unless it
+    exists (what someone pushed since stays); True when made."""
+    bare = root / f"{name}.git"
+    if bare.exists():
+        return False
+    root.mkdir(parents=True, exist_ok=True)
+    _git("init", "-q", "--bare", "-b", "main", str(bare), cwd=root)
+    work = root / f".{name}-seed"
+    _git("init", "-q", "-b", "main", str(work), cwd=root)
+    for path, text in files.items():
+        (work / path).write_text(text)
+        _git("add", path, cwd=work)
+    _git("commit", "-q", "-m", message, cwd=work)
+    _git("push", "-q", str(bare), "main", cwd=work)
+    shutil.rmtree(work)
+    return True
 
 
 def _free_port() -> int:
