@@ -26,7 +26,7 @@ RUN SLIPWAY_PRODUCTION=1 DATABASE_URL=postgresql://build@localhost/none \
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
+ && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 git \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 slipway \
  && useradd --uid 10001 --gid slipway --home-dir /app --no-create-home slipway

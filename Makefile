@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 # Debian packages the Python dependencies need to install: venv, and what python-ldap
-# (django-auth-ldap) compiles against. Installed only when missing.
+# (django-auth-ldap) compiles against; git, which the catalog reads repositories with.
+# Installed only when missing.
 PY_SYSTEM_DEPS := missing=""; \
 	python3 -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	python3 -c 'import os,sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || missing="$$missing python3-dev"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	for pkg in libldap-dev libsasl2-dev; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "[make] installing$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \

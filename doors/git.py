@@ -75,10 +75,15 @@ def _git(args: list[str], cwd: str, timeout: float) -> subprocess.CompletedProce
     protocols = ["-c", "protocol.allow=never"] + [
         arg for scheme in SCHEMES for arg in ("-c", f"protocol.{scheme}.allow=always")
     ]
-    return subprocess.run(
-        ["git", *protocols, *args], cwd=cwd, env=env, capture_output=True, timeout=timeout,
-        check=False,
-    )  # fmt: skip
+    try:
+        return subprocess.run(
+            ["git", *protocols, *args], cwd=cwd, env=env, capture_output=True, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        raise GitError(
+            "git is not installed where Slipway runs (its image has it; apt-get install git)"
+        ) from exc
 
 
 def _said(result: subprocess.CompletedProcess, url: str) -> str:
