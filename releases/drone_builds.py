@@ -180,12 +180,15 @@ def _built(release: Release, build: DroneBuild) -> Step:
         image = _image_tagged_with_commit(release, build)
     if image is None:
         registry = release.service.registry
-        where = (
-            f"and registry {registry.name} has no {release.image_repository} tagged with "
-            f"commit {build.after[:12]} ({', '.join(_commit_tags(build.after))})"
-            if registry is not None and build.after
-            else "and the service has no registry to find its image by commit tag"
-        )
+        if registry is None:
+            where = "and the service has no registry to find its image by commit tag"
+        elif not build.after:
+            where = f"and Drone named no commit to find its image by in registry {registry.name}"
+        else:
+            where = (
+                f"and registry {registry.name} has no {release.image_repository} tagged with "
+                f"commit {build.after[:12]} ({', '.join(_commit_tags(build.after))})"
+            )
         release_transition(
             release=release,
             to=ReleaseStatus.FAILED,
