@@ -303,6 +303,15 @@ def _jira_time(value) -> datetime | None:
         raise ChangeError(f"Jira answered a date Slipway cannot read: {value!r}") from exc
 
 
+def _object(value) -> dict:
+    """A JSON object Jira answered, or an empty one where it answered something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value) -> list[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _approval(decisions: list[str]) -> str:
     """One word for the request's approvals, as ServiceNow says it: any declined → rejected;
     any still pending → requested; all approved → approved; none → not requested."""
@@ -368,11 +377,11 @@ class JiraServiceManagement:
         if not isinstance(fields, dict) or not issue.get("key"):
             raise ChangeError(f"Jira answered issue {change_id} without its fields")
         approvals = self._call("GET", f"{JSM_REQUEST}/{self._key(change_id)}/approval")
-        decisions = [str(a.get("finalDecision", "")) for a in approvals.get("values") or []]
+        decisions = [str(a.get("finalDecision", "")) for a in _objects(approvals.get("values"))]
         return Change(
             id=issue["key"],
             number=issue["key"],
-            state=str((fields.get("status") or {}).get("name", "")),
+            state=str(_object(fields.get("status")).get("name", "")),
             approval=_approval(decisions),
             planned_start=_jira_time(fields.get(start)),
             planned_end=_jira_time(fields.get(end)),
@@ -382,16 +391,16 @@ class JiraServiceManagement:
         """Take the workflow's transition that leads to `move`'s status, with a comment."""
         wanted = self.settings.status(move)
         path = f"{JIRA_ISSUE}/{self._key(change_id)}/transitions"
-        offered = self._call("GET", path).get("transitions") or []
+        offered = [t for t in _objects(self._call("GET", path).get("transitions")) if t.get("id")]
         found = next(
-            (t for t in offered if str((t.get("to") or {}).get("name", "")).lower()
+            (t for t in offered if str(_object(t.get("to")).get("name", "")).lower()
              == wanted.lower()), None,
         )  # fmt: skip
         if found is None:
             current = self.read(change_id)
             if current.state.lower() == wanted.lower():
                 return current  # moved there already (by a person, or an earlier attempt)
-            names = ", ".join(f"{t.get('name')} → {(t.get('to') or {}).get('name')}"
+            names = ", ".join(f"{t.get('name')} → {_object(t.get('to')).get('name')}"
                               for t in offered) or "none"  # fmt: skip
             raise ChangeRefused(
                 f"Jira offers {change_id} no transition to {wanted} now (offered: {names})"
