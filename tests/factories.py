@@ -51,6 +51,22 @@ def member(team: Team, username: str, role: str):
     return user
 
 
+def member_token(team: Team, username: str, role: str) -> str:
+    """An API token with every scope for a new member of `team`."""
+    from portal.access.choices import TokenScope
+    from portal.access.tokens import token_issue
+
+    return token_issue(user=member(team, username, role), name="t", scopes=TokenScope.values)[1]
+
+
+def member_clients(team: Team, roles: dict[str, str]):
+    """An API client per new member (username → role), each with its own token."""
+    from rest_framework.test import APIClient
+
+    return {name: APIClient(HTTP_AUTHORIZATION=f"Bearer {member_token(team, name, role)}")
+            for name, role in roles.items()}  # fmt: skip
+
+
 class JenkinsServerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = JenkinsServer

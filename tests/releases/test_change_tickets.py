@@ -6,15 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from rest_framework.test import APIClient
 
 from devtools.change_receiver import SN_TIME, serve
-from portal.access.choices import Role, TokenScope
-from portal.access.tokens import token_issue
+from portal.access.choices import Role
 from portal.audit.models import AuditEvent
 from releases.changes import change_tell
 from releases.models import ChangeSystem, Deployment
-from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
+from tests.factories import BuiltReleaseFactory, member_clients, service_path, succeeded_in
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "sn-pass-123"
@@ -40,10 +38,7 @@ def world(receiver):
         secret=PASSWORD,
         assignment_group="Platform CAB",
     )
-    api = {}
-    for name, role in (("dev", Role.DEVELOPER), ("lead1", Role.LEAD), ("lead2", Role.LEAD)):
-        raw = token_issue(user=member(path.team, name, role), name="t", scopes=TokenScope.values)[1]
-        api[name] = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    api = member_clients(path.team, {"dev": Role.DEVELOPER, "lead1": Role.LEAD, "lead2": Role.LEAD})
     release = BuiltReleaseFactory(service=path.service, ref="v2.0.0")
     succeeded_in(release, path.beta)
     return {"url": url, "receiver": state, "system": system, "release": release, "api": api}

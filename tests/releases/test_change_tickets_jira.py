@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from django.core.exceptions import ValidationError
-from rest_framework.test import APIClient
 
 from devtools.jsm_receiver import (
     CHANGE_TYPE,
@@ -20,12 +19,11 @@ from devtools.jsm_receiver import (
     serve,
 )
 from doors.changes import ChangeRefused
-from portal.access.choices import Role, TokenScope
-from portal.access.tokens import token_issue
+from portal.access.choices import Role
 from portal.audit.models import AuditEvent
 from releases.changes import change_tell
 from releases.models import ChangeSystem, ChangeTicket, Deployment
-from tests.factories import BuiltReleaseFactory, member, service_path, succeeded_in
+from tests.factories import BuiltReleaseFactory, member_clients, service_path, succeeded_in
 
 pytestmark = pytest.mark.django_db
 TOKEN = "jira-api-token-4e1"
@@ -43,10 +41,7 @@ def world():
                           username="slipway@acme.test", secret=TOKEN, jira=SETTINGS)  # fmt: skip
     system.full_clean()
     system.save()
-    api = {}
-    for name, role in (("dev", Role.DEVELOPER), ("lead1", Role.LEAD), ("lead2", Role.LEAD)):
-        raw = token_issue(user=member(path.team, name, role), name="t", scopes=TokenScope.values)[1]
-        api[name] = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    api = member_clients(path.team, {"dev": Role.DEVELOPER, "lead1": Role.LEAD, "lead2": Role.LEAD})
     release = BuiltReleaseFactory(service=path.service, ref="v3.1.0")
     succeeded_in(release, path.beta)
     yield {"url": url, "desk": desk, "system": system, "release": release, "api": api}

@@ -8,8 +8,7 @@ import pytest
 import requests
 
 from clusters.models import Cluster
-from portal.access.choices import Role, TokenScope
-from portal.access.tokens import token_issue
+from portal.access.choices import Role
 from portal.audit.chain import Actor
 from portal.audit.models import AuditEvent
 from releases.deployments import deployment_start
@@ -18,6 +17,7 @@ from tests.factories import (
     BuiltReleaseFactory,
     JenkinsServerFactory,
     member,
+    member_token,
     service_path,
     succeeded_in,
 )
@@ -26,10 +26,6 @@ from tests.support.releases import wait_for_release
 from tests.support.tarpit import kubeconfig_for, tarpit
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _token(team, name: str, role: str) -> str:
-    return token_issue(user=member(team, name, role), name="script", scopes=TokenScope.values)[1]
 
 
 def _all_at_once(calls: list) -> list[requests.Response]:
@@ -58,7 +54,7 @@ def test_twenty_identical_promotions_at_once_make_one_deployment(live_server, pr
     path = service_path(prod={"requires_approval": protected})
     release = BuiltReleaseFactory(service=path.service)
     succeeded_in(release, path.beta)
-    token = _token(path.team, "ci", Role.DEVELOPER)
+    token = member_token(path.team, "ci", Role.DEVELOPER)
     url = f"/api/v1/releases/{release.pk}/deployments/"
     with tarpit() as port:
         # A cluster that never answers, so an accepted deployment stays in flight even if
@@ -89,7 +85,7 @@ def test_ten_approvals_at_once_by_two_leads_make_one_decision(live_server):
         user=requester,
         actor=Actor.for_user(requester),
     )
-    leads = [_token(path.team, name, Role.LEAD) for name in ("lead", "lead2")]
+    leads = [member_token(path.team, name, Role.LEAD) for name in ("lead", "lead2")]
     url = f"/api/v1/deployments/{waiting.pk}/approve"
     answers = _all_at_once(
         [_post(live_server, leads[n % 2], url, {"comment": f"ok {n}"}) for n in range(10)]
@@ -107,7 +103,7 @@ def test_ten_approvals_at_once_by_two_leads_make_one_decision(live_server):
 @pytest.mark.usefixtures("celery_worker")
 def test_the_same_idempotency_key_ten_times_at_once_builds_once(live_server, emulator):
     path = service_path(jenkins_server=JenkinsServerFactory(url=emulator.url, api_token=TOKEN))
-    token = _token(path.team, "ci", Role.DEVELOPER)
+    token = member_token(path.team, "ci", Role.DEVELOPER)
     call = _post(
         live_server,
         token,
