@@ -32,6 +32,8 @@ import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from devtools.loopback import serve_in_thread
+
 TABLE = "/api/now/table/change_request"
 SN_TIME = "%Y-%m-%d %H:%M:%S"
 TYPES = ("normal", "emergency", "standard")
@@ -267,10 +269,7 @@ def serve(
 ) -> tuple[ThreadingHTTPServer, Receiver]:
     """Start the receiver on 127.0.0.1 in a thread; returns the server and its state."""
     receiver = Receiver(user=user, password=password, secret=secret)
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(receiver))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, receiver
+    return serve_in_thread(handler_for(receiver), port), receiver
 
 
 def main() -> None:

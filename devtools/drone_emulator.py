@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from devtools.loopback import serve_in_thread
+
 DEFAULT_STEPS = [
     {"name": "clone", "seconds": 0.3,
      "lines": ["+ git fetch origin {ref}", "HEAD is now at {sha7}"]},
@@ -338,19 +340,9 @@ def handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # A real server's backlog, not socketserver's 5: each API call is a connection of its
-    # own (HTTP/1.0), and a burst of them (50 builds polled at once) waited out TCP's
-    # one-second SYN retries until the client's read timed out.
-    request_queue_size = 128
-
-
 def serve(*, port: int = 0, token: str = "drone-dev-token") -> tuple[ThreadingHTTPServer, Emulator]:
     emulator = Emulator(token)
-    server = _Server(("127.0.0.1", port), handler_for(emulator))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, emulator
+    return serve_in_thread(handler_for(emulator), port), emulator
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from devtools.loopback import serve_in_thread
+
 SERVICE_DESK_ID, REQUEST_TYPE_ID = "4", "38"
 PLANNED_START, PLANNED_END, CHANGE_TYPE = (
     "customfield_10040",
@@ -432,10 +434,7 @@ def serve(
 ) -> tuple[ThreadingHTTPServer, Desk]:
     """Start the desk on 127.0.0.1 in a thread; returns the server and its state."""
     desk = Desk(email=email, token=token)
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(desk))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, desk
+    return serve_in_thread(handler_for(desk), port), desk
 
 
 def main() -> None:
