@@ -12,11 +12,17 @@ Webhook side: POST /webhook with `X-Slipway-Signature: sha256=<hmac of the body>
 
 Control (what a change manager would do in the real system):
   POST /_receiver/changes/<number>/approve | reject       set `approval`
+  POST /_receiver/auto-approve {"on": true|false}         a board that approves each
+                                                          normal change as it is made
   POST /_receiver/changes/<number>/window  {"start", "end"}  (ServiceNow time format)
   POST /_receiver/refuse {"message": "…"}                 refuse the next create
   GET  /_receiver/changes, GET /_receiver/requests        what it holds and received
 
-    python -m devtools.change_receiver --port 8091 --user slipway --password pw --secret s
+    python -m devtools.change_receiver --port 8091 --user slipway --password pw --secret s \
+        [--auto-approve] [--state .local/changes.json]
+
+`--state` keeps the changes in a file across restarts (`make run` does), so a change a
+deployment opened before a restart can still be started and closed after it.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import threading
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from devtools.loopback import serve_in_thread
 
@@ -52,13 +59,34 @@ class Refusal(Exception):
 class Receiver:
     """What the receiver holds: changes by sys_id, every request received, one refusal."""
 
-    def __init__(self, *, user: str, password: str, secret: str) -> None:
+    def __init__(
+        self,
+        *,
+        user: str,
+        password: str,
+        secret: str,
+        auto_approve: bool = False,
+        state_file: Path | None = None,
+    ) -> None:
         self.user, self.password, self.secret = user, password, secret
         self.changes: dict[str, dict] = {}
         self.requests: list[dict] = []
         self.refuse_next = ""
         self.lock = threading.Lock()
         self.counter = 30000
+        self.auto_approve = auto_approve
+        self.state_file = state_file
+        if state_file is not None and state_file.exists():
+            kept = json.loads(state_file.read_text())
+            self.changes, self.counter = kept["changes"], kept["counter"]
+
+    def save(self) -> None:
+        """Write the changes to the state file, if there is one (called under the lock)."""
+        if self.state_file is None:
+            return
+        written = self.state_file.with_suffix(".tmp")
+        written.write_text(json.dumps({"changes": self.changes, "counter": self.counter}))
+        written.replace(self.state_file)  # whole or not at all
 
     def by_number(self, number: str) -> dict:
         for change in self.changes.values():
@@ -78,12 +106,14 @@ class Receiver:
             message, self.refuse_next = self.refuse_next, ""
             raise Refusal(403, "Operation Failed", message)
         self.counter += 1
+        approved = body["type"] == "emergency" or self.auto_approve
         change = {
             "sys_id": uuid.uuid4().hex,
             "number": f"CHG{self.counter:07d}",
-            "state": "-5",
-            # Emergency changes are approved by the CAB after the fact; normal ones wait.
-            "approval": "approved" if body["type"] == "emergency" else "requested",
+            "state": "-2" if self.auto_approve and body["type"] != "emergency" else "-5",
+            # Emergency changes are approved by the CAB after the fact; normal ones wait,
+            # unless the board approves each as it is made (--auto-approve).
+            "approval": "approved" if approved else "requested",
             "work_notes_history": [],
             **{k: v for k, v in body.items() if k != "work_notes"},
         }
@@ -206,7 +236,10 @@ def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                         {"method": method, "path": path, "query": self.path.partition("?")[2],
                          "body": body, "content_type": self.headers.get("Content-Type", "")}
                     )  # fmt: skip
-                    self._answer(*self._route(method, path, raw, body))
+                    answer = self._route(method, path, raw, body)
+                    if method != "GET":
+                        receiver.save()
+                    self._answer(*answer)
             except Refusal as refusal:
                 self._answer(
                     refusal.status,
@@ -243,6 +276,9 @@ def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     change["approval"] = "approved" if control.group(2) == "approve" else "rejected"
                     change["state"] = "-2" if control.group(2) == "approve" else "4"
                 return 200, _public(change)
+            if path == "/_receiver/auto-approve" and method == "POST":
+                receiver.auto_approve = bool(body.get("on"))
+                return 200, {"auto_approve": receiver.auto_approve}
             if path == "/_receiver/refuse" and method == "POST":
                 receiver.refuse_next = body.get("message", "refused")
                 return 200, {"refusing": receiver.refuse_next}
@@ -265,10 +301,22 @@ def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(
-    *, port: int = 0, user: str = "slipway", password: str = "", secret: str = ""
+    *,
+    port: int = 0,
+    user: str = "slipway",
+    password: str = "",
+    secret: str = "",
+    auto_approve: bool = False,
+    state_file: Path | None = None,
 ) -> tuple[ThreadingHTTPServer, Receiver]:
     """Start the receiver on 127.0.0.1 in a thread; returns the server and its state."""
-    receiver = Receiver(user=user, password=password, secret=secret)
+    receiver = Receiver(
+        user=user,
+        password=password,
+        secret=secret,
+        auto_approve=auto_approve,
+        state_file=state_file,
+    )
     return serve_in_thread(handler_for(receiver), port), receiver
 
 
@@ -278,8 +326,19 @@ def main() -> None:
     parser.add_argument("--user", default="slipway")
     parser.add_argument("--password", required=True)
     parser.add_argument("--secret", default="")
+    parser.add_argument(
+        "--auto-approve", action="store_true", help="approve each normal change as it is made"
+    )
+    parser.add_argument("--state", type=Path, help="keep the changes in this file")
     args = parser.parse_args()
-    server, _ = serve(port=args.port, user=args.user, password=args.password, secret=args.secret)
+    server, _ = serve(
+        port=args.port,
+        user=args.user,
+        password=args.password,
+        secret=args.secret,
+        auto_approve=args.auto_approve,
+        state_file=args.state,
+    )
     print(f"change receiver on http://127.0.0.1:{server.server_address[1]}", flush=True)
     threading.Event().wait()
 

@@ -100,6 +100,11 @@ def main() -> None:
     drone_port = free_port(8092)
     os.environ["SLIPWAY_DRONE_PORT"] = str(drone_port)
     os.environ["SLIPWAY_DRONE_TOKEN"] = drone_token = secrets.token_urlsafe(24)
+    # A change desk answering like ServiceNow: Prod's deployments open change requests in
+    # it, and its board approves each as it is made (docs/change-management.md).
+    changes_port = free_port(8091)
+    os.environ["SLIPWAY_CHANGES_PORT"] = str(changes_port)
+    os.environ["SLIPWAY_CHANGES_PASSWORD"] = changes_password = secrets.token_urlsafe(24)
     # A Git server holding the demo's service declared in its repository (slipway.yaml).
     git_port = free_port(9418)
     os.environ["SLIPWAY_GIT_PORT"] = str(git_port)
@@ -121,12 +126,16 @@ def main() -> None:
             "SLIPWAY_DEMO_DRONE_URL": f"http://127.0.0.1:{drone_port}/",
             "SLIPWAY_DEMO_DRONE_TOKEN": drone_token,
             "SLIPWAY_DEMO_CATALOG_URL": catalog_url,
+            "SLIPWAY_DEMO_CHANGES_URL": f"http://127.0.0.1:{changes_port}",
+            "SLIPWAY_DEMO_CHANGES_PASSWORD": changes_password,
         },
     )
     print(f"Local Kubernetes API on https://127.0.0.1:{kube_port} (KUBECONFIG={kubeconfig})")
     print(f"Jenkins emulator on http://127.0.0.1:{jenkins_port}/", flush=True)
     print(f"Drone emulator on http://127.0.0.1:{drone_port}/ (builds the Search service)",
           flush=True)  # fmt: skip
+    print(f"Change desk (ServiceNow's Table API) on http://127.0.0.1:{changes_port}/: Prod's "
+          "deployments open change requests there", flush=True)  # fmt: skip
     print(f"Git server on git://127.0.0.1:{git_port}/: {catalog_url} declares the Ledger "
           "service (slipway.yaml); preview and sync it on /catalog/", flush=True)  # fmt: skip
     print(f"Prometheus on http://127.0.0.1:{prometheus_port}/ (demo traffic pushed to the "

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: a team, four users, two services with Beta and Prod."""
+"""Demo data for `make run`: a team, four users, three services with Beta and Prod (a fourth
+declared in its own repository), and a change desk for Prod."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from portal.catalog.models import (
     NamespaceGrant,
     Service,
 )
+from releases.change_models import ChangeSystem, ChangeSystemKind
 from releases.models import AnalysisMetric, AnalysisTemplate
 
 PASSWORDS_FILE = Path(settings.BASE_DIR) / ".local" / "demo-passwords.json"
@@ -33,6 +35,7 @@ DEMO_SERVICES = {"storefront": "Storefront", "payments": "Payments"}
 # Built by Drone (the Drone emulator under `make run`) instead of Jenkins.
 DEMO_DRONE_SERVICES = {"search": "Search"}
 DEMO_CATALOG_SOURCE = "demo repositories"
+DEMO_CHANGE_SYSTEM = "ServiceNow (local desk)"
 DEMO_CANARY = [{"weight": 10, "pause": 20}, {"weight": 50, "pause": "lead"}, {"weight": 100}]
 # The share of a release's requests answered with a 5xx over the last 30 s.
 DEMO_ERROR_RATIO = (
@@ -65,6 +68,8 @@ def demo_load(
     drone_url: str = "",
     drone_token: str = "",
     catalog_url: str = "",
+    changes_url: str = "",
+    changes_password: str = "",
 ) -> dict[str, str]:
     """Create or refresh the demo rows; return the users' passwords. Idempotent."""
     passwords = _demo_passwords()
@@ -163,6 +168,22 @@ def demo_load(
         # creates it on its first sync (the schedule's, or "Sync now" on /catalog/).
         CatalogSource.objects.update_or_create(
             name=DEMO_CATALOG_SOURCE, defaults={"repositories": catalog_url, "enabled": True}
+        )
+    if changes_url:
+        # Prod's deployments open change requests at the local desk (devtools/
+        # change_receiver.py, answering like ServiceNow), whose board approves them as they
+        # are made: the ticket's life shows on the release page without a second approver.
+        ChangeSystem.objects.update_or_create(
+            environment=prod,
+            defaults={
+                "name": DEMO_CHANGE_SYSTEM,
+                "kind": ChangeSystemKind.SERVICENOW,
+                "url": changes_url,
+                "username": "slipway",
+                "secret": changes_password,
+                "require_approved": True,
+                "enabled": True,
+            },
         )
     return passwords
 

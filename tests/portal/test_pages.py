@@ -42,5 +42,24 @@ def test_load_demo_is_idempotent_and_creates_users_services_and_targets(capsys):
     assert "lead2" in out
 
 
+def test_load_demo_gives_prod_the_local_change_desk_when_make_run_starts_one(monkeypatch):
+    from releases.models import ChangeSystem
+
+    call_command("load_demo")
+    assert not ChangeSystem.objects.exists()  # no desk given: none pointed at nothing
+    monkeypatch.setenv("SLIPWAY_DEMO_CHANGES_URL", "http://127.0.0.1:18091")
+    monkeypatch.setenv("SLIPWAY_DEMO_CHANGES_PASSWORD", "desk-pw-123")
+    call_command("load_demo")
+    call_command("load_demo")
+    [desk] = ChangeSystem.objects.all()
+    assert (desk.environment.slug, desk.kind, desk.url, desk.require_approved) == (
+        "prod",
+        "servicenow",
+        "http://127.0.0.1:18091",
+        True,
+    )
+    assert desk.secret.reveal() == "desk-pw-123"
+
+
 def test_healthz(client):
     assert client.get("/healthz").json() == {"status": "ok"}

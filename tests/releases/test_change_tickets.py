@@ -174,3 +174,44 @@ def test_the_signed_webhook_kind(world):
     refused = _promote(world)
     assert refused.status_code == 400 and "HTTP 401: bad signature" in refused.json()["detail"]
     assert json.dumps(refused.json()).count("not the shared one") == 0
+
+
+def test_the_demo_desk_approves_as_changes_are_made_and_keeps_them_across_a_restart(
+    world, tmp_path
+):
+    # `make run`'s desk: a board that approves each normal change when it is made, and a
+    # state file, so a change opened before a restart is started and closed after it.
+    state_file = tmp_path / "changes.json"
+    server, _ = serve(user="slipway", password=PASSWORD, auto_approve=True, state_file=state_file)
+    system = world["system"]
+    system.url = f"http://127.0.0.1:{server.server_address[1]}"
+    system.save()
+    created = _promote(world)
+    assert created.status_code == 201, created.content
+    assert created.json()["change_ticket"]["approval"] == "approved"
+    pk = created.json()["id"]
+    approved = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    assert approved.status_code == 200 and approved.json()["status"] == "pending"
+    server.shutdown()
+    server.server_close()
+
+    again, kept = serve(user="slipway", password=PASSWORD, state_file=state_file)
+    try:
+        system.url = f"http://127.0.0.1:{again.server_address[1]}"
+        system.save()
+        assert change_tell(pk, "deploying") == "implement"
+        assert change_tell(pk, "succeeded") == "close"
+        [change] = kept.changes.values()
+        assert (change["number"], change["state"]) == ("CHG0030001", "3")
+        # The board is the desk's setting: switched off, the next change waits for it, and
+        # its number follows the ones kept.
+        requests.post(f"{system.url}/_receiver/auto-approve", json={"on": True})
+        off = requests.post(f"{system.url}/_receiver/auto-approve", json={"on": False})
+        assert off.json() == {"auto_approve": False}
+        window = datetime.now(UTC).strftime(SN_TIME)
+        nxt = kept.create({"type": "normal", "short_description": "next", "description": "d",
+                           "start_date": window, "end_date": window})  # fmt: skip
+        assert (nxt["number"], nxt["approval"]) == ("CHG0030002", "requested")
+    finally:
+        again.shutdown()
+        again.server_close()

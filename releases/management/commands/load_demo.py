@@ -30,6 +30,8 @@ class Command(BaseCommand):
             drone_url=os.environ.get("SLIPWAY_DEMO_DRONE_URL", ""),
             drone_token=os.environ.get("SLIPWAY_DEMO_DRONE_TOKEN", ""),
             catalog_url=os.environ.get("SLIPWAY_DEMO_CATALOG_URL", ""),
+            changes_url=os.environ.get("SLIPWAY_DEMO_CHANGES_URL", ""),
+            changes_password=os.environ.get("SLIPWAY_DEMO_CHANGES_PASSWORD", ""),
         )
         self.stdout.write("Demo users (log in at http://127.0.0.1:8000/):")
         for name, password in passwords.items():
