@@ -179,6 +179,12 @@ def change_start_refusal(deployment: Deployment) -> str | None:
         )
     _copy(ticket, change)
     ticket.save(update_fields=["state", "approval", "planned_start", "planned_end", "updated_at"])
+    if change.approval == "rejected":
+        return (
+            f"Change {ticket.number} was rejected in {system.name} (approval: rejected, "
+            f"state: {change.state}), so this request cannot start: reject it here and "
+            "request again for a new change."
+        )
     if not change.approved:
         return (
             f"Change {ticket.number} is not approved in {system.name} yet (approval: "

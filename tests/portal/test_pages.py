@@ -56,9 +56,15 @@ def test_load_demo_gives_prod_the_local_change_desk_when_make_run_starts_one(mon
         "prod",
         "servicenow",
         "http://127.0.0.1:18091",
-        True,
+        False,  # opened and closed, not waited for: trains to Prod run in the demo
     )
     assert desk.secret.reveal() == "desk-pw-123"
+    # The next start: the desk listens elsewhere; what an admin chose stays.
+    ChangeSystem.objects.update(require_approved=True)
+    monkeypatch.setenv("SLIPWAY_DEMO_CHANGES_URL", "http://127.0.0.1:18092")
+    call_command("load_demo")
+    desk.refresh_from_db()
+    assert (desk.url, desk.require_approved) == ("http://127.0.0.1:18092", True)
 
 
 def test_healthz(client):

@@ -130,6 +130,14 @@ def test_a_rejection_cancels_the_change_and_the_window_is_kept(world):
     _control(world, "CHG0030001", "window", start=late, end=later)
     waits = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
     assert waits.status_code == 409 and "CHG0030001's window opens at" in waits.json()["detail"]
+    _control(world, "CHG0030001", "reject")  # the CAB changes its mind: no approving it now
+    refused = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "Change CHG0030001 was rejected in ServiceNow (test) (approval: rejected, state: "
+        "canceled), so this request cannot start: reject it here and request again for a new "
+        "change."
+    )
     rejected = world["api"]["lead2"].post(
         f"/api/v1/deployments/{pk}/reject", {"comment": "not tonight"}, format="json"
     )

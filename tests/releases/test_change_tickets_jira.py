@@ -148,7 +148,10 @@ def test_a_declined_change_keeps_the_request_waiting_and_its_window_is_read(worl
     _control(world, "CHG-2", "decline")
     declined = _approve(world, other)
     assert declined.status_code == 409
-    assert "(approval: rejected, state: Declined)" in declined.json()["detail"]
+    assert (
+        "(approval: rejected, state: Declined), so this request cannot start"
+        in (declined.json()["detail"])
+    )
     rejected = world["api"]["lead2"].post(f"/api/v1/deployments/{other}/reject",
                                           {"comment": "CAB said no"}, format="json")  # fmt: skip
     assert rejected.json()["status"] == "cancelled"
