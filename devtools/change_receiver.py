@@ -77,8 +77,13 @@ class Receiver:
         self.auto_approve = auto_approve
         self.state_file = state_file
         if state_file is not None and state_file.exists():
-            kept = json.loads(state_file.read_text())
-            self.changes, self.counter = kept["changes"], kept["counter"]
+            try:
+                kept = json.loads(state_file.read_text())
+                self.changes, self.counter = dict(kept["changes"]), int(kept["counter"])
+            except (ValueError, KeyError, TypeError) as exc:
+                # A desk that cannot read its file starts empty rather than not at all
+                # (make run stops every process when one dies).
+                print(f"change receiver: {state_file} unreadable ({exc!r}); starting empty")
 
     def save(self) -> None:
         """Write the changes to the state file, if there is one (called under the lock)."""

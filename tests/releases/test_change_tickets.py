@@ -220,6 +220,11 @@ def test_the_demo_desk_approves_as_changes_are_made_and_keeps_them_across_a_rest
         nxt = kept.create({"type": "normal", "short_description": "next", "description": "d",
                            "start_date": window, "end_date": window})  # fmt: skip
         assert (nxt["number"], nxt["approval"]) == ("CHG0030002", "requested")
+        state_file.write_text('{"changes": ')  # cut short: the desk still starts
+        broken, empty = serve(password=PASSWORD, state_file=state_file)
+        broken.shutdown()
+        broken.server_close()
+        assert (empty.changes, empty.counter) == ({}, 30000)
     finally:
         again.shutdown()
         again.server_close()
