@@ -19,6 +19,7 @@ from tests.factories import (
     service_path,
     succeeded_in,
 )
+from tests.support.scripted import decide, request
 
 pytestmark = pytest.mark.django_db
 
@@ -56,18 +57,14 @@ def world():
 
 
 def _request(world) -> int:
-    response = world["api"]["dev"].post(
-        f"/api/v1/releases/{world['release'].pk}/deployments/",
-        {"environment": "prod"},
-        format="json",
-    )
+    response = request(world["api"]["dev"], world["release"], "prod")
     assert response.status_code == 201, response.content
     assert response.json()["status"] == "awaiting_approval"
     return response.json()["id"]
 
 
 def _decide(world, who, pk, verb="approve", **body):
-    return world["api"][who].post(f"/api/v1/deployments/{pk}/{verb}", body, format="json")
+    return decide(world["api"][who], pk, verb, **body)
 
 
 def _rules(world, who, pk) -> dict:

@@ -13,6 +13,7 @@ from portal.audit.models import AuditEvent
 from releases.changes import change_tell
 from releases.models import ChangeSystem, Deployment
 from tests.factories import BuiltReleaseFactory, member_clients, service_path, succeeded_in
+from tests.support.scripted import decide, request
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "sn-pass-123"
@@ -45,11 +46,7 @@ def world(receiver):
 
 
 def _promote(world, who="dev", **body):
-    return world["api"][who].post(
-        f"/api/v1/releases/{world['release'].pk}/deployments/",
-        {"environment": "prod", **body},
-        format="json",
-    )
+    return request(world["api"][who], world["release"], "prod", **body)
 
 
 def _control(world, number: str, action: str, **body) -> None:
@@ -79,14 +76,14 @@ def test_a_tickets_life_from_request_to_close(world):
     pk = created.json()["id"]
 
     # The lead approves before the change is approved: refused, the request waits.
-    early = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    early = decide(world["api"]["lead1"], pk)
     assert early.status_code == 409
     assert "CHG0030001 is not approved in ServiceNow (test) yet" in early.json()["detail"]
     assert Deployment.objects.get(pk=pk).status == "awaiting_approval"
     assert world["receiver"].requests[-1]["method"] == "GET"
 
     _control(world, "CHG0030001", "approve")
-    approved = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    approved = decide(world["api"]["lead1"], pk)
     assert approved.status_code == 200, approved.content
     assert approved.json()["status"] == "pending"
     assert approved.json()["change_ticket"]["approval"] == "approved"
@@ -128,19 +125,17 @@ def test_a_rejection_cancels_the_change_and_the_window_is_kept(world):
     later = (datetime.now(UTC) + timedelta(hours=3)).strftime(SN_TIME)
     _control(world, "CHG0030001", "approve")
     _control(world, "CHG0030001", "window", start=late, end=later)
-    waits = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    waits = decide(world["api"]["lead1"], pk)
     assert waits.status_code == 409 and "CHG0030001's window opens at" in waits.json()["detail"]
     _control(world, "CHG0030001", "reject")  # the CAB changes its mind: no approving it now
-    refused = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    refused = decide(world["api"]["lead1"], pk)
     assert refused.status_code == 409
     assert refused.json()["detail"] == (
         "Change CHG0030001 was rejected in ServiceNow (test) (approval: rejected, state: "
         "canceled), so this request cannot start: reject it here and request again for a new "
         "change."
     )
-    rejected = world["api"]["lead2"].post(
-        f"/api/v1/deployments/{pk}/reject", {"comment": "not tonight"}, format="json"
-    )
+    rejected = decide(world["api"]["lead2"], pk, "reject", comment="not tonight")
     assert rejected.json()["status"] == "cancelled"
     assert change_tell(pk, "cancelled") == "cancel"
     [change] = requests.get(f"{world['url']}/_receiver/changes").json()["changes"]
@@ -160,7 +155,7 @@ def test_an_emergency_change_is_a_leads_and_does_not_wait_for_the_ticket(world):
     )
     pk = created.json()["id"]
     reads = len(world["receiver"].requests)
-    approved = world["api"]["lead2"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    approved = decide(world["api"]["lead2"], pk)
     assert approved.json()["status"] == "pending"
     assert len(world["receiver"].requests) == reads  # not read back: it does not wait
     emergency = AuditEvent.objects.get(action="change.emergency", target_id=str(pk))
@@ -198,7 +193,7 @@ def test_the_demo_desk_approves_as_changes_are_made_and_keeps_them_across_a_rest
     assert created.status_code == 201, created.content
     assert created.json()["change_ticket"]["approval"] == "approved"
     pk = created.json()["id"]
-    approved = world["api"]["lead1"].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    approved = decide(world["api"]["lead1"], pk)
     assert approved.status_code == 200 and approved.json()["status"] == "pending"
     server.shutdown()
     server.server_close()

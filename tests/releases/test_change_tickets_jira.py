@@ -24,6 +24,7 @@ from portal.audit.models import AuditEvent
 from releases.changes import change_tell
 from releases.models import ChangeSystem, ChangeTicket, Deployment
 from tests.factories import BuiltReleaseFactory, member_clients, service_path, succeeded_in
+from tests.support.scripted import decide, request
 
 pytestmark = pytest.mark.django_db
 TOKEN = "jira-api-token-4e1"
@@ -49,12 +50,11 @@ def world():
 
 
 def _promote(world, who="dev", **body):
-    return world["api"][who].post(f"/api/v1/releases/{world['release'].pk}/deployments/",
-                                  {"environment": "prod", **body}, format="json")  # fmt: skip
+    return request(world["api"][who], world["release"], "prod", **body)
 
 
 def _approve(world, pk: int, who="lead1"):
-    return world["api"][who].post(f"/api/v1/deployments/{pk}/approve", {}, format="json")
+    return decide(world["api"][who], pk)
 
 
 def _control(world, key: str, action: str, **body) -> None:
@@ -152,8 +152,7 @@ def test_a_declined_change_keeps_the_request_waiting_and_its_window_is_read(worl
         "(approval: rejected, state: Declined), so this request cannot start"
         in (declined.json()["detail"])
     )
-    rejected = world["api"]["lead2"].post(f"/api/v1/deployments/{other}/reject",
-                                          {"comment": "CAB said no"}, format="json")  # fmt: skip
+    rejected = decide(world["api"]["lead2"], other, "reject", comment="CAB said no")
     assert rejected.json()["status"] == "cancelled"
     # Jira offers a declined change no way to Canceled: it stays as the CAB left it.
     with pytest.raises(ChangeRefused, match="Jira offers CHG-2 no transition to Canceled now"):

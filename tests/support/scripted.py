@@ -39,12 +39,18 @@ def build(api, ref: str, deploy_to: str = "") -> Release:
     return release
 
 
-def request(client, release: Release, environment: str, kind: str = "promote"):
+def request(client, release: Release, environment: str, kind: str = "promote", **body):
+    """Ask for `release` in `environment` (`body`: emergency_reason, gate_override …)."""
     return client.post(
         f"/api/v1/releases/{release.pk}/deployments/",
-        {"environment": environment, "kind": kind},
+        {"environment": environment, "kind": kind, **body},
         format="json",
     )
+
+
+def decide(client, deployment_id: int, verb: str = "approve", **body):
+    """Approve (or `verb="reject"`) a request; `body`: comment, represented_as."""
+    return client.post(f"/api/v1/deployments/{deployment_id}/{verb}", body, format="json")
 
 
 def deployed(client, release, environment, kind="deploy") -> Deployment:
@@ -56,7 +62,7 @@ def deployed(client, release, environment, kind="deploy") -> Deployment:
 
 
 def approved(api, deployment_id: int, by: str = "lead2") -> Deployment:
-    response = api[by].post(f"/api/v1/deployments/{deployment_id}/approve", {}, format="json")
+    response = decide(api[by], deployment_id)
     assert response.status_code == 200, response.json()
     deployment = finished(Deployment.objects.get(pk=deployment_id))
     assert deployment.status == "succeeded", deployment.status_reason
