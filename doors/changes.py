@@ -72,6 +72,11 @@ class Change:
     def approved(self) -> bool:
         return self.approval == "approved"
 
+    @property
+    def rejected(self) -> bool:
+        """The board said no: this change will not be approved."""
+        return self.approval == "rejected"
+
 
 @dataclass(frozen=True)
 class ChangeRequest:

@@ -32,6 +32,7 @@ from portal.audit.chain import Actor, RequestContext, audit_record
 from portal.catalog.models import Environment
 from portal.core.crypto import plaintext
 from releases.actions import Engine
+from releases.change_models import ChangeSystemKind
 from releases.choices import DeploymentKind, DeploymentStatus
 from releases.errors import Conflict, NotPermitted, ReleaseRefused
 from releases.models import ChangeSystem, ChangeTicket, Deployment, Release
@@ -41,9 +42,9 @@ ACTOR = Actor.system("change management")
 
 def change_door(system: ChangeSystem) -> ChangeSystemDoor:
     secret = plaintext(system.secret)
-    if system.kind == "servicenow":
+    if system.kind == ChangeSystemKind.SERVICENOW:
         return ServiceNow(url=system.url, username=system.username, password=secret)
-    if system.kind == "jira":
+    if system.kind == ChangeSystemKind.JIRA:
         try:
             settings = system.jira_settings()
         except ValidationError as exc:  # saved around the admin's checks
@@ -121,7 +122,8 @@ def change_open(
 
 def _copy(ticket: ChangeTicket, change: Change) -> None:
     # A Jira workflow names its own statuses, as long as it likes.
-    ticket.state, ticket.approval = change.state[:32], change.approval[:32]
+    ticket.state = change.state[: ChangeTicket._meta.get_field("state").max_length]
+    ticket.approval = change.approval[: ChangeTicket._meta.get_field("approval").max_length]
     ticket.planned_start, ticket.planned_end = change.planned_start, change.planned_end
 
 
@@ -179,7 +181,7 @@ def change_start_refusal(deployment: Deployment) -> str | None:
         )
     _copy(ticket, change)
     ticket.save(update_fields=["state", "approval", "planned_start", "planned_end", "updated_at"])
-    if change.approval == "rejected":
+    if change.rejected:
         return (
             f"Change {ticket.number} was rejected in {system.name} (approval: rejected, "
             f"state: {change.state}), so this request cannot start: reject it here and "
