@@ -109,6 +109,8 @@ def gates_declared(sender, service, spec: ServiceSpec, apply: bool, **kwargs) ->
     for gate in spec.gates:
         key = (gate["environment"], gate["name"])
         wanted[key] = {f: gate[f] for f in GATE_FIELDS}
+        if wanted[key]["soak_minutes"] is None:  # not said in the file
+            wanted[key]["soak_minutes"] = PromotionGate._meta.get_field("soak_minutes").default
         current = have.get(key)
         if current is None or not current.enabled:
             said.append(f"+ gate {gate['name']} ({gate['kind']}) in {gate['environment']}")

@@ -97,7 +97,8 @@ class ServiceSpec:
     # (applied by the release engine, which owns verification: releases/declared.py).
     verification: list[dict] = field(default_factory=list)
     # Gates the service adds before a release leaves an environment: {"environment", "name",
-    # "kind", "soak_minutes", "prometheus_url", "query", "min_value", "max_value", "line"}
+    # "kind", "soak_minutes" (None: not said), "prometheus_url", "query", "min_value",
+    # "max_value", "line"}
     # (applied by the release engine, which owns gates: releases/declared.py).
     gates: list[dict] = field(default_factory=list)
 
@@ -307,7 +308,8 @@ def _gates(read: _Reader, entries) -> list[dict]:
         if (environment, name) in seen:
             raise read.fail((*path, "name"), f"a second gate {name} in {environment}")
         seen.add((environment, name))
-        gate = {"environment": environment, "name": name, "kind": kind, "soak_minutes": 30,
+        # soak_minutes None: the gate model's own default (the release engine fills it in).
+        gate = {"environment": environment, "name": name, "kind": kind, "soak_minutes": None,
                 "prometheus_url": "", "query": "", "min_value": None, "max_value": None,
                 "line": read.line(path)}  # fmt: skip
         if kind == "soak" and "minutes" in entry:
